@@ -1,0 +1,131 @@
+"""The recurrent cells, written out step by step from a fused PyTorch module's own weights.
+
+Training uses the fused ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (fast). The explorer needs the gates
+that the fused kernel computes but does not return, so this file recomputes them with PyTorch's
+exact equations and gate order (see the docs of ``torch.nn.LSTM`` and ``torch.nn.GRU``):
+
+LSTM, weight rows stacked as (i | f | g | o)::
+
+    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      f = sigmoid(W_if x + b_if + W_hf h + b_hf)
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg)         o = sigmoid(W_io x + b_io + W_ho h + b_ho)
+    c' = f * c + i * g                              h' = o * tanh(c')
+
+GRU, rows stacked as (r | z | n); the reset gate multiplies *after* the hidden matmul::
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)      z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))   h' = (1 - z) * n + z * h
+
+RNN (tanh)::
+
+    h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+
+``tests/test_trace.py`` checks that these reproduce the fused module's h (and c) to 1e-5.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+# What each cell exposes per step, in display order. The last entries are the carried state.
+STATE_NAMES: dict[str, tuple[str, ...]] = {
+    "lstm": ("i", "f", "g", "o", "c", "h"),
+    "gru": ("r", "z", "n", "h"),
+    "rnn": ("h",),
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "i": "input gate: how much of the candidate g enters the cell",
+    "f": "forget gate: how much of the old cell state c is kept",
+    "g": "candidate: the new content offered to the cell",
+    "o": "output gate: how much of tanh(c) is shown as h",
+    "c": "cell state: the LSTM's long-term memory",
+    "h": "hidden state: what the layer passes up and to the next step",
+    "r": "reset gate: how much of the old h the candidate n may look at",
+    "z": "update gate: how much of the old h is kept (1 = keep)",
+    "n": "candidate: the proposed new hidden state",
+}
+
+
+def lstm_step(x: Tensor, h: Tensor, c: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[str, Tensor]:
+    """One LSTM step: the four gates, the new cell state and the new hidden state."""
+    gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+    i, f, g, o = gates.chunk(4, dim=-1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c = f * c + i * g
+    h = o * torch.tanh(c)
+    return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+
+
+def gru_step(x: Tensor, h: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[str, Tensor]:
+    """One GRU step: reset and update gates, the candidate and the new hidden state."""
+    i_r, i_z, i_n = (x @ w_ih.T + b_ih).chunk(3, dim=-1)
+    h_r, h_z, h_n = (h @ w_hh.T + b_hh).chunk(3, dim=-1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    h = (1 - z) * n + z * h
+    return {"r": r, "z": z, "n": n, "h": h}
+
+
+def rnn_step(x: Tensor, h: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[str, Tensor]:
+    """One tanh-RNN step."""
+    return {"h": torch.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)}
+
+
+def cell_name(rnn: nn.RNNBase) -> str:
+    if isinstance(rnn, nn.LSTM):
+        return "lstm"
+    if isinstance(rnn, nn.GRU):
+        return "gru"
+    if isinstance(rnn, nn.RNN) and rnn.nonlinearity == "tanh":
+        return "rnn"
+    raise TypeError(f"unsupported recurrent module: {rnn!r}")
+
+
+def initial_state(rnn: nn.RNNBase, batch: int, device=None) -> list[dict[str, Tensor]]:
+    """Zero state, one dict per layer: {"h"} (and {"c"} for the LSTM)."""
+    zeros = torch.zeros(batch, rnn.hidden_size, device=device)
+    keys = ("h", "c") if cell_name(rnn) == "lstm" else ("h",)
+    return [{k: zeros for k in keys} for _ in range(rnn.num_layers)]
+
+
+def step(rnn: nn.RNNBase, x: Tensor, state: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+    """One timestep of the whole stack from the fused module's own weights.
+
+    ``x`` is the step's input (B, D); ``state`` the previous step's per-layer dicts (from
+    ``initial_state`` or an earlier ``step``). Returns the new per-layer dicts, each holding every
+    name in ``STATE_NAMES[cell]``; pass it back in as the next ``state``. Inter-layer dropout is not
+    applied: use a model in eval mode.
+    """
+    cell = cell_name(rnn)
+    if rnn.bidirectional or not rnn.batch_first or getattr(rnn, "proj_size", 0):
+        raise ValueError("supports unidirectional, batch_first modules without projections")
+    out = []
+    for k in range(rnn.num_layers):
+        w = (getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}"),
+             getattr(rnn, f"bias_ih_l{k}"), getattr(rnn, f"bias_hh_l{k}"))
+        if cell == "lstm":
+            s = lstm_step(x, state[k]["h"], state[k]["c"], *w)
+        elif cell == "gru":
+            s = gru_step(x, state[k]["h"], *w)
+        else:
+            s = rnn_step(x, state[k]["h"], *w)
+        out.append(s)
+        x = s["h"]
+    return out
+
+
+def unroll(rnn: nn.RNNBase, inputs: Tensor) -> list[dict[str, Tensor]]:
+    """Run ``rnn`` over ``inputs`` (B, T, D) from zero state, step by step from its own weights.
+
+    Returns one dict per layer mapping each name in ``STATE_NAMES[cell]`` to a (B, T, H) tensor.
+    """
+    state = initial_state(rnn, inputs.shape[0], inputs.device)
+    steps = []
+    for t in range(inputs.shape[1]):
+        state = step(rnn, inputs[:, t], state)
+        steps.append(state)
+    names = STATE_NAMES[cell_name(rnn)]
+    return [{n: torch.stack([s[k][n] for s in steps], dim=1) for n in names}
+            for k in range(rnn.num_layers)]

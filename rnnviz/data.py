@@ -1,0 +1,119 @@
+"""Datasets: MNIST (and FashionMNIST, KMNIST) through torchvision, or a small .npz file.
+
+Images stay uint8 in memory (60,000 x 28 x 28 = 47 MB); binarization happens per batch:
+- training: a fresh Bernoulli draw ``x ~ Bernoulli(pixel / 255)`` for every batch;
+- evaluation: one draw with a fixed, recorded seed (``binarize_fixed``).
+
+The data root comes from the ``root`` argument, else the ``RNNVIZ_DATA`` environment variable,
+else ``./data``. torchvision downloads the files there when the machine is online.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("mnist", "fashionmnist", "kmnist")
+DEFAULT_EVAL_SEED = 0
+
+
+class DataNotFoundError(RuntimeError):
+    """The dataset is not on disk and could not be downloaded."""
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # (N, 28, 28) uint8
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    source: str  # where it was read from
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.train.images.shape[1:])
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    return Path(root or os.environ.get("RNNVIZ_DATA") or "data")
+
+
+def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> Split:
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashionmnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST}[name]
+    ds = cls(root=str(root), train=train, download=download)
+    return Split(ds.data.to(torch.uint8).clone(), ds.targets.long().clone())
+
+
+def load_npz(path: str | os.PathLike) -> Dataset:
+    """A dataset saved as .npz with x_train, y_train, x_test, y_test (uint8 images, int labels)."""
+    with np.load(path, allow_pickle=False) as z:
+        missing = {"x_train", "y_train", "x_test", "y_test"} - set(z.files)
+        if missing:
+            raise ValueError(f"{path}: missing arrays {sorted(missing)}")
+        splits = []
+        for part in ("train", "test"):
+            x, y = z[f"x_{part}"], z[f"y_{part}"]
+            if x.ndim != 3 or x.dtype != np.uint8 or len(x) != len(y):
+                raise ValueError(f"{path}: x_{part} must be uint8 (N, H, W) with one label per image")
+            splits.append(Split(torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64))))
+    return Dataset(Path(path).stem, splits[0], splits[1], str(path))
+
+
+def load_dataset(name: str = "mnist", root: str | os.PathLike | None = None,
+                 download: bool = True) -> Dataset:
+    """Load ``name`` (mnist, fashionmnist, kmnist, or a path to a .npz) with train and test splits."""
+    if str(name).endswith(".npz"):
+        return load_npz(name)
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {DATASETS} or a .npz file")
+    path = data_root(root)
+    try:
+        train = _torchvision_split(key, path, True, download)
+        test = _torchvision_split(key, path, False, download)
+    except Exception as e:  # torchvision raises RuntimeError offline, URLError/OSError mid-download
+        raise DataNotFoundError(
+            f"{name} is not under {path.resolve()} and could not be downloaded ({e}). "
+            f"Put torchvision's files there ({path}/{cls_dir(key)}/raw/...), pass --data-root "
+            f"(root=...) or set RNNVIZ_DATA to the folder that holds {cls_dir(key)}/."
+        ) from e
+    return Dataset(key, train, test, str(path))
+
+
+def cls_dir(key: str) -> str:
+    return {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}[key]
+
+
+def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A fresh Bernoulli draw: each pixel is 1 with probability value / 255. Returns float32."""
+    p = images.float() / 255.0
+    return (torch.rand(p.shape, generator=generator) < p).float()
+
+
+def binarize_fixed(images: torch.Tensor, seed: int = DEFAULT_EVAL_SEED) -> torch.Tensor:
+    """The evaluation binarization: one draw with a fixed seed (record the seed with results)."""
+    return binarize(images, torch.Generator().manual_seed(int(seed)))
+
+
+def batches(split: Split, batch_size: int, generator: torch.Generator):
+    """Endless shuffled training batches (binary images, labels), freshly binarized each time."""
+    n = len(split)
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+            idx = order[start:start + batch_size]
+            yield binarize(split.images[idx], generator), split.labels[idx]

@@ -1,0 +1,266 @@
+"""The row-by-row recurrent image model.
+
+One timestep per image row. At step t the recurrent layers read the previous row (zeros at t=0),
+a one-hot of the row index and a one-hot of the class, and a masked autoregressive head predicts
+the W pixels of row t as Bernoulli logits: pixel j sees the top layer's hidden state, the row above
+and pixels 0..j-1 of its own row (a MADE layer, Germain et al. 2015). So
+
+    log p(x | y) = sum_t sum_j log Bernoulli(x[t, j] | head(h_t, x[t-1], x[t, :j]))
+
+exactly, and sampling walks the same factorization pixel by pixel.
+
+Training runs the fused ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``; the step-by-step gates that the
+explorer shows are recomputed from the same weights in ``rnnviz.cells`` and ``rnnviz.trace``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import cells
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh)
+    hidden: int = 256  # units per recurrent layer
+    layers: int = 1  # stacked recurrent layers
+    num_classes: int = 10  # 0 for an unconditional model
+    head_hidden: int = 512  # hidden units of the masked row head
+    height: int = 28  # rows = timesteps
+    width: int = 28  # pixels per row
+
+    def __post_init__(self):
+        problems = []
+        if self.cell not in CELLS:
+            problems.append(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        for name, lo, hi in [("hidden", 1, 4096), ("layers", 1, 8), ("num_classes", 0, 1000),
+                             ("head_hidden", 1, 8192), ("height", 1, 512), ("width", 2, 512)]:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                problems.append(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
+        if problems:
+            raise ValueError("invalid model config: " + "; ".join(problems))
+
+    @property
+    def input_size(self) -> int:
+        return self.width + self.height + self.num_classes
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class Sample(NamedTuple):
+    images: Tensor  # (n, H, W) in {0, 1}
+    labels: Tensor | None  # (n,) class indices, None for an unconditional model
+    probs: Tensor  # (n, H, W) the probability each pixel was drawn with (given rows: the model's)
+    states: list[dict[str, Tensor]]  # per layer: name -> (n, H, hidden), see cells.STATE_NAMES
+
+
+class MaskedRowHead(nn.Module):
+    """Autoregressive Bernoulli logits for one row of W pixels, given a context vector.
+
+    Hidden unit k has degree m_k = k mod W and sees pixels d < m_k; output j sees hidden units with
+    m_k <= j and, through a direct connection, pixels d < j. The context (recurrent state and the
+    row above) reaches every hidden unit and every output.
+    """
+
+    def __init__(self, context: int, width: int, hidden: int):
+        super().__init__()
+        self.width = width
+        self.ctx_to_hid = nn.Linear(context, hidden)
+        self.ctx_to_out = nn.Linear(context, width)
+        self.pix_to_hid = nn.Parameter(torch.empty(hidden, width))
+        self.hid_to_out = nn.Parameter(torch.empty(width, hidden))
+        self.pix_to_out = nn.Parameter(torch.zeros(width, width))
+        nn.init.kaiming_uniform_(self.pix_to_hid, a=math.sqrt(5))
+        nn.init.kaiming_uniform_(self.hid_to_out, a=math.sqrt(5))
+        degree = torch.arange(hidden) % width
+        pix = torch.arange(width)
+        self.register_buffer("mask_in", (pix[None, :] < degree[:, None]).float(), persistent=False)
+        self.register_buffer("mask_out", (degree[None, :] <= pix[:, None]).float(), persistent=False)
+        self.register_buffer("mask_direct", (pix[None, :] < pix[:, None]).float(), persistent=False)
+
+    def masked_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        return (self.pix_to_hid * self.mask_in, self.hid_to_out * self.mask_out,
+                self.pix_to_out * self.mask_direct)
+
+    def forward(self, ctx: Tensor, row: Tensor) -> Tensor:
+        """Logits for every pixel of ``row`` (..., W) given ``ctx`` (..., K), teacher forced."""
+        w_in, w_out, w_direct = self.masked_weights()
+        hid = F.relu(self.ctx_to_hid(ctx) + row @ w_in.T)
+        return self.ctx_to_out(ctx) + hid @ w_out.T + row @ w_direct.T
+
+    @torch.no_grad()
+    def sample(self, ctx: Tensor, uniforms: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+        """Sample a row pixel by pixel: pixel j is 1 where ``uniforms[:, j] < p_j``.
+
+        Returns (row, p) with p the (tempered) probabilities the pixels were drawn with. The 28
+        sequential draws per row run in NumPy on the CPU (a PyTorch op per pixel costs several
+        microseconds of dispatch; this loop is the sampler's hot path). The hidden pre-activations
+        are updated as each pixel is drawn, which gives the same numbers as ``forward`` on the
+        finished row; tests/test_model.py checks it.
+        """
+        w_in, w_out, w_direct = (w.detach().float().cpu().numpy() for w in self.masked_weights())
+        pre = self.ctx_to_hid(ctx).float().cpu().numpy()  # (B, Hh): grows as pixels are drawn
+        out = self.ctx_to_out(ctx).float().cpu().numpy()  # (B, W): context + direct connections
+        u = uniforms.float().cpu().numpy()
+        w_in_rows, w_direct_rows = np.ascontiguousarray(w_in.T), np.ascontiguousarray(w_direct.T)
+        row, probs = np.zeros_like(out), np.zeros_like(out)
+        for j in range(self.width):
+            logit = out[:, j] + np.maximum(pre, 0) @ w_out[j]
+            if temperature > 0:
+                p = 0.5 * (1 + np.tanh(0.5 * logit / temperature))  # sigmoid without overflow
+            else:
+                p = (logit > 0).astype(np.float32)
+            x = (u[:, j] < p).astype(np.float32)
+            probs[:, j], row[:, j] = p, x
+            if x.any():
+                pre += x[:, None] * w_in_rows[j]
+                out += x[:, None] * w_direct_rows[j]
+        return torch.from_numpy(row).to(ctx.device), torch.from_numpy(probs).to(ctx.device)
+
+
+class RowModel(nn.Module):
+    """p(image | class) as a recurrent model over rows with a masked row head."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.rnn = CELLS[c.cell](c.input_size, c.hidden, num_layers=c.layers, batch_first=True)
+        self.head = MaskedRowHead(c.hidden + c.width, c.width, c.head_hidden)
+        self.register_buffer("positions", torch.eye(c.height), persistent=False)
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def _labels(self, y, n: int, device) -> Tensor | None:
+        """Class indices (n,) as a tensor, or None for an unconditional model."""
+        if self.config.num_classes == 0:
+            return None
+        if y is None:
+            raise ValueError("this model is class-conditional: give y (use log_prob for the marginal)")
+        y = torch.as_tensor(y, device=device).long().reshape(-1)
+        if y.numel() == 1:
+            y = y.expand(n)
+        if y.numel() != n:
+            raise ValueError(f"got {y.numel()} labels for {n} images")
+        if (y < 0).any() or (y >= self.config.num_classes).any():
+            raise ValueError(f"labels must be in [0, {self.config.num_classes - 1}]")
+        return y
+
+    def step_inputs(self, prev_rows: Tensor, t0: int, y: Tensor | None) -> Tensor:
+        """Recurrent inputs (B, T, D) for steps t0.. given the rows before each step."""
+        B, T, _ = prev_rows.shape
+        parts = [prev_rows, self.positions[t0:t0 + T].expand(B, T, -1)]
+        if y is not None:
+            parts.append(F.one_hot(y, self.config.num_classes).to(prev_rows)[:, None].expand(B, T, -1))
+        return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def shift_rows(x: Tensor) -> Tensor:
+        """Row t-1 at position t, zeros at t=0."""
+        return F.pad(x, (0, 0, 1, 0))[:, :-1]
+
+    # ---- likelihood ---------------------------------------------------------------------------
+    def forward(self, x: Tensor, y=None) -> Tensor:
+        """Bernoulli logits (B, H, W) for binary images ``x`` (B, H, W), teacher forced."""
+        y = self._labels(y, x.shape[0], x.device)
+        prev = self.shift_rows(x)
+        out, _ = self.rnn(self.step_inputs(prev, 0, y))
+        return self.head(torch.cat([out, prev], dim=-1), x)
+
+    def nll(self, x: Tensor, y=None, reduce: bool = True) -> Tensor:
+        """-log p(x | y) in nats per image (mean over the batch if ``reduce``)."""
+        logits = self.forward(x, y)
+        per_image = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2))
+        return per_image.mean() if reduce else per_image
+
+    @torch.no_grad()
+    def log_prob(self, x: Tensor, y=None) -> Tensor:
+        """log p(x) in nats per image for binary images (B, H, W).
+
+        For a class-conditional model and ``y=None`` this is the exact marginal
+        log((1/C) * sum_y p(x | y)) over the C classes.
+        """
+        x = torch.as_tensor(x).float()
+        if x.dim() == 2:
+            x = x[None]
+        C = self.config.num_classes
+        if C == 0 or y is not None:
+            return -self.nll(x, y, reduce=False)
+        B = x.shape[0]
+        xs = x.repeat_interleave(C, dim=0)
+        ys = torch.arange(C, device=x.device).repeat(B)
+        cond = -self.nll(xs, ys, reduce=False).view(B, C)
+        return torch.logsumexp(cond, dim=1) - math.log(C)
+
+    # ---- sampling -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int = 1, y=None, temperature: float = 1.0, seed: int = 0,
+               prefix: Tensor | None = None, keep_rows: int = 0):
+        """Draw ``n`` images, stepping the recurrent layers with ``cells.step``.
+
+        Returns a ``Sample``: the images (n, H, W), their labels, the probabilities each pixel was
+        drawn with and every layer's gates and states per step (the exact ones that made it).
+
+        ``y``: a class, a tensor of n classes, or None for any class (drawn uniformly). The first
+        ``keep_rows`` rows are copied from ``prefix`` (n or 1 images) and the rest sampled. The same
+        seed gives the same images: all randomness comes from one generator seeded with ``seed``.
+        """
+        c = self.config
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if not 0 <= keep_rows <= c.height:
+            raise ValueError(f"keep_rows must be in [0, {c.height}], got {keep_rows}")
+        device = self.positions.device
+        gen = torch.Generator().manual_seed(int(seed))
+        labels = None
+        if c.num_classes:
+            labels = (torch.randint(c.num_classes, (n,), generator=gen) if y is None
+                      else self._labels(y, n, "cpu"))
+            labels = labels.to(device)
+        uniforms = torch.rand(n, c.height, c.width, generator=gen).to(device)
+        images = torch.zeros(n, c.height, c.width, device=device)
+        probs = torch.zeros_like(images)
+        if keep_rows:
+            if prefix is None:
+                raise ValueError("keep_rows > 0 needs a prefix image")
+            prefix = torch.as_tensor(prefix).float().to(device).reshape(-1, c.height, c.width)
+            images[:, :keep_rows] = prefix[:, :keep_rows].expand(n, -1, -1)
+
+        state = cells.initial_state(self.rnn, n, device)
+        prev = torch.zeros(n, 1, c.width, device=device)
+        steps = []
+        for t in range(c.height):
+            state = cells.step(self.rnn, self.step_inputs(prev, t, labels)[:, 0], state)
+            steps.append(state)
+            ctx = torch.cat([state[-1]["h"], prev[:, 0]], dim=-1)
+            if t < keep_rows:
+                probs[:, t] = torch.sigmoid(self.head(ctx, images[:, t]))
+            else:
+                images[:, t], probs[:, t] = self.head.sample(ctx, uniforms[:, t], temperature)
+            prev = images[:, t:t + 1]
+        names = cells.STATE_NAMES[c.cell]
+        states = [{k: torch.stack([s[layer][k] for s in steps], dim=1) for k in names}
+                  for layer in range(c.layers)]
+        return Sample(images, labels, probs, states)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
