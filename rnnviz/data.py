@@ -5,7 +5,8 @@ Images stay uint8 in memory (60,000 x 28 x 28 = 47 MB); binarization happens per
 - evaluation: one draw with a fixed, recorded seed (``binarize_fixed``).
 
 The data root comes from the ``root`` argument, else the ``RNNVIZ_DATA`` environment variable,
-else ``./data``. torchvision downloads the files there when the machine is online.
+else ``./data``. torchvision downloads the files there when the machine is online (set
+``RNNVIZ_NO_DOWNLOAD=1`` to never try).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def load_dataset(name: str = "mnist", root: str | os.PathLike | None = None,
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {DATASETS} or a .npz file")
     path = data_root(root)
+    download = download and not os.environ.get("RNNVIZ_NO_DOWNLOAD")
     try:
         train = _torchvision_split(key, path, True, download)
         test = _torchvision_split(key, path, False, download)
