@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,6 +66,17 @@ class TrainConfig:
             problems.append(f"max_steps must be an integer >= 0, got {self.max_steps!r}")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
+
+
+def check_writable(path: str) -> None:
+    """Fail before training, not after an hour, when the checkpoint cannot be written."""
+    folder = Path(path).resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rnnviz-write-test-"):
+            pass
+    except OSError as e:
+        raise OSError(f"cannot write checkpoints to {folder}: {e}") from None
 
 
 def pick_device(name: str) -> torch.device:
@@ -195,6 +208,8 @@ class Trainer:
         if ds.shape != (self.model_config.height, self.model_config.width):
             raise ValueError(f"dataset images are {ds.shape}, the model expects "
                              f"{(self.model_config.height, self.model_config.width)}")
+        if c.out:
+            check_writable(c.out)
         torch.manual_seed(c.seed)
         model = RowModel(self.model_config).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
@@ -281,7 +296,11 @@ class Trainer:
                 last_snap = seconds
                 t_last = time.perf_counter()
             if c.out and seconds - last_ckpt >= c.checkpoint_every_min * 60:
-                self._save(model, opt, step, seconds, None)
+                try:
+                    self._save(model, opt, step, seconds, None)
+                except OSError as e:
+                    final_state, message = "failed", f"could not write checkpoint {c.out}: {e}; stopped"
+                    break
                 last_ckpt = seconds
                 t_last = time.perf_counter()
 

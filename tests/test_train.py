@@ -126,3 +126,29 @@ def test_bad_config_rejected():
         TrainConfig(lr=float("nan"))
     with pytest.raises(ValueError):
         TrainConfig(batch_size=0)
+
+
+def test_unwritable_output_fails_fast_with_a_clear_message(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    tr = Trainer(MC, config(tmp_path, out=str(blocker / "run.safetensors")), dataset=load_dataset(str(FIXTURE)))
+    with pytest.raises(OSError, match="cannot write checkpoints"):
+        tr.run()
+    tr2 = Trainer(MC, config(tmp_path, out=str(blocker / "run.safetensors")), dataset=load_dataset(str(FIXTURE)))
+    tr2.start()
+    assert tr2.join(30)
+    snap = tr2.snapshot()
+    assert snap["state"] == "failed" and "cannot write checkpoints" in snap["message"]
+
+
+def test_failed_periodic_checkpoint_stops_cleanly(tmp_path, monkeypatch):
+    import rnnviz.checkpoint as ck
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    tr = Trainer(MC, config(tmp_path, checkpoint_every_min=1e-9, max_steps=50), dataset=load_dataset(str(FIXTURE)))
+    monkeypatch.setattr(ck, "save_checkpoint", full_disk)
+    tr.run()
+    snap = tr.snapshot()
+    assert snap["state"] == "failed" and "No space left" in snap["message"] and snap["step"] < 50
