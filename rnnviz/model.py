@@ -19,7 +19,6 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -102,40 +101,40 @@ class MaskedRowHead(nn.Module):
         return (self.pix_to_hid * self.mask_in, self.hid_to_out * self.mask_out,
                 self.pix_to_out * self.mask_direct)
 
-    def forward(self, ctx: Tensor, row: Tensor) -> Tensor:
-        """Logits for every pixel of ``row`` (..., W) given ``ctx`` (..., K), teacher forced."""
-        w_in, w_out, w_direct = self.masked_weights()
+    def forward(self, ctx: Tensor, row: Tensor, masked: tuple | None = None) -> Tensor:
+        """Logits for every pixel of ``row`` (..., W) given ``ctx`` (..., K), teacher forced.
+        ``masked``: ``masked_weights()`` computed once by a caller that evaluates the head often."""
+        w_in, w_out, w_direct = masked if masked is not None else self.masked_weights()
         hid = F.relu(self.ctx_to_hid(ctx) + row @ w_in.T)
         return self.ctx_to_out(ctx) + hid @ w_out.T + row @ w_direct.T
 
     @torch.no_grad()
-    def sample(self, ctx: Tensor, uniforms: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-        """Sample a row pixel by pixel: pixel j is 1 where ``uniforms[:, j] < p_j``.
+    def sample(self, ctx: Tensor, uniforms: Tensor, temperature: float,
+               masked: tuple | None = None) -> tuple[Tensor, Tensor]:
+        """Sample a row: pixel j is 1 where ``uniforms[:, j] < p_j``, p_j given pixels 0..j-1.
 
-        Returns (row, p) with p the (tempered) probabilities the pixels were drawn with. The 28
-        sequential draws per row run in NumPy on the CPU (a PyTorch op per pixel costs several
-        microseconds of dispatch; this loop is the sampler's hot path). The hidden pre-activations
-        are updated as each pixel is drawn, which gives the same numbers as ``forward`` on the
-        finished row; tests/test_model.py checks it.
+        Returns (row, p) with p the (tempered) probabilities the pixels were drawn with.
+
+        Exact and fast: evaluate the head on the row drawn so far with every undecided pixel set
+        to 0; the probabilities are then correct up to and including the first undecided pixel
+        that comes out 1 (all before it really are 0). Fix that pixel and repeat. A row costs
+        1 + (number of ink pixels) head evaluations instead of W, each one ``forward`` itself.
         """
-        w_in, w_out, w_direct = (w.detach().float().cpu().numpy() for w in self.masked_weights())
-        pre = self.ctx_to_hid(ctx).float().cpu().numpy()  # (B, Hh): grows as pixels are drawn
-        out = self.ctx_to_out(ctx).float().cpu().numpy()  # (B, W): context + direct connections
-        u = uniforms.float().cpu().numpy()
-        w_in_rows, w_direct_rows = np.ascontiguousarray(w_in.T), np.ascontiguousarray(w_direct.T)
-        row, probs = np.zeros_like(out), np.zeros_like(out)
-        for j in range(self.width):
-            logit = out[:, j] + np.maximum(pre, 0) @ w_out[j]
-            if temperature > 0:
-                p = 0.5 * (1 + np.tanh(0.5 * logit / temperature))  # sigmoid without overflow
-            else:
-                p = (logit > 0).astype(np.float32)
-            x = (u[:, j] < p).astype(np.float32)
-            probs[:, j], row[:, j] = p, x
-            if x.any():
-                pre += x[:, None] * w_in_rows[j]
-                out += x[:, None] * w_direct_rows[j]
-        return torch.from_numpy(row).to(ctx.device), torch.from_numpy(probs).to(ctx.device)
+        masked = masked if masked is not None else self.masked_weights()
+        B, W = uniforms.shape
+        row, probs = torch.zeros_like(uniforms), torch.zeros_like(uniforms)
+        cols = torch.arange(W, device=uniforms.device)
+        pos = torch.zeros(B, 1, dtype=torch.long, device=uniforms.device)  # first undecided pixel
+        while bool((pos < W).any()):
+            logits = self.forward(ctx, row, masked)
+            p = torch.sigmoid(logits / temperature) if temperature > 0 else (logits > 0).float()
+            undecided = cols >= pos
+            ones = undecided & (uniforms < p)
+            first = (ones.cumsum(1) == 0).sum(1, keepdim=True)  # first new ink pixel, or W if none
+            probs = torch.where(undecided & (cols <= first), p, probs)
+            row = torch.maximum(row, (cols == first).float())
+            pos = first + 1
+        return row, probs
 
 
 class RowModel(nn.Module):
@@ -245,6 +244,7 @@ class RowModel(nn.Module):
             prefix = torch.as_tensor(prefix).float().to(device).reshape(-1, c.height, c.width)
             images[:, :keep_rows] = prefix[:, :keep_rows].expand(n, -1, -1)
 
+        masked = self.head.masked_weights()
         state = cells.initial_state(self.rnn, n, device)
         prev = torch.zeros(n, 1, c.width, device=device)
         steps = []
@@ -253,9 +253,9 @@ class RowModel(nn.Module):
             steps.append(state)
             ctx = torch.cat([state[-1]["h"], prev[:, 0]], dim=-1)
             if t < keep_rows:
-                probs[:, t] = torch.sigmoid(self.head(ctx, images[:, t]))
+                probs[:, t] = torch.sigmoid(self.head(ctx, images[:, t], masked))
             else:
-                images[:, t], probs[:, t] = self.head.sample(ctx, uniforms[:, t], temperature)
+                images[:, t], probs[:, t] = self.head.sample(ctx, uniforms[:, t], temperature, masked)
             prev = images[:, t:t + 1]
         names = cells.STATE_NAMES[c.cell]
         states = [{k: torch.stack([s[layer][k] for s in steps], dim=1) for k in names}

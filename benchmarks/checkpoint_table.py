@@ -1,0 +1,36 @@
+"""Print the README's checkpoint table from the checkpoints' own metadata (nothing typed by hand).
+
+    python -m benchmarks.checkpoint_table [checkpoints/*.safetensors]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rnnviz.checkpoint import read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def row(path: Path) -> str:
+    meta = read_metadata(path)
+    c, m = meta["config"], meta["metrics"]
+    hw = m.get("hardware", {})
+    where = hw.get("gpu") or f"CPU, {m.get('train_config', {}).get('threads') or hw.get('threads', '?')} thread(s)"
+    minutes = m.get("train_seconds", 0) / 60
+    return (f"| `{path.name}` | {c.cell.upper()} {c.layers}x{c.hidden}, head {c.head_hidden} | "
+            f"{m.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB | "
+            f"{minutes:.0f} min, {m.get('step', 0):,} steps, {where} | **{m.get('test_nll')}** |")
+
+
+def main(paths=None):
+    paths = [Path(p) for p in (paths or sys.argv[1:])] or sorted((ROOT / "checkpoints").glob("*.safetensors"))
+    print("| checkpoint | model | parameters | file | training | test NLL (nats) |")
+    print("|---|---|---|---|---|---|")
+    for p in paths:
+        print(row(p))
+
+
+if __name__ == "__main__":
+    main()
