@@ -1,10 +1,11 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from rnnviz import ModelConfig, load_checkpoint
+from rnnviz import ModelConfig, load_checkpoint, sample_traces, trace_images
 from rnnviz.checkpoint import read_metadata
 from rnnviz.data import load_dataset
 from rnnviz.train import Trainer, TrainConfig
@@ -82,8 +83,12 @@ def test_metrics_can_be_read_from_another_thread(tmp_path):
             while tr.alive or not seen:
                 snap = tr.snapshot()
                 seen.append(len(snap["history"]))
-                if tr.published_model() is not None:
-                    tr.published_model().sample(1, y=1)
+                model = tr.published_model()
+                if model is not None:  # a copy: training cannot change it under our feet
+                    (sampled,) = sample_traces(model, 1, y=1, seed=len(seen))
+                    (read,) = trace_images(model, sampled.image, y=1)
+                    if not np.allclose(sampled.probs, read.probs, atol=1e-5):
+                        errors.append("a generation during training does not reproduce its image")
                 time.sleep(0.01)
         except Exception as e:  # pragma: no cover - the assertion below reports it
             errors.append(e)
