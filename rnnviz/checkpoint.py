@@ -82,6 +82,7 @@ def save_checkpoint(path: str | os.PathLike, model: RowModel, metrics: dict | No
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

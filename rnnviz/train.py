@@ -231,6 +231,7 @@ class Trainer:
         uniform = self.model_config.height * self.model_config.width * math.log(2)
         diverged_above = 4 * uniform  # far worse than guessing every pixel: the run has blown up
         last_eval = last_snap = last_ckpt = seconds
+        last_test = None  # (NLL, images) of the latest periodic evaluation
         loss_sum, loss_n, seen, t_rec = 0.0, 0, 0, time.perf_counter()
         self._set(step=step, seconds=seconds, message="training")
         self._snapshot_samples(model, device, step)
@@ -280,6 +281,7 @@ class Trainer:
                 rec = Record(step, round(seconds, 2), loss_sum / loss_n, seen / max(now - t_rec, 1e-9), lr)
                 if due_eval:
                     rec.test_nll = evaluate(model, eval_images, c.eval_seed, device=device)
+                    last_test = (round(rec.test_nll, 3), len(eval_images))
                     self._publish(model)
                     last_eval = seconds
                     t_last = time.perf_counter()  # evaluation time is not training time
@@ -297,7 +299,7 @@ class Trainer:
                 t_last = time.perf_counter()
             if c.out and seconds - last_ckpt >= c.checkpoint_every_min * 60:
                 try:
-                    self._save(model, opt, step, seconds, None)
+                    self._save(model, opt, {"step": step, "train_seconds": round(seconds, 1)})
                 except OSError as e:
                     final_state, message = "failed", f"could not write checkpoint {c.out}: {e}; stopped"
                     break
@@ -314,14 +316,15 @@ class Trainer:
             self._snapshot_samples(model, device, step)
             if c.final_eval:
                 self._set(message="final evaluation on the test set")
-                metrics["test_nll"] = round(evaluate(model, ds.test.images, c.eval_seed, device=device), 3)
-                metrics["test_images"] = len(ds.test)
+                last_test = (round(evaluate(model, ds.test.images, c.eval_seed, device=device), 3), len(ds.test))
+            if last_test is not None:  # the whole test set if final_eval, else the last periodic subset
+                metrics["test_nll"], metrics["test_images"] = last_test
                 with self._lock:
-                    self._shared.history.append(Record(step, round(seconds, 2), float("nan"), 0.0, 0.0,
-                                                       metrics["test_nll"]))
+                    if self._shared.history:
+                        self._shared.history[-1].test_nll = last_test[0]
             if c.out:
                 try:
-                    self._save(model, opt, step, seconds, metrics.get("test_nll"))
+                    self._save(model, opt, metrics)
                 except OSError as e:
                     final_state, message = "failed", f"could not write checkpoint {c.out}: {e}"
         if bar is not None:
@@ -329,13 +332,15 @@ class Trainer:
         self._set(state=final_state, message=message, step=step, seconds=seconds)
         return metrics
 
-    def _save(self, model, opt, step, seconds, test_nll):
+    def _save(self, model, opt, progress: dict):
+        """Checkpoint with ``progress`` (step, train_seconds, test_nll and test_images if known)."""
         c = self.config
         metrics = {"dataset": self.dataset.name, "binarization": "dynamic (fresh Bernoulli per batch)",
-                   "eval_binarization_seed": c.eval_seed, "step": step, "train_seconds": round(seconds, 1),
-                   "test_nll": test_nll, "test_nll_protocol": "exact marginal over classes, nats/image",
+                   "eval_binarization_seed": c.eval_seed, "test_nll": None,
+                   "test_nll_protocol": "exact marginal over classes, nats/image",
                    "train_config": asdict(c), "hardware": ckpt.environment(),
-                   "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                   "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   **progress}
         ckpt.save_checkpoint(c.out, model, metrics, optimizer=opt)
         self._set(checkpoint=str(c.out))
 
