@@ -40,8 +40,9 @@ def naive_sample(model, y, seed):
     labels = torch.tensor([y])
     x = torch.zeros(1, c.height, c.width)
     state, prev = None, torch.zeros(1, 1, c.width)
+    cond = model.conditioning(1, labels)
     for t in range(c.height):
-        out, state = model.rnn(model.step_inputs(prev, t, labels), state)
+        out, state = model.rnn(torch.cat([prev, cond[:, t:t + 1]], -1), state)
         ctx = torch.cat([out[:, 0], prev[:, 0]], -1)
         for j in range(c.width):
             p = torch.sigmoid(model.head(ctx, x[:, t])[0, j])

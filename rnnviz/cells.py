@@ -25,6 +25,7 @@ RNN (tanh)::
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # What each cell exposes per step, in display order. The last entries are the carried state.
@@ -49,7 +50,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 def lstm_step(x: Tensor, h: Tensor, c: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[str, Tensor]:
     """One LSTM step: the four gates, the new cell state and the new hidden state."""
-    gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+    gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # W_i* x + b_i* + W_h* h + b_h*
     i, f, g, o = gates.chunk(4, dim=-1)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c = f * c + i * g
@@ -59,8 +60,8 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[s
 
 def gru_step(x: Tensor, h: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[str, Tensor]:
     """One GRU step: reset and update gates, the candidate and the new hidden state."""
-    i_r, i_z, i_n = (x @ w_ih.T + b_ih).chunk(3, dim=-1)
-    h_r, h_z, h_n = (h @ w_hh.T + b_hh).chunk(3, dim=-1)
+    i_r, i_z, i_n = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)
+    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
     r = torch.sigmoid(i_r + h_r)
     z = torch.sigmoid(i_z + h_z)
     n = torch.tanh(i_n + r * h_n)
@@ -70,7 +71,7 @@ def gru_step(x: Tensor, h: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[str, Tensor]:
 
 def rnn_step(x: Tensor, h: Tensor, w_ih, w_hh, b_ih, b_hh) -> dict[str, Tensor]:
     """One tanh-RNN step."""
-    return {"h": torch.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)}
+    return {"h": torch.tanh(F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh))}
 
 
 def cell_name(rnn: nn.RNNBase) -> str:

@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -101,12 +102,21 @@ class MaskedRowHead(nn.Module):
         return (self.pix_to_hid * self.mask_in, self.hid_to_out * self.mask_out,
                 self.pix_to_out * self.mask_direct)
 
+    def context(self, ctx: Tensor) -> tuple[Tensor, Tensor]:
+        """The context's share of the hidden pre-activations and of the logits (fixed per row)."""
+        return self.ctx_to_hid(ctx), self.ctx_to_out(ctx)
+
+    def logits(self, context: tuple[Tensor, Tensor], row: Tensor, masked: tuple) -> Tensor:
+        """Logits of every pixel of ``row`` given the row's ``context`` and ``masked_weights()``."""
+        to_hid, to_out = context
+        w_in, w_out, w_direct = masked
+        hid = F.relu(to_hid + row @ w_in.T)
+        return to_out + hid @ w_out.T + row @ w_direct.T
+
     def forward(self, ctx: Tensor, row: Tensor, masked: tuple | None = None) -> Tensor:
         """Logits for every pixel of ``row`` (..., W) given ``ctx`` (..., K), teacher forced.
         ``masked``: ``masked_weights()`` computed once by a caller that evaluates the head often."""
-        w_in, w_out, w_direct = masked if masked is not None else self.masked_weights()
-        hid = F.relu(self.ctx_to_hid(ctx) + row @ w_in.T)
-        return self.ctx_to_out(ctx) + hid @ w_out.T + row @ w_direct.T
+        return self.logits(self.context(ctx), row, masked if masked is not None else self.masked_weights())
 
     @torch.no_grad()
     def sample(self, ctx: Tensor, uniforms: Tensor, temperature: float,
@@ -118,23 +128,35 @@ class MaskedRowHead(nn.Module):
         Exact and fast: evaluate the head on the row drawn so far with every undecided pixel set
         to 0; the probabilities are then correct up to and including the first undecided pixel
         that comes out 1 (all before it really are 0). Fix that pixel and repeat. A row costs
-        1 + (number of ink pixels) head evaluations instead of W, each one ``forward`` itself.
+        1 + (number of ink pixels) head evaluations instead of W, each one ``logits`` itself. The
+        bookkeeping between evaluations is index work on a few dozen numbers, done in NumPy
+        (a PyTorch op costs several times more to dispatch).
         """
         masked = masked if masked is not None else self.masked_weights()
+        context = self.context(ctx)
+        device = ctx.device
         B, W = uniforms.shape
-        row, probs = torch.zeros_like(uniforms), torch.zeros_like(uniforms)
-        cols = torch.arange(W, device=uniforms.device)
-        pos = torch.zeros(B, 1, dtype=torch.long, device=uniforms.device)  # first undecided pixel
-        while bool((pos < W).any()):
-            logits = self.forward(ctx, row, masked)
-            p = torch.sigmoid(logits / temperature) if temperature > 0 else (logits > 0).float()
-            undecided = cols >= pos
-            ones = undecided & (uniforms < p)
-            first = (ones.cumsum(1) == 0).sum(1, keepdim=True)  # first new ink pixel, or W if none
-            probs = torch.where(undecided & (cols <= first), p, probs)
-            row = torch.maximum(row, (cols == first).float())
+        u = uniforms.float().cpu().numpy()
+        row = np.zeros((B, W), np.float32)
+        row_t = torch.from_numpy(row)  # shares memory with ``row`` on the CPU
+        probs = np.zeros((B, W), np.float32)
+        cols = np.arange(W)
+        pos = np.zeros(B, np.int64)  # first undecided pixel of each row
+        while (pos < W).any():
+            logits = self.logits(context, row_t.to(device), masked)
+            if temperature > 0:
+                p = torch.sigmoid(logits / temperature).float().cpu().numpy()
+            else:
+                p = (logits > 0).float().cpu().numpy()
+            undecided = cols >= pos[:, None]
+            ones = undecided & (u < p)
+            first = np.where(ones.any(1), ones.argmax(1), W)  # first new ink pixel, or W if none
+            now = undecided & (cols <= first[:, None])
+            probs[now] = p[now]
+            ink = np.nonzero(first < W)[0]
+            row[ink, first[ink]] = 1.0
             pos = first + 1
-        return row, probs
+        return torch.from_numpy(row).to(device), torch.from_numpy(probs).to(device)
 
 
 class RowModel(nn.Module):
@@ -164,13 +186,17 @@ class RowModel(nn.Module):
             raise ValueError(f"labels must be in [0, {self.config.num_classes - 1}]")
         return y
 
-    def step_inputs(self, prev_rows: Tensor, t0: int, y: Tensor | None) -> Tensor:
-        """Recurrent inputs (B, T, D) for steps t0.. given the rows before each step."""
-        B, T, _ = prev_rows.shape
-        parts = [prev_rows, self.positions[t0:t0 + T].expand(B, T, -1)]
+    def conditioning(self, n: int, y: Tensor | None) -> Tensor:
+        """What the recurrent layers read at every step besides the row above: a one-hot of the
+        step and, for a class-conditional model, a one-hot of the class. (n, H, H + C)."""
+        parts = [self.positions.expand(n, -1, -1)]
         if y is not None:
-            parts.append(F.one_hot(y, self.config.num_classes).to(prev_rows)[:, None].expand(B, T, -1))
+            parts.append(F.one_hot(y, self.config.num_classes).to(self.positions)[:, None].expand(n, self.config.height, -1))
         return torch.cat(parts, dim=-1)
+
+    def step_inputs(self, prev_rows: Tensor, y: Tensor | None) -> Tensor:
+        """Recurrent inputs (B, H, D) for all steps, given the row before each step."""
+        return torch.cat([prev_rows, self.conditioning(prev_rows.shape[0], y)], dim=-1)
 
     @staticmethod
     def shift_rows(x: Tensor) -> Tensor:
@@ -182,7 +208,7 @@ class RowModel(nn.Module):
         """Bernoulli logits (B, H, W) for binary images ``x`` (B, H, W), teacher forced."""
         y = self._labels(y, x.shape[0], x.device)
         prev = self.shift_rows(x)
-        out, _ = self.rnn(self.step_inputs(prev, 0, y))
+        out, _ = self.rnn(self.step_inputs(prev, y))
         return self.head(torch.cat([out, prev], dim=-1), x)
 
     def nll(self, x: Tensor, y=None, reduce: bool = True) -> Tensor:
@@ -247,9 +273,10 @@ class RowModel(nn.Module):
         masked = self.head.masked_weights()
         state = cells.initial_state(self.rnn, n, device)
         prev = torch.zeros(n, 1, c.width, device=device)
+        cond = self.conditioning(n, labels)
         steps = []
         for t in range(c.height):
-            state = cells.step(self.rnn, self.step_inputs(prev, t, labels)[:, 0], state)
+            state = cells.step(self.rnn, torch.cat([prev[:, 0], cond[:, t]], dim=-1), state)
             steps.append(state)
             ctx = torch.cat([state[-1]["h"], prev[:, 0]], dim=-1)
             if t < keep_rows:

@@ -102,5 +102,5 @@ def trace_images(model: RowModel, images, y=None) -> list[Trace]:
     if x.dim() == 2:
         x = x[None]
     labels = model._labels(y, x.shape[0], x.device)
-    states = cells.unroll(model.rnn, model.step_inputs(model.shift_rows(x), 0, labels))
+    states = cells.unroll(model.rnn, model.step_inputs(model.shift_rows(x), labels))
     return _to_traces(model, x, labels, None, states, 1.0, None, 0, "image")

@@ -13,7 +13,7 @@ def test_unrolled_states_equal_fused_module(cell):
     model = RowModel(ModelConfig(cell=cell, hidden=48, layers=2, head_hidden=64)).eval()
     x = (torch.rand(3, 28, 28) < 0.3).float()
     y = torch.tensor([1, 5, 9])
-    inputs = model.step_inputs(model.shift_rows(x), 0, y)
+    inputs = model.step_inputs(model.shift_rows(x), y)
     ours = cells.unroll(model.rnn, inputs)
 
     # The fused module, one step at a time, exposes every layer's h (and c) after each step.
