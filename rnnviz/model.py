@@ -125,19 +125,20 @@ class MaskedRowHead(nn.Module):
 
         Returns (row, p) with p the (tempered) probabilities the pixels were drawn with.
 
-        Exact and fast: evaluate the head on the row drawn so far with every undecided pixel set
-        to 0; the probabilities are then correct up to and including the first undecided pixel
-        that comes out 1 (all before it really are 0). Fix that pixel and repeat. A row costs
-        1 + (number of ink pixels) head evaluations instead of W, each one ``logits`` itself. The
-        bookkeeping between evaluations is index work on a few dozen numbers, done in NumPy
-        (a PyTorch op costs several times more to dispatch).
+        Exact and fast (a fixed-point iteration with the noise held fixed): evaluate the head on a
+        guess of the whole row and draw every undecided pixel from the result. Up to the first
+        pixel whose draw differs from its guess, every probability was computed from the right
+        prefix, so those pixels and the first differing one are final; the rest take their new
+        draws as the next guess. A row costs 1 + (number of wrong guesses) head evaluations
+        instead of W, each one ``logits`` itself. The bookkeeping between evaluations is index
+        work on a few dozen numbers, done in NumPy (a PyTorch op costs more to dispatch).
         """
         masked = masked if masked is not None else self.masked_weights()
         context = self.context(ctx)
         device = ctx.device
         B, W = uniforms.shape
         u = uniforms.float().cpu().numpy()
-        row = np.zeros((B, W), np.float32)
+        row = np.zeros((B, W), np.float32)  # final before ``pos``, a guess from ``pos`` on
         row_t = torch.from_numpy(row)  # shares memory with ``row`` on the CPU
         probs = np.zeros((B, W), np.float32)
         cols = np.arange(W)
@@ -148,13 +149,13 @@ class MaskedRowHead(nn.Module):
                 p = torch.sigmoid(logits / temperature).float().cpu().numpy()
             else:
                 p = (logits > 0).float().cpu().numpy()
+            draws = (u < p).astype(np.float32)
             undecided = cols >= pos[:, None]
-            ones = undecided & (u < p)
-            first = np.where(ones.any(1), ones.argmax(1), W)  # first new ink pixel, or W if none
+            wrong = undecided & (draws != row)
+            first = np.where(wrong.any(1), wrong.argmax(1), W)  # first wrong guess, or W if none
             now = undecided & (cols <= first[:, None])
             probs[now] = p[now]
-            ink = np.nonzero(first < W)[0]
-            row[ink, first[ink]] = 1.0
+            row[undecided] = draws[undecided]
             pos = first + 1
         return torch.from_numpy(row).to(device), torch.from_numpy(probs).to(device)
 
