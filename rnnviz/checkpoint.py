@@ -146,6 +146,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
                 raise CheckpointError(f"{path}: metadata {key!r} is not valid JSON ({e})") from None
     if "config" not in out:
         raise CheckpointError(f"{path}: metadata has no model config")
+    if not isinstance(out.get("metrics", {}), dict):
+        raise CheckpointError(f"{path}: metadata 'metrics' is not a JSON object")
     try:
         out["config"] = ModelConfig.from_dict(out["config"])
     except (TypeError, ValueError) as e:

@@ -8,6 +8,7 @@ a message for the page.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,34 +70,60 @@ def digit(value, num_classes: int, allow_auto: bool = False) -> int | str | None
 # ---- drawings ---------------------------------------------------------------------------------
 MIN_INK_FRACTION = 0.002  # of the canvas: less is an empty drawing
 MAX_INK_FRACTION = 0.5  # more is a filled canvas, not a digit
+MAX_DRAWING_PIXELS = 25_000_000  # 5000 x 5000
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Pixel values of any numeric dtype as float32 in [0, 1] (1 = full intensity)."""
+    if a.dtype == bool:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):  # 8-bit values, 16-bit values (e.g. I;16 PNGs), or other
+        top = float(a.max(initial=0))
+        scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+        return np.clip(a.astype(np.float32) / scale, 0, 1)
+    if np.issubdtype(a.dtype, np.floating):
+        f = a.astype(np.float32)
+        if not np.isfinite(f).all():
+            raise InputError("The drawing holds NaN or infinite values.")
+        return np.clip(f / 255.0 if f.max(initial=0) > 1 else f, 0, 1)
+    raise InputError(f"cannot read a drawing made of {a.dtype} values")
+
+
+def _image(a) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise InputError(f"cannot read a drawing of shape {a.shape}")
+    if a.shape[0] * a.shape[1] > MAX_DRAWING_PIXELS:
+        raise InputError(f"The drawing is too large ({a.shape[1]}\u00d7{a.shape[0]} pixels).")
+    return a
 
 
 def ink_mask(sketch) -> np.ndarray | None:
     """Ink in [0, 1] (H, W) from a ``gr.Sketchpad`` value ({"background", "layers", "composite"},
-    numpy (H, W, 4) arrays), a plain RGBA/RGB/gray array, or None. The strokes' alpha is used where
-    there are layers; otherwise darkness of the composite."""
+    numpy (H, W, 4) arrays), a plain RGBA/RGB/gray array of any numeric dtype, or None. The strokes'
+    alpha is used where there are layers; otherwise darkness of the composite."""
     if sketch is None:
         return None
     if isinstance(sketch, dict):
-        layers = [np.asarray(a) for a in (sketch.get("layers") or []) if a is not None]
+        layers = [_image(a) for a in (sketch.get("layers") or []) if a is not None]
         layers = [a for a in layers if a.ndim == 3 and a.shape[2] == 4]
         if layers:
-            return np.max(np.stack([a[..., 3] for a in layers]), axis=0).astype(np.float32) / 255.0
+            if len({a.shape for a in layers}) > 1:
+                raise InputError("The drawing's layers have different sizes: send one layer, or the composite.")
+            return np.max(np.stack([_unit(a[..., 3]) for a in layers]), axis=0)
         sketch = sketch.get("composite")
         if sketch is None:
             return None
-    a = np.asarray(sketch)
-    if a.ndim == 2:
-        gray = a.astype(np.float32)
-    elif a.ndim == 3 and a.shape[2] in (3, 4):
-        gray = a[..., :3].astype(np.float32).mean(-1)
-        if a.shape[2] == 4:  # transparent pixels are paper
-            gray = np.where(a[..., 3] > 0, gray, 255.0)
-    else:
-        raise InputError(f"cannot read a drawing of shape {a.shape}")
-    if gray.size == 0:
+    a = _image(sketch)
+    if a.size == 0:
         return None
-    return 1.0 - np.clip(gray, 0, 255) / 255.0
+    if a.ndim == 2 or a.shape[2] == 1:
+        light = _unit(a.reshape(a.shape[:2]))
+    else:
+        light = _unit(a[..., :3]).mean(-1)
+        if a.shape[2] == 4:  # transparent pixels are paper
+            light = np.where(_unit(a[..., 3]) > 0, light, 1.0)
+    return 1.0 - light
 
 
 def mnist_like(ink: np.ndarray | None, size: int = 28, box: int = 20) -> np.ndarray:
@@ -137,6 +164,7 @@ def mnist_like(ink: np.ndarray | None, size: int = 28, box: int = 20) -> np.ndar
 
 def safe_name(text: str | None, fallback: str, max_len: int = 40) -> str:
     """A file-name stem made of letters, digits, '-' and '_' only (no dots, no slashes)."""
-    keep = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in (text or ""))
-    keep = keep.strip("_-")[:max_len]
+    text = "" if text is None else str(text)
+    keep = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in text)
+    keep = re.sub(r"_+", "_", keep).strip("_-")[:max_len]
     return keep or fallback
