@@ -25,8 +25,9 @@ import torch
 from .. import CheckpointError, ModelConfig, RowModel, Trace, load_checkpoint, sample_traces, trace_images
 from ..checkpoint import read_metadata
 from ..data import DataNotFoundError, binarize_fixed, load_dataset
-from ..train import TrainConfig, Trainer
+from ..train import TrainConfig, Trainer, check_writable
 from . import inputs
+from .uploads import MAX_UPLOAD_BYTES, UploadStore, explorer_problem
 
 DEFAULT_CHECKPOINT = "mnist_lstm"
 GALLERY = Path(__file__).resolve().parent.parent / "assets" / "gallery.npz"
@@ -37,7 +38,7 @@ GALLERY = Path(__file__).resolve().parent.parent / "assets" / "gallery.npz"
 class Entry:
     key: str  # "<origin>/<stem>": what the page and the API send
     name: str  # file stem
-    origin: str  # "shipped" or "run"
+    origin: str  # "shipped", "run" or "upload"
     path: Path
     config: ModelConfig
     metrics: dict
@@ -47,13 +48,14 @@ class Entry:
         c = self.config
         nll = self.metrics.get("test_nll")
         extra = f", NLL {float(nll):.1f}" if nll is not None else ""
-        where = "" if self.origin == "shipped" else " (trained here)"
+        where = {"run": " (trained here)", "upload": " (uploaded)"}.get(self.origin, "")
         return f"{self.name}{where}: {c.cell.upper()} {c.layers}\u00d7{c.hidden}{extra}"
 
 
 class Registry:
     """Checkpoints found in a few folders. Keys are validated against what is on disk, so a key
-    from the page can never name another path."""
+    from the page can never name another path. Files the explorer cannot show (unreadable, another
+    image size, bad metadata) are skipped and listed in ``problems``."""
 
     def __init__(self, folders: dict[str, Path], default: str = DEFAULT_CHECKPOINT, max_models: int = 6):
         self.folders = {origin: Path(p) for origin, p in folders.items()}
@@ -67,7 +69,7 @@ class Registry:
     def entries(self) -> list[Entry]:
         """Every readable checkpoint, shipped first, then runs, by name. Unreadable files are
         skipped and listed in ``problems``."""
-        found, problems = [], []
+        found, problems, seen = [], [], set()
         for origin, folder in self.folders.items():
             if not folder.is_dir():
                 continue
@@ -77,23 +79,33 @@ class Registry:
                 except OSError:
                     continue
                 sig = (str(path), st.st_mtime_ns, st.st_size)
+                seen.add(sig)
                 with self._lock:
                     cached = self._meta.get(sig)
                 if cached is None:
-                    try:
-                        meta = read_metadata(path)
-                        cached = Entry(f"{origin}/{path.stem}", path.stem, origin, path, meta["config"],
-                                       meta["metrics"])
-                    except CheckpointError as e:
-                        cached = str(e)
+                    cached = self._read_entry(origin, path)
                     with self._lock:
                         self._meta[sig] = cached
                 if isinstance(cached, Entry):
                     found.append(cached)
                 else:
                     problems.append(cached)
+        with self._lock:  # forget files that are gone or changed: the cache stays as big as the folders
+            self._meta = {sig: v for sig, v in self._meta.items() if sig in seen}
         self.problems = problems
         return found
+
+    @staticmethod
+    def _read_entry(origin: str, path: Path) -> Entry | str:
+        """The entry for ``path``, or why the explorer cannot use it."""
+        try:
+            meta = read_metadata(path)
+        except CheckpointError as e:
+            return str(e)
+        problem = explorer_problem(meta["config"], meta["metrics"])
+        if problem:
+            return f"{path}: {problem}"
+        return Entry(f"{origin}/{path.stem}", path.stem, origin, path, meta["config"], meta["metrics"])
 
     def signature(self) -> tuple:
         return tuple((e.key, e.path.stat().st_mtime_ns if e.path.exists() else 0) for e in self.entries())
@@ -119,7 +131,10 @@ class Registry:
     def model(self, key: str | None) -> tuple[Entry, RowModel]:
         """The entry and its model (eval, CPU), loaded once and kept while recently used."""
         entry = self.get(key)
-        sig = (str(entry.path), entry.path.stat().st_mtime_ns)
+        try:
+            sig = (str(entry.path), entry.path.stat().st_mtime_ns)
+        except OSError:
+            raise inputs.InputError(f"checkpoint {key!r} is no longer available") from None
         with self._lock:
             model = self._models.get(sig)
             if model is not None:
@@ -176,8 +191,16 @@ class Sessions:
                 self._data.move_to_end(key)
             return s
 
+    def drop(self, session_hash: str | None) -> bool:
+        """Forget a session (its tab was closed). True if it was held."""
+        with self._lock:
+            return self._data.pop(session_hash or "local", None) is not None
+
     def __len__(self) -> int:
         return len(self._data)
+
+    def __contains__(self, session_hash) -> bool:
+        return session_hash in self._data
 
 
 # ---- training ---------------------------------------------------------------------------------
@@ -206,7 +229,8 @@ class TrainingService:
 
     def __init__(self, runs_dir: Path, default_dataset: str = "mnist", data_root: str | None = None,
                  enabled: bool = True, disabled_reason: str = "", owner_only: bool = False,
-                 threads: int | None = None, max_minutes: float = 120.0):
+                 threads: int | None = None, max_minutes: float = 120.0, limits: dict | None = None,
+                 train_options: dict | None = None):
         self.runs_dir = Path(runs_dir)
         self.default_dataset = default_dataset
         self.data_root = data_root
@@ -215,6 +239,9 @@ class TrainingService:
         self.owner_only = owner_only
         self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
         self.max_minutes = max_minutes
+        # what a visitor may ask for; tests widen "lr" to provoke a diverging run
+        self.limits = {**TRAIN_LIMITS, "minutes": (TRAIN_LIMITS["minutes"][0], max_minutes), **(limits or {})}
+        self.train_options = dict(train_options or {})  # other TrainConfig fields, e.g. warmup_steps
         self._lock = threading.Lock()
         self._run: Run | None = None
         self._datasets: dict[str, object] = {}  # name -> Dataset or error message
@@ -265,11 +292,14 @@ class TrainingService:
                 f"{int(snap['seconds_left'] % 60)} s left). This server trains one model at a time: "
                 "stop it or wait for it to finish.")
 
-    def _out_path(self, name: str) -> Path:
-        path = self.runs_dir / f"{name}.safetensors"
+    def checkpoint_path(self, name: str | None, default: str) -> Path:
+        """Where a run called ``name`` (any text a visitor typed) is saved: a new file directly in the
+        runs folder, its stem made of letters, digits, '-' and '_' only."""
+        stem = inputs.safe_name(name, default)
+        path = self.runs_dir / f"{stem}.safetensors"
         k = 2
         while path.exists():
-            path = self.runs_dir / f"{name}_{k}.safetensors"
+            path = self.runs_dir / f"{stem}_{k}.safetensors"
             k += 1
         return path
 
@@ -282,7 +312,7 @@ class TrainingService:
         cell = str(cell or "").lower()
         if cell not in ("lstm", "gru", "rnn"):
             raise inputs.InputError(f"cell must be lstm, gru or rnn; got {cell!r}")
-        lim = dict(TRAIN_LIMITS, minutes=(TRAIN_LIMITS["minutes"][0], self.max_minutes))
+        lim = self.limits
         vals = {"hidden": inputs.number("hidden size", hidden, *lim["hidden"], integer=True),
                 "layers": inputs.number("layers", layers, *lim["layers"], integer=True),
                 "lr": inputs.number("learning rate", lr, *lim["lr"]),
@@ -299,19 +329,22 @@ class TrainingService:
         data = self._dataset(dataset, download=True)
         if isinstance(data, str):
             raise TrainingRefused(data)
-        stem = inputs.safe_name(name, f"{cell}{v['hidden']}x{v['layers']}_{time.strftime('%m%d_%H%M%S')}")
+        default_stem = f"{cell}{v['hidden']}x{v['layers']}_{time.strftime('%m%d_%H%M%S')}"
         mc = ModelConfig(cell=cell, hidden=v["hidden"], layers=v["layers"], head_hidden=min(512, 2 * v["hidden"]))
         with self._lock:
             if self._run is not None and self._run.trainer.alive:
                 raise TrainingRefused(self.busy_message(session))
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            out = self._out_path(stem)
+            out = self.checkpoint_path(name, default_stem)
+            try:  # fail now, with the reason, rather than after the run
+                check_writable(str(out))
+            except OSError as e:
+                raise TrainingRefused(f"Cannot start: {e}. Nothing was started.") from None
             tc = TrainConfig(dataset=dataset, data_root=self.data_root, batch_size=v["batch_size"], lr=v["lr"],
                              minutes=v["minutes"],
                              eval_every_s=float(min(30.0, max(5.0, v["minutes"] * 60 / 8))),
                              eval_images=min(500, len(data.test)),
                              final_eval=False, snapshot_every_s=5.0, snapshot_count=10,
-                             checkpoint_every_min=10.0, out=str(out))
+                             checkpoint_every_min=10.0, out=str(out), **self.train_options)
             trainer = Trainer(mc, tc, dataset=data)
             summary = (f"{cell.upper()} {v['layers']}\u00d7{v['hidden']}, lr {v['lr']:g}, batch {v['batch_size']}, "
                        f"{v['minutes']:g} min on {Path(dataset).name}")
@@ -363,11 +396,15 @@ class Completion:
 
 
 class Explorer:
-    """The app's server side: checkpoints, sessions, the gallery and the training run."""
+    """The app's server side: checkpoints, sessions, the gallery and the training run.
+    Uploaded checkpoints are kept in ``uploads_dir`` (default: ``uploads`` beside the runs folder)."""
 
     def __init__(self, checkpoint_dir: str | os.PathLike = "checkpoints", runs_dir: str | os.PathLike = "runs/explorer",
-                 training: TrainingService | None = None, max_sessions: int = 64):
-        self.registry = Registry({"shipped": Path(checkpoint_dir), "run": Path(runs_dir)})
+                 training: TrainingService | None = None, max_sessions: int = 64,
+                 uploads_dir: str | os.PathLike | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+        uploads_dir = Path(uploads_dir) if uploads_dir is not None else Path(runs_dir).parent / "uploads"
+        self.uploads = UploadStore(uploads_dir, max_bytes=max_upload_bytes)
+        self.registry = Registry({"shipped": Path(checkpoint_dir), "run": Path(runs_dir), "upload": uploads_dir})
         self.sessions = Sessions(max_sessions)
         self.training = training or TrainingService(Path(runs_dir))
         with np.load(GALLERY, allow_pickle=False) as z:
@@ -381,6 +418,11 @@ class Explorer:
             if key is None:
                 raise inputs.InputError(self.no_checkpoint_message())
         return self.registry.model(key)
+
+    def add_upload(self, path: str | os.PathLike, name: str | None) -> Entry:
+        """Check a visitor's checkpoint and add it to the model list; InputError says what is wrong."""
+        stored = self.uploads.add(path, name)
+        return self.registry.get(f"upload/{stored.stem}")
 
     def no_checkpoint_message(self) -> str:
         folders = " or ".join(str(p) for p in self.registry.folders.values())

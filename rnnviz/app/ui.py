@@ -12,6 +12,7 @@ loaded and its cursor is moved in the browser by ``CURSOR_JS`` when the slider c
 
 from __future__ import annotations
 
+import html
 import json
 import random
 from pathlib import Path
@@ -21,8 +22,11 @@ import pandas as pd
 from gradio.components.plot import PlotData
 
 from . import views
+from . import components as checked
+from .components import message
 from .inputs import InputError
 from .state import Explorer, TrainingRefused
+from .uploads import MAX_UPLOAD_BYTES, SUFFIX
 
 HERE = Path(__file__).resolve().parent
 STEPS = 28
@@ -42,10 +46,17 @@ window.rnnvizCursor = function (id, t) {
 </script>"""
 
 
+# Gradio keeps a copy of the page's configuration per session (~0.6 MB here) until this many newer
+# sessions have come (its default, 10,000, would be gigabytes on a public server)
+GRADIO_SESSIONS = 128
+
+
 def launch_options() -> dict:
     """Keyword arguments for ``demo.launch`` (Gradio 6 takes theme, css and head there)."""
     return {"theme": gr.themes.Soft(primary_hue="cyan", secondary_hue="orange"),
-            "css": (HERE / "style.css").read_text(), "head": CURSOR_JS, "run_history": False}
+            "css": (HERE / "style.css").read_text(), "head": CURSOR_JS, "run_history": False,
+            "max_file_size": MAX_UPLOAD_BYTES,  # larger uploads are refused with HTTP 413
+            "state_session_capacity": GRADIO_SESSIONS}
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -77,8 +88,8 @@ class StepView:
     # ---- layout ----------------------------------------------------------------------------------
     def render_canvas(self):
         self.canvas = gr.HTML(EMPTY_CANVAS, elem_id=f"{self.name}_canvas", padding=False)
-        self.step = gr.Slider(0, STEPS - 1, value=0, step=1, label="timestep t = the row being drawn",
-                              elem_id=f"{self.name}_step")
+        self.step = checked.Slider(0, STEPS - 1, value=0, step=1, label="timestep t = the row being drawn",
+                                   elem_id=f"{self.name}_step")
         with gr.Row():
             self.play = gr.Button("Play", size="sm", elem_id=f"{self.name}_play")
             self.pause = gr.Button("Pause", size="sm", elem_id=f"{self.name}_pause")
@@ -124,7 +135,7 @@ class StepView:
         try:
             _, canvas, gates = self._frame(request, t)
         except InputError as e:
-            raise gr.Error(str(e)) from None
+            raise message(str(e)) from None
         return canvas, gates
 
     def tick(self, t, request: gr.Request):
@@ -145,7 +156,7 @@ class StepView:
         try:
             step, canvas, gates = self._frame(request, start)
         except InputError as e:
-            raise gr.Error(str(e)) from None
+            raise message(str(e)) from None
         self._current(request).playing = True
         return step, canvas, gates, gr.Timer(active=True)
 
@@ -157,7 +168,7 @@ class StepView:
         try:
             v = self._current(request)
         except InputError as e:
-            raise gr.Error(str(e)) from None
+            raise message(str(e)) from None
         v.layer = max(0, min(int(layer or 0), len(v.trace.layers) - 1))
         step = int(max(0, min(STEPS - 1, round(float(t or 0)))))
         return views.gates_html(v.trace, step, v.layer), _plot(views.units_time_figure(v.trace, v.layer, step))
@@ -190,15 +201,18 @@ def build_app(ex: Explorer) -> gr.Blocks:
                                value=ex.registry.default_key(), scale=2, elem_id="checkpoint",
                                allow_custom_value=True)  # runs trained later are checked by the registry
             model_info = gr.Markdown(elem_id="model_info")
+            upload = gr.UploadButton(f"Load your own checkpoint ({SUFFIX}, up to {MAX_UPLOAD_BYTES // 2**20} MB)",
+                                     file_types=[SUFFIX], file_count="single", type="filepath", size="sm",
+                                     scale=1, elem_id="upload_checkpoint")
         with gr.Tabs():
             with gr.Tab("Generate & step", id="generate"):
                 gen = StepView(ex, "gen")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=230):
                         digit = gr.Radio(DIGITS, value="7", label="digit", elem_id="digit")
-                        temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature",
-                                                info="< 1 safer strokes, > 1 wilder")
-                        seed = gr.Number(0, precision=0, label="seed", minimum=0, elem_id="seed")
+                        temperature = checked.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature",
+                                                     info="< 1 safer strokes, > 1 wilder")
+                        seed = checked.Number(0, precision=0, label="seed", minimum=0, elem_id="seed")
                         with gr.Row():
                             generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
                             dice = gr.Button("New seed", elem_id="dice", scale=1, min_width=90)
@@ -239,7 +253,7 @@ def build_app(ex: Explorer) -> gr.Blocks:
             try:
                 entry, traces, notes = ex.generate(key, d, temp, s)
             except InputError as e:
-                raise gr.Error(str(e)) from None
+                raise message(str(e)) from None
             _warn(notes)
             return [views.trace_summary(traces[0], entry.name)] + gen.load(request, traces[0], entry.name)
 
@@ -254,6 +268,19 @@ def build_app(ex: Explorer) -> gr.Blocks:
         generate.click(do_generate, gen_inputs, gen_outputs, api_name="generate", concurrency_limit=2)
         dice.click(new_seed, None, [seed], api_name="new_seed", show_progress="hidden").then(
             do_generate, gen_inputs, gen_outputs, api_name="generate_new_seed", concurrency_limit=2)
+
+        def upload_checkpoint(path):
+            if not path:
+                raise message("No file arrived.")
+            try:
+                entry = ex.add_upload(path, Path(path).name)
+            except InputError as e:
+                raise message(str(e)) from None
+            gr.Info(f"Added {entry.label} to the model list.")
+            return gr.Dropdown(choices=ex.registry.choices(), value=entry.key), describe(entry.key)
+
+        upload.upload(upload_checkpoint, [upload], [ckpt, model_info], api_name="upload_checkpoint",
+                      concurrency_limit=2, show_progress="hidden")  # a refusal shows a toast, not error badges
 
         # ---- Complete
         _wire_complete(ex, c, comp, ckpt)
@@ -278,6 +305,12 @@ def build_app(ex: Explorer) -> gr.Blocks:
 
         demo.load(on_load, None, [ckpt, model_info] + gen_outputs, api_name="on_load")
         demo.load(train_on_load, None, t["refresh_outputs"], api_name="train_on_load", show_progress="hidden")
+
+        def end_session(request: gr.Request):
+            """The tab was closed or reloaded: drop this visitor's traces now rather than by LRU."""
+            ex.sessions.drop(_session(request))
+
+        demo.unload(end_session)
     return demo
 
 
@@ -293,23 +326,25 @@ def _complete_tab(ex: Explorer) -> dict:
                                               show_label=False, object_fit="contain", elem_id="test_gallery",
                                               buttons=[], elem_classes="rv-pixelated")
                 with gr.Tab("Draw", id="draw") as c["draw_tab"]:
-                    c["sketch"] = gr.Sketchpad(canvas_size=(280, 280), fixed_canvas=True, type="numpy",
-                                               brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                                               label="draw a digit (pick the brush)", elem_id="sketch", height=340)
+                    c["sketch"] = checked.Sketchpad(
+                        canvas_size=(280, 280), fixed_canvas=True, type="numpy",
+                        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                        label="draw a digit (pick the brush)", elem_id="sketch", height=340)
             with gr.Row():
                 c["source"] = gr.Radio(["test digit", "drawing"], value="test digit", label="complete", scale=2)
-                c["index"] = gr.Number(28, precision=0, minimum=0, maximum=len(ex.gallery_images) - 1,
-                                       label="test digit #", scale=1, elem_id="gallery_index")
+                c["index"] = checked.Number(28, precision=0, minimum=0, maximum=len(ex.gallery_images) - 1,
+                                            label="test digit #", scale=1, elem_id="gallery_index")
         with gr.Column(scale=3, min_width=220):
             c["preview"] = gr.Image(label="what the model is given (blue rows are kept)", format="png",
                                     interactive=False, height=200, elem_classes="rv-pixelated", elem_id="preview",
                                     buttons=[])
-            c["keep"] = gr.Slider(0, STEPS - 1, value=14, step=1, label="rows to keep", elem_id="keep_rows")
-            c["n"] = gr.Slider(1, 8, value=6, step=1, label="completions")
+            c["keep"] = checked.Slider(0, STEPS - 1, value=14, step=1, label="rows to keep",
+                                       elem_id="keep_rows")
+            c["n"] = checked.Slider(1, 8, value=6, step=1, label="completions")
             c["digit"] = gr.Dropdown(["auto"] + DIGITS, value="auto", label="complete it as digit",
                                      info="auto: the digit the model finds most likely for the kept rows")
-            c["temperature"] = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature")
-            c["seed"] = gr.Number(0, precision=0, minimum=0, label="seed")
+            c["temperature"] = checked.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature")
+            c["seed"] = checked.Number(0, precision=0, minimum=0, label="seed")
             c["button"] = gr.Button("Complete", variant="primary", elem_id="complete_btn")
         with gr.Column(scale=4, min_width=260):
             gr.Markdown("**Completions**: click one to step through it below.")
@@ -317,7 +352,7 @@ def _complete_tab(ex: Explorer) -> dict:
                                   allow_preview=False, object_fit="contain", elem_id="completions",
                                   elem_classes="rv-pixelated")
             c["note"] = gr.Markdown(elem_id="complete_note")
-            c["pick"] = gr.Number(0, precision=0, visible=False)
+            c["pick"] = checked.Number(0, precision=0, visible=False)
     return c
 
 
@@ -345,7 +380,7 @@ def _wire_complete(ex: Explorer, c: dict, comp: StepView, ckpt):
             img, label = _prefix(ex, source, index, sketch)
             entry, done, notes = ex.complete(key, img, label, keep, n, d, temp, s)
         except InputError as e:
-            raise gr.Error(str(e)) from None
+            raise message(str(e)) from None
         _warn(notes)
         sess = ex.sessions.get(_session(request))
         sess.completions, sess.completion_model = done.traces, entry.name
@@ -358,7 +393,7 @@ def _wire_complete(ex: Explorer, c: dict, comp: StepView, ckpt):
     def open_completion(k, request: gr.Request):
         sess = ex.sessions.get(_session(request))
         if not sess.completions:
-            raise gr.Error("No completions yet (or they expired): press Complete first.")
+            raise message("No completions yet (or they expired): press Complete first.")
         k = int(max(0, min(len(sess.completions) - 1, int(k or 0))))
         return comp.load(request, sess.completions[k], sess.completion_model)
 
@@ -392,14 +427,16 @@ def _train_tab(ex: Explorer) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=260):
             t["cell"] = gr.Radio(["lstm", "gru", "rnn"], value="lstm", label="cell", interactive=enabled)
-            t["hidden"] = gr.Slider(16, 512, value=128, step=16, label="hidden units", interactive=enabled,
-                                    elem_id="train_hidden")
-            t["layers"] = gr.Slider(1, 3, value=1, step=1, label="layers", interactive=enabled)
-            t["lr"] = gr.Number(2e-3, label="learning rate", minimum=1e-5, maximum=0.05, step=5e-4,
-                                interactive=enabled)
-            t["batch"] = gr.Slider(16, 256, value=64, step=16, label="batch size", interactive=enabled)
-            t["minutes"] = gr.Slider(0.1, min(60.0, tr.max_minutes), value=min(5.0, tr.max_minutes), step=0.1,
-                                     label="time budget (minutes)", interactive=enabled, elem_id="train_minutes")
+            t["hidden"] = checked.Slider(16, 512, value=128, step=16, label="hidden units",
+                                         interactive=enabled, elem_id="train_hidden")
+            t["layers"] = checked.Slider(1, 3, value=1, step=1, label="layers", interactive=enabled)
+            # no bounds here: the training service clamps it to its limits and says so
+            t["lr"] = checked.Number(2e-3, label="learning rate", step=5e-4, interactive=enabled)
+            t["batch"] = checked.Slider(16, 256, value=64, step=16, label="batch size",
+                                        interactive=enabled)
+            t["minutes"] = checked.Slider(0.1, min(60.0, tr.max_minutes), value=min(5.0, tr.max_minutes),
+                                          step=0.1, label="time budget (minutes)", interactive=enabled,
+                                          elem_id="train_minutes")
             choices = tr.dataset_choices()
             t["dataset"] = gr.Dropdown([(Path(c).name, c) for c in choices], value=choices[0], label="dataset",
                                        interactive=enabled, elem_id="train_dataset")
@@ -471,7 +508,7 @@ def _wire_train(ex: Explorer, t: dict, ckpt, train_tab):
             msg, notes = tr.start(_session(request), cell, hidden, layers, lr, batch, minutes, dataset, name)
         except (TrainingRefused, InputError) as e:
             gr.Warning(str(e))
-            return (f'<div class="rv-notice">{e}</div>',) + _train_refresh(ex, request)
+            return (f'<div class="rv-notice">{html.escape(str(e))}</div>',) + _train_refresh(ex, request)
         _warn(notes)
         gr.Info(msg)
         return (_train_notice(ex),) + _train_refresh(ex, request)[:3] + (gr.Timer(active=True),)
