@@ -1,0 +1,313 @@
+"""Load test: many visitors generating and scrubbing at once while the app trains a model.
+
+    python benchmarks/load_test.py                          # 20 users for 60 s
+    python benchmarks/load_test.py --users 5 --duration 10  # a quick check
+    python benchmarks/load_test.py --scrub-http             # scrub steps as the browser sends them
+    python benchmarks/load_test.py --json load.json
+
+Loopback only and bounded in time. It starts ``explorer.py`` in a subprocess on a free port of
+127.0.0.1 (with ``checkpoints/mnist_lstm.safetensors`` if present, else an untrained model of the
+same size), starts a training run in it through the API (on the small test fixture by default), then
+runs ``--users`` simulated visitors, each a separate ``gradio_client.Client`` (its own session) in
+its own thread: Generate (random digit and seed), then scrub to ``--scrubs`` random timesteps with
+``--think`` seconds between actions, over and over until ``--duration`` seconds have passed. Then
+the visitors close their sessions and the run is stopped. With ``--scrub-http`` the scrub steps are
+plain HTTP posts in the visitor's session, as the browser sends them (that listener skips the
+queue); gradio_client waits for each answer on a stream of server messages, which on a small
+machine costs the simulated users several times the CPU the server spends.
+
+Reported: requests served, errors (any exception; there must be none), p50 and p95 latency per
+endpoint, the training progress during the test, and the server's resident memory (VmRSS from
+/proc/<pid>/status) before the visitors came, right after they left and a few seconds later (their
+sessions' traces are dropped when they close; see ``demo.unload`` in rnnviz/app/ui.py), and its peak
+(VmHWM), and the CPU time the server and the simulated users used. The exit status is 1 if any
+request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_explorer import checkpoint_dir, free_port, pct  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "fixtures" / "mnist_small.npz"
+MODEL = "shipped/mnist_lstm"
+
+
+# ---- the visitors ---------------------------------------------------------------------------------
+class Tally:
+    """Latencies and errors of every request, from every visitor thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.ms: dict[str, list[float]] = defaultdict(list)
+        self.errors: list[str] = []
+
+    def call(self, endpoint: str, fn, *args):
+        """``fn(*args)``, timed and counted under ``endpoint``; None if it failed."""
+        t = time.perf_counter()
+        try:
+            out = fn(*args)
+        except Exception as e:  # any failure counts: the app must serve every request
+            with self._lock:
+                self.errors.append(f"{endpoint}: {type(e).__name__}: {str(e)[:200]}")
+            return None
+        ms = (time.perf_counter() - t) * 1000
+        with self._lock:
+            self.ms[endpoint].append(ms)
+        return out
+
+    def summary(self) -> dict:
+        with self._lock:
+            return {ep: {"n": len(v), "p50_ms": round(statistics.median(v), 1), "p95_ms": round(pct(v, 95), 1)}
+                    for ep, v in sorted(self.ms.items())}
+
+
+def plain_http(client, url: str, api_name: str):
+    """A function calling the ``queue=False`` listener ``api_name`` the way the browser does: one
+    plain HTTP POST in the visitor's session (gradio_client instead waits on a stream of messages)."""
+    import httpx
+
+    deps = client.config["dependencies"]
+    fn_index = next(d.get("id", i) for i, d in enumerate(deps) if d.get("api_name") == api_name)
+    http = httpx.Client(timeout=120)
+
+    def call(*data):
+        r = http.post(url + "gradio_api/run/predict", json={"data": list(data), "fn_index": fn_index,
+                                                            "session_hash": client.session_hash,
+                                                            "event_data": None, "trigger_id": None})
+        r.raise_for_status()
+        return r.json()["data"]
+
+    return call
+
+
+def visitor(client, tally: Tally, deadline: float, seed: int, scrubs: int, think: float, scrub=None):
+    """Generate, then scrub to ``scrubs`` random steps, until ``deadline``."""
+    rng = random.Random(seed)
+    generate = functools.partial(client.predict, api_name="/generate")
+    if scrub is None:
+        name, scrub = "/gen_step", functools.partial(client.predict, api_name="/gen_step")
+    else:
+        name = "/gen_step (plain HTTP)"
+    while time.monotonic() < deadline:
+        if tally.call("/generate", generate, MODEL, str(rng.randrange(10)), 1.0, rng.randrange(100_000)) is None:
+            time.sleep(think)
+            continue
+        for _ in range(scrubs):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(think)
+            tally.call(name, scrub, rng.randrange(28))
+        time.sleep(think)
+
+
+def run_visitors(url: str, users: int, duration: float, scrubs: int = 10, think: float = 0.1,
+                 scrub_http: bool = False, tally: Tally | None = None) -> dict:
+    """``users`` visitors (new sessions) for ``duration`` seconds against the app at ``url``, then
+    they close; the figures so far of ``tally`` (a new one by default).
+    ``scrub_http``: scrub with plain HTTP posts, as the browser does, instead of gradio_client."""
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False) for _ in range(users)]
+    tally = tally or Tally()
+    deadline = time.monotonic() + duration
+    threads = [threading.Thread(target=visitor, daemon=True,
+                                args=(c, tally, deadline, k, scrubs, think,
+                                      plain_http(c, url, "gen_step") if scrub_http else None))
+               for k, c in enumerate(clients)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(duration + 120)
+    wall = time.perf_counter() - t0
+    stuck = sum(th.is_alive() for th in threads)
+    for c in clients:
+        c.close()
+    if stuck:
+        tally.errors.append(f"{stuck} visitor threads still running after the deadline")
+    per = tally.summary()
+    return {"users": users, "duration_s": duration, "wall_s": round(wall, 1),
+            "requests": sum(v["n"] for v in per.values()), "errors": len(tally.errors),
+            "error_samples": tally.errors[:10], "endpoints": per}
+
+
+# ---- the server ---------------------------------------------------------------------------------
+def rss_mb(pid: int) -> dict:
+    """Resident memory of ``pid`` now and at its peak, in MB (Linux /proc)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) used so far by ``pid`` (from /proc), or by this process."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(ckpts: Path, dataset: str, port: int, log: Path) -> subprocess.Popen:
+    import httpx
+
+    env = dict(os.environ, GRADIO_TEMP_DIR=tempfile.mkdtemp(prefix="rnnviz-load-gradio-"),
+               GRADIO_ANALYTICS_ENABLED="False")
+    env.pop("SYSTEM", None)
+    cmd = [sys.executable, str(ROOT / "explorer.py"), "--host", "127.0.0.1", "--port", str(port),
+           "--checkpoint-dir", str(ckpts), "--runs-dir", tempfile.mkdtemp(prefix="rnnviz-load-runs-"),
+           "--train-dataset", dataset]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    url, t0 = f"http://127.0.0.1:{port}/", time.perf_counter()
+    while time.perf_counter() - t0 < 120:
+        if proc.poll() is not None:
+            raise SystemExit(f"explorer.py exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("explorer.py did not serve within 120 s")
+
+
+def start_training(url: str, dataset: str, minutes: float) -> str:
+    from gradio_client import Client
+
+    c = Client(url, verbose=False)
+    notice = c.predict("lstm", 128, 1, 0.002, 64, minutes, dataset, "loadtest", api_name="/train_start")[0]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        status = c.predict(api_name="/train_refresh")[0]
+        if "**running**: training" in status:
+            c.close()
+            return status
+        time.sleep(0.5)
+    raise SystemExit(f"training did not start: {notice}")
+
+
+def train_status(url: str, stop: bool = False) -> str:
+    from gradio_client import Client
+
+    c = Client(url, verbose=False)
+    if stop:
+        c.predict(api_name="/train_stop")
+    status = c.predict(api_name="/train_refresh")[0]
+    c.close()
+    return status
+
+
+def report(res: dict):
+    waves = len(res.get("memory_mb", {}).get("waves", [])) or 1
+    print(f"\n{res['users']} users for {res['duration_s'] / waves:.0f} s" +
+          (f", {waves} times as new sessions ({res['sessions']} sessions)" if waves > 1 else "") +
+          f": {res['requests']} requests served, {res['errors']} errors")
+    for sample in res["error_samples"]:
+        print(f"  error: {sample}")
+    for ep, v in res["endpoints"].items():
+        print(f"  {ep:24s} n {v['n']:5d}   p50 {v['p50_ms']:7.1f} ms   p95 {v['p95_ms']:7.1f} ms")
+    if "memory_mb" in res:
+        m = res["memory_mb"]
+        after = ", ".join(f"{w['after']} MB ({w['settled']} MB {res['settle_s']:g} s later)" for w in m["waves"])
+        print(f"server RSS: {m['before']} MB before the users; after {'each wave' if waves > 1 else 'them'}: "
+              f"{after}; peak {m['peak']} MB")
+    if "training" in res:
+        print(f"training during the test: {res['training']['before']} -> {res['training']['after']}")
+    if "cpu_s" in res:
+        c, cores = res["cpu_s"], os.cpu_count()
+        extra = " (training included)" if "training" in res else ""
+        print(f"CPU time during the test: server {c['server']} s{extra}, the simulated users {c['clients']} s "
+              f"(of {cores} cores x {res['wall_s']:.0f} s = {cores * res['wall_s']:.0f} s)")
+    print(f"machine: {os.cpu_count()} CPUs, load average {res['load_average'][0]:.1f} "
+          f"(1 min, other processes included)")
+
+
+def _step_line(status: str) -> str:
+    return next((line for line in status.split("  \n") if line.startswith("step ")), status[:80])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    ap.add_argument("--scrubs", type=int, default=10, help="scrub steps after each Generate")
+    ap.add_argument("--think", type=float, default=0.1, help="seconds between a visitor's actions")
+    ap.add_argument("--scrub-http", action="store_true",
+                    help="scrub with plain HTTP posts as the browser does (gradio_client costs the "
+                         "simulated users far more CPU than the server spends)")
+    ap.add_argument("--checkpoint-dir", default=str(ROOT / "checkpoints"))
+    ap.add_argument("--train-dataset", default=str(FIXTURE), help="dataset of the background training run")
+    ap.add_argument("--no-train", action="store_true", help="no training run during the test")
+    ap.add_argument("--waves", type=int, default=1,
+                    help="run the users this many times, each time as new sessions (memory after each)")
+    ap.add_argument("--settle", type=float, default=5.0, help="seconds to wait before each memory reading")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args(argv)
+    if not (1 <= args.users <= 200 and 1 <= args.duration <= 3600 and 1 <= args.waves <= 20):
+        raise SystemExit("error: --users must be in [1, 200], --duration in [1, 3600] s, --waves in [1, 20]")
+
+    ckpts = checkpoint_dir(args)
+    log = Path(tempfile.mkdtemp(prefix="rnnviz-load-")) / "server.log"
+    proc = start_server(ckpts, args.train_dataset, free_port(), log)
+    url = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/"
+    try:
+        training = None
+        if not args.no_train:
+            minutes = args.waves * (args.duration + args.settle + 10) / 60 + 1
+            training = {"before": _step_line(start_training(url, args.train_dataset, minutes))}
+        before = rss_mb(proc.pid)["VmRSS"]
+        cpu0, t0 = (cpu_seconds(proc.pid), cpu_seconds()), time.perf_counter()
+        tally, waves = Tally(), []
+        for _ in range(args.waves):
+            res = run_visitors(url, args.users, args.duration, args.scrubs, args.think, args.scrub_http, tally)
+            after = rss_mb(proc.pid)["VmRSS"]
+            time.sleep(args.settle)
+            waves.append({"after": after, "settled": rss_mb(proc.pid)["VmRSS"]})
+        res["cpu_s"] = {"server": round(cpu_seconds(proc.pid) - cpu0[0], 1),
+                        "clients": round(cpu_seconds() - cpu0[1], 1)}
+        res.update(duration_s=args.duration * args.waves, wall_s=round(time.perf_counter() - t0, 1),
+                   sessions=args.users * args.waves)
+        res["memory_mb"] = {"before": before, "waves": waves, "peak": rss_mb(proc.pid)["VmHWM"]}
+        res["settle_s"] = args.settle
+        if training is not None:
+            training["after"] = _step_line(train_status(url, stop=True))
+            res["training"] = training
+        res["load_average"] = os.getloadavg()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    tracebacks = log.read_text(errors="replace").count("Traceback")
+    res["server_tracebacks"] = tracebacks
+    report(res)
+    print(f"server log: {log} ({tracebacks} tracebacks)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 1 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
