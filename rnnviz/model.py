@@ -9,6 +9,11 @@ and pixels 0..j-1 of its own row (a MADE layer, Germain et al. 2015). So
 
 exactly, and sampling walks the same factorization pixel by pixel.
 
+With ``latent > 0`` the model is a variational autoencoder (Kingma & Welling 2014): a small CNN
+``Encoder`` maps an image to q(z | x) = N(mu, sigma^2), and the recurrent decoder reads z at every
+step in place of the class. Its likelihood is a bound: the ELBO for training,
+``log_prob(x, samples=K)`` the importance-weighted bound (Burda et al. 2016), tighter as K grows.
+
 Training runs the fused ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``; the step-by-step gates that the
 explorer shows are recomputed from the same weights in ``rnnviz.cells`` and ``rnnviz.trace``.
 """
@@ -16,6 +21,7 @@ explorer shows are recomputed from the same weights in ``rnnviz.cells`` and ``rn
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
@@ -38,22 +44,27 @@ class ModelConfig:
     head_hidden: int = 512  # hidden units of the masked row head
     height: int = 28  # rows = timesteps
     width: int = 28  # pixels per row
+    latent: int = 0  # size of z for a VAE (CNN encoder + this decoder); 0 = no encoder
 
     def __post_init__(self):
         problems = []
         if self.cell not in CELLS:
             problems.append(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
         for name, lo, hi in [("hidden", 1, 4096), ("layers", 1, 8), ("num_classes", 0, 1000),
-                             ("head_hidden", 1, 8192), ("height", 1, 512), ("width", 2, 512)]:
+                             ("head_hidden", 1, 8192), ("height", 1, 512), ("width", 2, 512), ("latent", 0, 1024)]:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 problems.append(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
+        if self.latent and self.num_classes:
+            problems.append("a VAE (latent > 0) is unconditional here: set num_classes=0")
+        if self.latent and (self.height < 4 or self.width < 4):
+            problems.append("the VAE encoder needs images of at least 4x4")
         if problems:
             raise ValueError("invalid model config: " + "; ".join(problems))
 
     @property
     def input_size(self) -> int:
-        return self.width + self.height + self.num_classes
+        return self.width + self.height + self.num_classes + self.latent
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +83,24 @@ class Sample(NamedTuple):
     labels: Tensor | None  # (n,) class indices, None for an unconditional model
     probs: Tensor  # (n, H, W) the probability each pixel was drawn with (given rows: the model's)
     states: list[dict[str, Tensor]]  # per layer: name -> (n, H, hidden), see cells.STATE_NAMES
+    latents: Tensor | None = None  # (n, latent) the z each image was decoded from (VAE only)
+
+
+class Encoder(nn.Module):
+    """q(z | x): two stride-2 convolutions and a linear layer to the mean and log-variance of z."""
+
+    def __init__(self, latent: int, height: int, width: int, channels: int = 32, hidden: int = 256):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+        h, w = (height + 3) // 4, (width + 3) // 4
+        self.fc = nn.Sequential(nn.Linear(2 * channels * h * w, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, H, W) images -> (mu, logvar), each (B, latent)."""
+        mu, logvar = self.fc(self.conv(x[:, None])).chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
 
 
 class MaskedRowHead(nn.Module):
@@ -169,6 +198,7 @@ class RowModel(nn.Module):
         c = config
         self.rnn = CELLS[c.cell](c.input_size, c.hidden, num_layers=c.layers, batch_first=True)
         self.head = MaskedRowHead(c.hidden + c.width, c.width, c.head_hidden)
+        self.encoder = Encoder(c.latent, c.height, c.width) if c.latent else None
         self.register_buffer("positions", torch.eye(c.height), persistent=False)
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -187,17 +217,45 @@ class RowModel(nn.Module):
             raise ValueError(f"labels must be in [0, {self.config.num_classes - 1}]")
         return y
 
-    def conditioning(self, n: int, y: Tensor | None) -> Tensor:
+    def _latents(self, z, n: int, device) -> Tensor | None:
+        """z (n, latent) as a tensor, or None for a model without an encoder."""
+        if not self.config.latent:
+            if z is not None:
+                raise ValueError("this model has no latent z (latent=0)")
+            return None
+        if z is None:
+            raise ValueError("this VAE decodes from a latent z: give z (encode an image or draw from the prior)")
+        z = torch.as_tensor(z, dtype=torch.float32, device=device).reshape(-1, self.config.latent)
+        if z.shape[0] == 1:
+            z = z.expand(n, -1)
+        if z.shape[0] != n:
+            raise ValueError(f"got {z.shape[0]} latents for {n} images")
+        if not torch.isfinite(z).all():
+            raise ValueError("z must be finite")
+        return z
+
+    def conditioning(self, n: int, y: Tensor | None, z: Tensor | None = None) -> Tensor:
         """What the recurrent layers read at every step besides the row above: a one-hot of the
-        step and, for a class-conditional model, a one-hot of the class. (n, H, H + C)."""
+        step, for a class-conditional model a one-hot of the class, for a VAE the latent z.
+        (n, H, H + C + latent)."""
+        H = self.config.height
         parts = [self.positions.expand(n, -1, -1)]
         if y is not None:
-            parts.append(F.one_hot(y, self.config.num_classes).to(self.positions)[:, None].expand(n, self.config.height, -1))
+            parts.append(F.one_hot(y, self.config.num_classes).to(self.positions)[:, None].expand(n, H, -1))
+        if z is not None:
+            parts.append(z.to(self.positions)[:, None].expand(n, H, -1))
         return torch.cat(parts, dim=-1)
 
-    def step_inputs(self, prev_rows: Tensor, y: Tensor | None) -> Tensor:
+    def step_inputs(self, prev_rows: Tensor, y: Tensor | None, z: Tensor | None = None) -> Tensor:
         """Recurrent inputs (B, H, D) for all steps, given the row before each step."""
-        return torch.cat([prev_rows, self.conditioning(prev_rows.shape[0], y)], dim=-1)
+        return torch.cat([prev_rows, self.conditioning(prev_rows.shape[0], y, z)], dim=-1)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z | x) of a VAE: (mu, logvar), each (B, latent), for images (B, H, W) or (H, W)."""
+        if self.encoder is None:
+            raise ValueError("this model has no encoder (latent=0)")
+        x = torch.as_tensor(x, dtype=torch.float32, device=self.positions.device)
+        return self.encoder(x if x.dim() == 3 else x[None])
 
     @staticmethod
     def shift_rows(x: Tensor) -> Tensor:
@@ -205,29 +263,56 @@ class RowModel(nn.Module):
         return F.pad(x, (0, 0, 1, 0))[:, :-1]
 
     # ---- likelihood ---------------------------------------------------------------------------
-    def forward(self, x: Tensor, y=None) -> Tensor:
+    def forward(self, x: Tensor, y=None, z=None) -> Tensor:
         """Bernoulli logits (B, H, W) for binary images ``x`` (B, H, W), teacher forced."""
         y = self._labels(y, x.shape[0], x.device)
+        z = self._latents(z, x.shape[0], x.device)
         prev = self.shift_rows(x)
-        out, _ = self.rnn(self.step_inputs(prev, y))
+        out, _ = self.rnn(self.step_inputs(prev, y, z))
         return self.head(torch.cat([out, prev], dim=-1), x)
 
-    def nll(self, x: Tensor, y=None, reduce: bool = True) -> Tensor:
-        """-log p(x | y) in nats per image (mean over the batch if ``reduce``)."""
-        logits = self.forward(x, y)
+    def nll(self, x: Tensor, y=None, reduce: bool = True, z=None) -> Tensor:
+        """-log p(x | y) (a VAE: -log p(x | z)) in nats per image (mean over the batch if ``reduce``)."""
+        logits = self.forward(x, y, z)
         per_image = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2))
         return per_image.mean() if reduce else per_image
 
+    @staticmethod
+    def kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
+        """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, (B, latent)."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+    def loss(self, x: Tensor, y=None, free_bits: float = 0.0) -> tuple[Tensor, Tensor]:
+        """(objective to minimise, -bound reported) as batch means in nats per image.
+
+        Without an encoder both are -log p(x | y). For a VAE the reported value is the negative
+        ELBO, -E_q[log p(x | z)] + KL(q(z | x) || p(z)) with one reparameterized z; the objective
+        is the same with each dimension's batch-mean KL held at least ``free_bits`` nats
+        (Kingma et al. 2016), so the decoder cannot learn to ignore z.
+        """
+        if self.encoder is None:
+            nll = self.nll(x, y)
+            return nll, nll
+        mu, logvar = self.encoder(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        rec = self.nll(x, z=z)
+        kl = self.kl_per_dim(mu, logvar).mean(0)
+        return rec + kl.clamp(min=free_bits).sum(), rec + kl.sum()
+
     @torch.no_grad()
-    def log_prob(self, x: Tensor, y=None) -> Tensor:
+    def log_prob(self, x: Tensor, y=None, samples: int = 1, seed: int = 0) -> Tensor:
         """log p(x) in nats per image for binary images (B, H, W).
 
         For a class-conditional model and ``y=None`` this is the exact marginal
-        log((1/C) * sum_y p(x | y)) over the C classes.
+        log((1/C) * sum_y p(x | y)) over the C classes. For a VAE it is a lower bound: the
+        importance-weighted bound with ``samples`` draws from q(z | x) (1 = the ELBO), the draws
+        seeded with ``seed``.
         """
         x = torch.as_tensor(x).float()
         if x.dim() == 2:
             x = x[None]
+        if self.encoder is not None:
+            return self._iw_bound(x, samples, seed)
         C = self.config.num_classes
         if C == 0 or y is not None:
             return -self.nll(x, y, reduce=False)
@@ -237,10 +322,27 @@ class RowModel(nn.Module):
         cond = -self.nll(xs, ys, reduce=False).view(B, C)
         return torch.logsumexp(cond, dim=1) - math.log(C)
 
+    def _iw_bound(self, x: Tensor, samples: int, seed: int) -> Tensor:
+        """log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x): a lower bound on log p(x)."""
+        if not (isinstance(samples, int) and samples >= 1):
+            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+        B, K = x.shape[0], samples
+        mu, logvar = self.encoder(x)
+        std = (0.5 * logvar).exp()
+        gen = torch.Generator().manual_seed(int(seed))
+        eps = torch.randn(K, B, self.config.latent, generator=gen).to(x.device)
+        z = mu + eps * std  # (K, B, latent)
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prior = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_px = torch.stack([-self.nll(x, z=z[k], reduce=False) for k in range(K)])
+        return torch.logsumexp(log_px + log_prior - log_q, dim=0) - math.log(K)
+
     # ---- sampling -----------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, n: int = 1, y=None, temperature: float = 1.0, seed: int = 0,
-               prefix: Tensor | None = None, keep_rows: int = 0):
+               prefix: Tensor | None = None, keep_rows: int = 0, z=None,
+               clamps: Mapping[int, Mapping[int, cells.Clamp]] | None = None,
+               edit_rows: Mapping[int, Tensor] | None = None):
         """Draw ``n`` images, stepping the recurrent layers with ``cells.step``.
 
         Returns a ``Sample``: the images (n, H, W), their labels, the probabilities each pixel was
@@ -249,8 +351,19 @@ class RowModel(nn.Module):
         ``y``: a class, a tensor of n classes, or None for any class (drawn uniformly). The first
         ``keep_rows`` rows are copied from ``prefix`` (n or 1 images) and the rest sampled. The same
         seed gives the same images: all randomness comes from one generator seeded with ``seed``.
+        A VAE decodes from ``z`` (n or 1 latents, e.g. ``encode(x)[0]`` to reconstruct x), or
+        from z drawn from its prior N(0, I) when ``z`` is None.
+
+        Interventions (see ``rnnviz.interventions``): ``clamps`` maps a step to the ``clamp`` that
+        ``cells.step`` applies there, and ``edit_rows`` a step t to a row (W,) that replaces row t
+        instead of being sampled. Everything else, the random numbers included, stays the same, so
+        up to the first intervened step the images and states equal those without them.
         """
         c = self.config
+        clamps, edit_rows = clamps or {}, edit_rows or {}
+        outside = sorted(t for t in {*clamps, *edit_rows} if not (isinstance(t, int) and 0 <= t < c.height))
+        if outside:
+            raise ValueError(f"intervened steps must be in [0, {c.height - 1}], got {outside}")
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
         if not 0 <= keep_rows <= c.height:
@@ -262,6 +375,12 @@ class RowModel(nn.Module):
             labels = (torch.randint(c.num_classes, (n,), generator=gen) if y is None
                       else self._labels(y, n, "cpu"))
             labels = labels.to(device)
+        latents = None
+        if c.latent:  # the prior draw is always taken, so a given z leaves the pixel noise unchanged
+            prior = torch.randn(n, c.latent, generator=gen)
+            latents = self._latents(prior if z is None else z, n, device)
+        elif z is not None:
+            raise ValueError("this model has no latent z (latent=0)")
         uniforms = torch.rand(n, c.height, c.width, generator=gen).to(device)
         images = torch.zeros(n, c.height, c.width, device=device)
         probs = torch.zeros_like(images)
@@ -270,17 +389,20 @@ class RowModel(nn.Module):
                 raise ValueError("keep_rows > 0 needs a prefix image")
             prefix = torch.as_tensor(prefix).float().to(device).reshape(-1, c.height, c.width)
             images[:, :keep_rows] = prefix[:, :keep_rows].expand(n, -1, -1)
+        for t, row in edit_rows.items():
+            images[:, t] = torch.as_tensor(row, dtype=images.dtype, device=device)
+        given = set(range(keep_rows)) | set(edit_rows)  # rows read, not sampled
 
         masked = self.head.masked_weights()
         state = cells.initial_state(self.rnn, n, device)
         prev = torch.zeros(n, 1, c.width, device=device)
-        cond = self.conditioning(n, labels)
+        cond = self.conditioning(n, labels, latents)
         steps = []
         for t in range(c.height):
-            state = cells.step(self.rnn, torch.cat([prev[:, 0], cond[:, t]], dim=-1), state)
+            state = cells.step(self.rnn, torch.cat([prev[:, 0], cond[:, t]], dim=-1), state, clamps.get(t))
             steps.append(state)
             ctx = torch.cat([state[-1]["h"], prev[:, 0]], dim=-1)
-            if t < keep_rows:
+            if t in given:
                 probs[:, t] = torch.sigmoid(self.head(ctx, images[:, t], masked))
             else:
                 images[:, t], probs[:, t] = self.head.sample(ctx, uniforms[:, t], temperature, masked)
@@ -288,7 +410,7 @@ class RowModel(nn.Module):
         names = cells.STATE_NAMES[c.cell]
         states = [{k: torch.stack([s[layer][k] for s in steps], dim=1) for k in names}
                   for layer in range(c.layers)]
-        return Sample(images, labels, probs, states)
+        return Sample(images, labels, probs, states, latents)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

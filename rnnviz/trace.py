@@ -36,6 +36,7 @@ class Trace:
     temperature: float = 1.0
     seed: int | None = None
     keep_rows: int = 0  # rows copied from a given image (completion); 0 for a free sample
+    latent: np.ndarray | None = None  # (latent,) the z a VAE decoded from; None for other models
     meta: dict = field(default_factory=dict)
 
     @property
@@ -66,12 +67,13 @@ class Trace:
         return out
 
 
-def _to_traces(model: RowModel, images, labels, probs, states, temperature, seed, keep_rows, kind):
+def _to_traces(model: RowModel, images, labels, probs, states, temperature, seed, keep_rows, kind,
+               latents=None):
     """Score the finished images under the model (temperature 1) and split per image."""
     c = model.config
     with torch.no_grad():
         prev = model.shift_rows(images)
-        ctx = torch.cat([states[-1]["h"], prev], dim=-1)
+        ctx = torch.cat([states[-1]["h"], prev], dim=-1)  # the head's input, as in RowModel.forward
         logits = model.head(ctx, images)
         row_nll = F.binary_cross_entropy_with_logits(logits, images, reduction="none").sum(-1)
         model_probs = torch.sigmoid(logits)
@@ -83,24 +85,56 @@ def _to_traces(model: RowModel, images, labels, probs, states, temperature, seed
             label=None if labels is None else int(labels[b]),
             probs=(model_probs if probs is None else probs)[b].float().cpu().numpy(), model_probs=model_probs[b].cpu().numpy(),
             row_nll=row_nll[b].cpu().numpy(), layers=[{k: v[b] for k, v in layer.items()} for layer in np_states],
-            temperature=float(temperature), seed=seed, keep_rows=int(keep_rows), meta={"kind": kind}))
+            temperature=float(temperature), seed=seed, keep_rows=int(keep_rows), meta={"kind": kind},
+            latent=None if latents is None else latents[b].float().cpu().numpy()))
     return out
 
 
 def sample_traces(model: RowModel, n: int = 1, y=None, temperature: float = 1.0, seed: int = 0,
-                  prefix=None, keep_rows: int = 0) -> list[Trace]:
-    """Sample ``n`` images with ``model.sample`` and return them as traces (same seed, same images)."""
-    s = model.sample(n, y=y, temperature=temperature, seed=seed, prefix=prefix, keep_rows=keep_rows)
-    kind = "completion" if keep_rows else "sample"
-    return _to_traces(model, s.images, s.labels, s.probs, s.states, temperature, seed, keep_rows, kind)
+                  prefix=None, keep_rows: int = 0, z=None, kind: str | None = None,
+                  clamps=None, edit_rows=None) -> list[Trace]:
+    """Sample ``n`` images with ``model.sample`` and return them as traces (same seed, same images).
+    A VAE decodes from ``z`` or, when None, from z drawn from its prior. ``clamps`` and
+    ``edit_rows`` intervene in the run (see ``RowModel.sample`` and ``rnnviz.interventions``)."""
+    s = model.sample(n, y=y, temperature=temperature, seed=seed, prefix=prefix, keep_rows=keep_rows, z=z,
+                     clamps=clamps, edit_rows=edit_rows)
+    kind = kind or ("completion" if keep_rows else "sample")
+    return _to_traces(model, s.images, s.labels, s.probs, s.states, temperature, seed, keep_rows, kind,
+                      s.latents)
 
 
 @torch.no_grad()
-def trace_images(model: RowModel, images, y=None) -> list[Trace]:
-    """Traces of given binary images (B, H, W) or (H, W), read with teacher forcing."""
+def reconstruct_traces(model: RowModel, images, temperature: float = 1.0, seed: int = 0,
+                       n: int = 1, use_mean: bool = True) -> list[Trace]:
+    """A VAE redraws an image: encode it to q(z | x), then decode row by row from z = mu
+    (``use_mean``) or from one draw of q. ``n`` redraws of the one image (B=1) or one per image."""
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    if x.dim() == 2:
+        x = x[None]
+    mu, logvar = model.encode(x)
+    z = mu
+    if not use_mean:
+        gen = torch.Generator().manual_seed(int(seed) + 1)
+        z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
+    if z.shape[0] == 1 and n > 1:
+        z = z.expand(n, -1)
+    traces = sample_traces(model, z.shape[0], temperature=temperature, seed=seed, z=z, kind="reconstruction")
+    for t, src in zip(traces, x.expand(z.shape[0], -1, -1)):
+        t.meta["source"] = src.numpy().astype(np.uint8)
+    return traces
+
+
+@torch.no_grad()
+def trace_images(model: RowModel, images, y=None, z=None, clamps=None) -> list[Trace]:
+    """Traces of given binary images (B, H, W) or (H, W), read with teacher forcing.
+    A VAE reads them with ``z`` or, when None, with the mean of q(z | x) of each image.
+    ``clamps`` (step -> ``cells.step``'s clamp) reads them with gates or states overwritten."""
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
     if x.dim() == 2:
         x = x[None]
     labels = model._labels(y, x.shape[0], x.device)
-    states = cells.unroll(model.rnn, model.step_inputs(model.shift_rows(x), labels))
-    return _to_traces(model, x, labels, None, states, 1.0, None, 0, "image")
+    if model.config.latent and z is None:
+        z = model.encode(x)[0]
+    z = model._latents(z, x.shape[0], x.device)
+    states = cells.unroll(model.rnn, model.step_inputs(model.shift_rows(x), labels, z), clamps)
+    return _to_traces(model, x, labels, None, states, 1.0, None, 0, "image", z)
