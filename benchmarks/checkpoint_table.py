@@ -19,9 +19,15 @@ def row(path: Path) -> str:
     hw = m.get("hardware", {})
     where = hw.get("gpu") or f"CPU, {m.get('train_config', {}).get('threads') or hw.get('threads', '?')} thread(s)"
     minutes = m.get("train_seconds", 0) / 60
-    return (f"| `{path.name}` | {c.cell.upper()} {c.layers}x{c.hidden}, head {c.head_hidden} | "
+    model = f"{c.cell.upper()} {c.layers}x{c.hidden}, head {c.head_hidden}"
+    if c.latent:
+        model = f"VAE: CNN encoder, z {c.latent}; {model}"
+    protocol = m.get("test_nll_protocol", "")
+    how = (protocol.split(" (")[0].replace("importance-weighted bound, ", "IW bound, ").replace(" samples of q(z|x)", "")
+           if c.latent else "exact marginal" if c.num_classes else "exact")
+    return (f"| `{path.name}` | {model} | "
             f"{m.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB | "
-            f"{minutes:.0f} min, {m.get('step', 0):,} steps, {where} | **{m.get('test_nll')}** |")
+            f"{minutes:.0f} min, {m.get('step', 0):,} steps, {where} | **{m.get('test_nll')}** ({how}) |")
 
 
 def main(paths=None):
