@@ -6,8 +6,10 @@
 The loop: fresh Bernoulli binarization per batch, Adam with a short warm-up and a cosine decay over
 the time (or step) budget, gradient clipping. Every ``eval_every_s`` it scores a fixed-seed subset of
 the test set (exact marginal) and publishes a detached copy of the weights; every
-``snapshot_every_s`` it draws a grid of samples; every ``checkpoint_every_min`` and at the end it
-writes a checkpoint. A non-finite loss stops the run (the last good checkpoint stays).
+``snapshot_every_s`` it draws a grid of samples and measures gate saturation on a fixed batch of
+test images (``rnnviz.analysis.gate_saturation``, in ``snapshot()["saturation"]``); every
+``checkpoint_every_min`` and at the end it writes a checkpoint. A non-finite loss stops the run
+(the last good checkpoint stays).
 
 Thread safety: ``start`` runs the loop in a daemon thread. ``pause``, ``resume`` and ``stop`` set
 events that the loop checks between batches (a stop takes effect within one batch). Readers call
@@ -28,8 +30,9 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .data import DEFAULT_EVAL_SEED, Dataset, batches, load_dataset
-from .evaluate import evaluate
+from .analysis import gate_saturation
+from .data import DEFAULT_EVAL_SEED, Dataset, batches, binarize_fixed, load_dataset
+from .evaluate import evaluate, protocol
 from .model import ModelConfig, RowModel
 
 
@@ -48,11 +51,14 @@ class TrainConfig:
     final_eval: bool = True  # score the whole test set at the end
     snapshot_every_s: float = 10.0
     snapshot_count: int = 10
+    saturation_images: int = 200  # test images for the live gate saturation (0 = off)
     checkpoint_every_min: float = 10.0
     out: str | None = None  # checkpoint path (.safetensors)
     device: str = "auto"
     seed: int = 0
     eval_seed: int = DEFAULT_EVAL_SEED
+    free_bits: float = 0.0  # VAE only: KL floor per latent dimension, nats (0 = the plain ELBO)
+    iw_samples: int = 100  # VAE only: importance samples per image in the final evaluation
 
     def __post_init__(self):
         problems = []
@@ -64,6 +70,12 @@ class TrainConfig:
             problems.append(f"minutes must be > 0, got {self.minutes!r}")
         if not (isinstance(self.max_steps, int) and self.max_steps >= 0):
             problems.append(f"max_steps must be an integer >= 0, got {self.max_steps!r}")
+        if not (isinstance(self.free_bits, (int, float)) and 0 <= self.free_bits <= 10):
+            problems.append(f"free_bits must be in [0, 10], got {self.free_bits!r}")
+        if not (isinstance(self.iw_samples, int) and 1 <= self.iw_samples <= 10000):
+            problems.append(f"iw_samples must be an integer in [1, 10000], got {self.iw_samples!r}")
+        if not (isinstance(self.saturation_images, int) and 0 <= self.saturation_images <= 10000):
+            problems.append(f"saturation_images must be an integer in [0, 10000], got {self.saturation_images!r}")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 
@@ -106,8 +118,16 @@ class _Shared:
     history: list = field(default_factory=list)
     samples: np.ndarray | None = None  # (k, H, W) float32 in [0, 1]
     sample_labels: list | None = None
+    saturation: dict | None = None  # gate_saturation of the latest snapshot (never mutated, replaced)
     weights: dict | None = None  # detached CPU copy of the latest published state dict
     checkpoint: str | None = None
+
+
+def _copy_saturation(sat: dict | None) -> dict | None:
+    """A copy of a ``gate_saturation`` result that a reader may change freely."""
+    if sat is None:
+        return None
+    return {k: ({g: a.copy() for g, a in v.items()} if isinstance(v, dict) else v) for k, v in sat.items()}
 
 
 class Trainer:
@@ -123,6 +143,7 @@ class Trainer:
         self._running = threading.Event()
         self._running.set()
         self._thread: threading.Thread | None = None
+        self._saturation_batch: tuple | None = None  # (images, labels) for the live gate saturation
 
     # ---- control (any thread) -----------------------------------------------------------------
     def start(self) -> "Trainer":
@@ -161,7 +182,8 @@ class Trainer:
             out = {"state": s.state, "message": s.message, "step": s.step, "seconds": s.seconds,
                    "history": [asdict(r) for r in s.history], "checkpoint": s.checkpoint,
                    "samples": None if s.samples is None else s.samples.copy(),
-                   "sample_labels": s.sample_labels, "paused": not self._running.is_set()}
+                   "sample_labels": s.sample_labels, "paused": not self._running.is_set(),
+                   "saturation": _copy_saturation(s.saturation)}
         out["seconds_left"] = max(0.0, self.config.minutes * 60 - out["seconds"])
         return out
 
@@ -227,6 +249,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(c.seed * 1_000_003 + step)
         data = batches(ds.train, c.batch_size, gen)
         eval_images = ds.test.images[:c.eval_images] if c.eval_images else ds.test.images
+        self._saturation_batch = self._saturation_inputs(ds, device)
         budget = c.minutes * 60
         uniform = self.model_config.height * self.model_config.width * math.log(2)
         diverged_above = 4 * uniform  # far worse than guessing every pixel: the run has blown up
@@ -258,7 +281,7 @@ class Trainer:
                 g["lr"] = lr
             x, y = next(data)
             x, y = x.to(device), y.to(device)
-            loss = model.nll(x, y if self.model_config.num_classes else None)
+            objective, loss = model.loss(x, y if self.model_config.num_classes else None, c.free_bits)
             if not torch.isfinite(loss) or loss.item() > diverged_above:
                 final_state = "failed"
                 message = (f"diverged at step {step}: loss {loss.item():.4g} nats/image (a uniform guess is "
@@ -267,7 +290,7 @@ class Trainer:
                               else "no checkpoint was written"))
                 break
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
             opt.step()
             step += 1
@@ -316,7 +339,9 @@ class Trainer:
             self._snapshot_samples(model, device, step)
             if c.final_eval:
                 self._set(message="final evaluation on the test set")
-                last_test = (round(evaluate(model, ds.test.images, c.eval_seed, device=device), 3), len(ds.test))
+                last_test = (round(evaluate(model, ds.test.images, c.eval_seed, device=device,
+                                            samples=c.iw_samples), 3), len(ds.test))
+                metrics["test_nll_protocol"] = protocol(self.model_config, c.iw_samples)
             if last_test is not None:  # the whole test set if final_eval, else the last periodic subset
                 metrics["test_nll"], metrics["test_images"] = last_test
                 with self._lock:
@@ -337,7 +362,7 @@ class Trainer:
         c = self.config
         metrics = {"dataset": self.dataset.name, "binarization": "dynamic (fresh Bernoulli per batch)",
                    "eval_binarization_seed": c.eval_seed, "test_nll": None,
-                   "test_nll_protocol": "exact marginal over classes, nats/image",
+                   "test_nll_protocol": protocol(self.model_config),
                    "train_config": asdict(c), "hardware": ckpt.environment(),
                    "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    **progress}
@@ -351,10 +376,30 @@ class Trainer:
         model.eval()
         labels = torch.arange(k) % max(1, self.model_config.num_classes) if self.model_config.num_classes else None
         s = model.sample(k, y=labels, seed=step)
+        saturation = self._saturation(model)
         model.train(was)
         with self._lock:
             self._shared.samples = s.images.float().cpu().numpy()
             self._shared.sample_labels = None if labels is None else labels.tolist()
+            if saturation is not None:
+                self._shared.saturation = saturation
+
+    def _saturation_inputs(self, ds: Dataset, device) -> tuple | None:
+        """The fixed batch for the live gate saturation: the first test images, binarized with
+        ``eval_seed``, and their true labels (None for an unconditional model or a VAE)."""
+        n = min(self.config.saturation_images, len(ds.test))
+        if not n:
+            return None
+        x = binarize_fixed(ds.test.images[:n], self.config.eval_seed).to(device)
+        y = ds.test.labels[:n].to(device) if self.model_config.num_classes else None
+        return x, y
+
+    def _saturation(self, model) -> dict | None:
+        """Gate saturation of the top layer on the fixed batch (model in eval mode), or None."""
+        if self._saturation_batch is None:
+            return None
+        x, y = self._saturation_batch
+        return gate_saturation(model, x, y=y)
 
 
 def main(argv=None):
@@ -364,6 +409,10 @@ def main(argv=None):
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--head-hidden", type=int, default=512)
     ap.add_argument("--unconditional", action="store_true", help="no class conditioning")
+    ap.add_argument("--latent", type=int, default=0,
+                    help="train a VAE: a CNN encoder gives a z of this size to the decoder (implies --unconditional)")
+    ap.add_argument("--free-bits", type=float, default=0.0, help="VAE: KL floor per latent dimension, nats")
+    ap.add_argument("--iw-samples", type=int, default=100, help="VAE: importance samples in the final evaluation")
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--data-root", default=None, help="folder holding MNIST/ (default: $RNNVIZ_DATA or ./data)")
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -382,11 +431,11 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     try:
         mc = ModelConfig(cell=args.cell, hidden=args.hidden, layers=args.layers, head_hidden=args.head_hidden,
-                         num_classes=0 if args.unconditional else 10)
+                         num_classes=0 if args.unconditional or args.latent else 10, latent=args.latent)
         tc = TrainConfig(dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size, lr=args.lr,
                          minutes=args.minutes, max_steps=args.max_steps, eval_every_s=args.eval_every,
                          checkpoint_every_min=args.checkpoint_every, out=args.out, device=args.device,
-                         seed=args.seed)
+                         seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples)
         trainer = Trainer(mc, tc, resume=args.resume)
         metrics = trainer.run(progress_bar=True)
     except (ValueError, OSError, RuntimeError) as e:
