@@ -52,9 +52,8 @@ from PIL import Image, ImageDraw, ImageFont
 from .app.views import (BLUE_WHITE_RED, FUTURE, INFERNO, KEPT_INK, KEPT_PAPER, VIRIDIS, Scale, _lut,
                         canvas_rgb, colorize, state_scale, unit_grid_shape, units_to_grid, upscale)
 from .cells import DESCRIPTIONS, STATE_NAMES
-from .checkpoint import CheckpointError, load_checkpoint
 from .model import RowModel
-from .sample import grid_image
+from .sample import cli_model, grid_image
 from .trace import Trace, sample_traces
 
 FORMAT, VERSION = "rnnviz-trace", 1
@@ -332,14 +331,7 @@ def main(argv=None):
     for p, flag in outputs:
         if p:
             _check_output(p, flag)
-    try:
-        model = load_checkpoint(args.checkpoint)
-    except CheckpointError as e:
-        raise SystemExit(f"error: {e}")
-    C = model.config.num_classes
-    if args.digit is not None and not (C and 0 <= args.digit < C):
-        raise SystemExit(f"error: --digit must be in [0, {C - 1}]" if C else "error: the model is unconditional: "
-                         "drop --digit")
+    model = cli_model(args.checkpoint, args.digit)
     names = None if args.names is None else tuple(s.strip() for s in args.names.split(",") if s.strip())
     try:
         if args.gif or args.npz:

@@ -30,6 +30,20 @@ def grid_image(images: np.ndarray, cols: int, scale: int = 4, pad: int = 2) -> I
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
 
+def cli_model(checkpoint: str, digit: int | None):
+    """The model of ``checkpoint`` for a command-line tool, checked against ``--digit``; a bad file
+    or digit exits with the message (no traceback)."""
+    try:
+        model = load_checkpoint(checkpoint)
+    except CheckpointError as e:
+        raise SystemExit(f"error: {e}")
+    C = model.config.num_classes
+    if digit is not None and not (C and 0 <= digit < C):
+        raise SystemExit(f"error: --digit must be in [0, {C - 1}]" if C else
+                         "error: the model is unconditional: drop --digit")
+    return model
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
@@ -41,13 +55,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=int, default=4)
     args = ap.parse_args(argv)
-    try:
-        model = load_checkpoint(args.checkpoint)
-    except CheckpointError as e:
-        raise SystemExit(f"error: {e}")
+    model = cli_model(args.checkpoint, args.digit)
     C = model.config.num_classes
-    if args.digit is not None and not (C and 0 <= args.digit < C):
-        raise SystemExit(f"error: --digit must be in [0, {C - 1}]" if C else "error: model is unconditional")
     if not 1 <= args.n <= 1000:
         raise SystemExit("error: --n must be in [1, 1000]")
     if args.digit is not None:
