@@ -168,3 +168,57 @@ def safe_name(text: str | None, fallback: str, max_len: int = 40) -> str:
     keep = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in text)
     keep = re.sub(r"_+", "_", keep).strip("_-")[:max_len]
     return keep or fallback
+
+
+# ---- interventions ----------------------------------------------------------------------------
+MAX_UNITS_TEXT = 2000  # characters of a unit list
+
+
+def units(text, hidden: int) -> tuple[int, ...] | None:
+    """Hidden units from text such as ``"3, 17, 200-210"`` (ranges include both ends); ``"all"``,
+    ``"*"`` or nothing mean every unit (None). Raises ``InputError`` saying what is wrong."""
+    if text is None:
+        return None
+    if not isinstance(text, (str, int)) or isinstance(text, bool):
+        raise InputError(f"units must be text such as '3, 17, 200-210' or 'all', got {str(text)[:40]!r}")
+    text = str(text).strip()
+    if text.lower() in ("", "all", "*", "every", "all units"):
+        return None
+    if len(text) > MAX_UNITS_TEXT:
+        raise InputError(f"the unit list is too long ({len(text)} characters; at most {MAX_UNITS_TEXT})")
+    out: set[int] = set()
+    text = re.sub(r"\s*(-|\.\.|:|\u2013)\s*", r"\1", text)  # "200 - 210" is one range
+    for part in re.split(r"[,;\s]+", text):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:\s*(?:-|\.\.|:|\u2013)\s*(\d+))?", part)
+        if m is None:
+            raise InputError(f"units: {part[:40]!r} is not a unit number or range; write e.g. '3, 17, 200-210' "
+                             f"(units 0-{hidden - 1}) or 'all'")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise InputError(f"units: the range {part!r} runs backwards; write it as {hi}-{lo}")
+        if hi >= hidden:
+            raise InputError(f"units: unit {hi} does not exist: this layer has units 0-{hidden - 1}")
+        out.update(range(lo, hi + 1))
+    if not out:
+        raise InputError("units: no unit given; write e.g. '3, 17, 200-210' or 'all'")
+    return tuple(sorted(out))
+
+
+def step_range(start, stop, height: int) -> tuple[int, int]:
+    """(first, last) steps, both in [0, height - 1] and first <= last; anything else is an error
+    (a step range is not silently clamped)."""
+    vals = []
+    for name, v in (("first step", start), ("last step", stop)):
+        c = number(name, v, -math.inf, math.inf)
+        x = float(c.value)
+        if not x.is_integer():
+            raise InputError(f"{name} must be a whole number, got {v!r}")
+        if not 0 <= x <= height - 1:
+            raise InputError(f"{name} {int(x)} is outside the image: steps are rows 0-{height - 1}")
+        vals.append(int(x))
+    if vals[1] < vals[0]:
+        raise InputError(f"the last step ({vals[1]}) comes before the first ({vals[0]})")
+    return vals[0], vals[1]

@@ -25,11 +25,22 @@ import torch
 from .. import CheckpointError, ModelConfig, RowModel, Trace, load_checkpoint, sample_traces, trace_images
 from ..checkpoint import read_metadata
 from ..data import DataNotFoundError, binarize_fixed, load_dataset
+from ..interventions import VALUE_RANGES, Comparison, RowEdit, intervene, presets_for
+from ..trace import reconstruct_traces
 from ..train import TrainConfig, Trainer, check_writable
 from . import inputs
 from .uploads import MAX_UPLOAD_BYTES, UploadStore, explorer_problem
 
 DEFAULT_CHECKPOINT = "mnist_lstm"
+COMPARE_DEFAULTS = ("mnist_lstm", "mnist_gru", "mnist_rnn")  # Compare cells opens on these
+MAX_COMPARE = 3
+DEFAULT_VAE = "mnist_vae"
+# row edits offered beside the gate/state presets: label -> the value of every pixel of the row
+ROW_EDITS = {"erase row(s): every pixel off": 0, "ink row(s): every pixel on": 1}
+VAE_HOWTO = ("No VAE checkpoint here (a model trained with --latent > 0). Train one, e.g.\n\n"
+             "    python -m rnnviz.train --latent 32 --free-bits 1.0 --out checkpoints/mnist_vae.safetensors "
+             "--minutes 60\n\nand open this tab again: the checkpoint folders are read anew (or upload the file with "
+             "*Load your own checkpoint* at the top).")
 GALLERY = Path(__file__).resolve().parent.parent / "assets" / "gallery.npz"
 
 
@@ -158,6 +169,8 @@ class ViewState:
     model_name: str = ""
     layer: int = 0
     playing: bool = False  # Play pressed and not paused
+    traces: list[Trace] = field(default_factory=list)  # several traces on one slider (LinkedViews)
+    extra: dict = field(default_factory=dict)  # what else a view needs per frame (titles, a Comparison)
 
 
 @dataclass
@@ -271,6 +284,12 @@ class TrainingService:
         """None if ``name`` is on disk (it is then loaded and kept), else how to get it."""
         got = self._dataset(name or self.default_dataset, download=False)
         return got if isinstance(got, str) else None
+
+    def dataset(self, name: str | None = None):
+        """The dataset ``name`` (default: the Train tab's) if it is on disk (loaded once and kept),
+        else None. Never downloads (the analysis tabs read test digits from it)."""
+        got = self._dataset(name or self.default_dataset, download=False)
+        return None if isinstance(got, str) else got
 
     # runs
     @property
@@ -482,3 +501,164 @@ class Explorer:
         traces = sample_traces(model, n=int(m.value), y=y, temperature=float(t.value), seed=int(s.value),
                                prefix=torch.from_numpy(prefix.astype(np.float32)), keep_rows=int(k.value))
         return entry, Completion(traces, prefix, how), notes
+
+    # comparing cells
+    def compare_default_keys(self) -> list[str]:
+        """The shipped LSTM, GRU and RNN (those present); topped up with other class-conditional
+        models when fewer than three are shipped."""
+        entries = self.registry.entries()
+        shipped = {e.name: e.key for e in entries if e.origin == "shipped"}
+        keys = [shipped[n] for n in COMPARE_DEFAULTS if n in shipped]
+        for e in entries:
+            if len(keys) >= MAX_COMPARE:
+                break
+            if e.key not in keys and e.config.num_classes:
+                keys.append(e.key)
+        return keys
+
+    def compare(self, keys, digit, temperature, seed) -> tuple[list[tuple[Entry, Trace]], list[str]]:
+        """The same digit, seed and temperature through up to three models: [(entry, trace)] in the
+        order given, and notes (models skipped, values clamped). With a digit, models that are not
+        class-conditional are skipped (with a note); with 'any' every model draws its class from the
+        seed (the same class for models with the same number of classes)."""
+        if keys is None or (isinstance(keys, (list, tuple)) and not keys):
+            keys = self.compare_default_keys()
+        if isinstance(keys, str):
+            keys = [keys]
+        if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+            raise inputs.InputError(f"models must be a list of checkpoint keys, got {str(keys)[:60]!r}")
+        keys = list(dict.fromkeys(k for k in keys if k.strip()))  # order kept, repeats dropped
+        if not keys:
+            raise inputs.InputError(self.no_checkpoint_message())
+        if len(keys) > MAX_COMPARE:
+            raise inputs.InputError(f"choose at most {MAX_COMPARE} models to compare, got {len(keys)}")
+        t = inputs.number("temperature", temperature, 0.0, 3.0, default=1.0)
+        s = inputs.number("seed", seed, 0, 2**31 - 1, integer=True, default=0)
+        notes = [c.note for c in (t, s) if c.note]
+        loaded = [self.model(k) for k in keys]  # unknown keys fail here, before any sampling
+        out = []
+        for entry, model in loaded:
+            C = model.config.num_classes
+            if C == 0 and inputs.digit(digit, 10) is not None:
+                notes.append(f"{entry.name} is not class-conditional (it cannot be asked for a digit): skipped. "
+                             "Choose digit 'any' to include it.")
+                continue
+            y = inputs.digit(digit, C)
+            (trace,) = sample_traces(model, n=1, y=y, temperature=float(t.value), seed=int(s.value))
+            out.append((entry, trace))
+        if not out:
+            raise inputs.InputError("None of the chosen models can draw that digit: " + " ".join(notes))
+        return out, notes
+
+    # interventions
+    def intervention_choices(self, key: str | None) -> tuple[Entry, list[str]]:
+        """The checkpoint's entry and the interventions that fit its cell (presets, then row edits)."""
+        entry, _ = self.model(key)
+        return entry, list(presets_for(entry.config.cell)) + list(ROW_EDITS)
+
+    def intervene(self, key: str | None, digit, temperature, seed, kind, first, last, units, value=None,
+                  layer=-1) -> tuple[Entry, Comparison, str, list[str]]:
+        """Sample a digit with and without an intervention (``kind``: a preset of
+        ``rnnviz.interventions.presets_for`` the model's cell, or one of ``ROW_EDITS``) at steps
+        ``first``..``last``. Returns (entry, comparison, a description, notes)."""
+        entry, model = self.model(key)
+        c = model.config
+        y = inputs.digit(digit, c.num_classes)
+        t = inputs.number("temperature", temperature, 0.0, 3.0, default=1.0)
+        s = inputs.number("seed", seed, 0, 2**31 - 1, integer=True, default=0)
+        notes = [x.note for x in (t, s) if x.note]
+        t0, t1 = inputs.step_range(first, last, c.height)
+        where = f"at step {t0}" if t0 == t1 else f"at steps {t0}-{t1}"
+        presets = presets_for(c.cell)
+        if kind in presets:
+            preset = presets[kind]
+            chosen = inputs.units(units, c.hidden)
+            lay = inputs.number("layer", layer, -c.layers, c.layers - 1, integer=True, default=-1)
+            notes += [lay.note] if lay.note else []
+            val = None
+            free = [name for name, v in preset.clamps if v is None]
+            if free:
+                lo, hi = VALUE_RANGES[free[0]]
+                v = inputs.number("value", value, lo, hi)
+                val, notes = float(v.value), notes + ([v.note] if v.note else [])
+            try:
+                changes = preset.make(t0, t1 + 1, chosen, int(lay.value), val)
+            except ValueError as e:
+                raise inputs.InputError(str(e)) from None
+            who = "all units" if chosen is None else (f"{len(chosen)} unit{'s' if len(chosen) > 1 else ''} "
+                                                      f"({_ranges(chosen)})")
+            if c.layers > 1:
+                who += f", layer {int(lay.value) % c.layers + 1} of {c.layers}"
+            label = kind.replace("value", f"{val:g}") if val is not None else kind
+            description = f"{label} {where}, {who}"
+        elif kind in ROW_EDITS:
+            row = (ROW_EDITS[kind],) * c.width
+            changes = tuple(RowEdit(step, row) for step in range(t0, t1 + 1))
+            description = f"{kind.split(':')[0].replace('(s)', 's' if t1 > t0 else '')} {where}"
+        else:
+            choices = ", ".join(repr(k) for k in [*presets, *ROW_EDITS])
+            raise inputs.InputError(f"unknown intervention {str(kind)[:60]!r} for a {c.cell.upper()}: "
+                                    f"choose one of {choices}")
+        try:
+            cmp = intervene(model, changes, y=y, temperature=float(t.value), seed=int(s.value))
+        except ValueError as e:
+            raise inputs.InputError(str(e)) from None
+        return entry, cmp, description, notes
+
+    # VAE: reconstruct and sample from the prior
+    def vae_choices(self) -> list[tuple[str, str]]:
+        return [(e.label, e.key) for e in self.registry.entries() if e.config.latent > 0]
+
+    def default_vae_key(self) -> str | None:
+        keys = [e for e in self.registry.entries() if e.config.latent > 0]
+        for e in keys:
+            if e.origin == "shipped" and e.name == DEFAULT_VAE:
+                return e.key
+        return keys[0].key if keys else None
+
+    def vae_model(self, key: str | None) -> tuple[Entry, RowModel]:
+        """A VAE checkpoint (``key`` None or "": the default one); InputError says how to get one."""
+        key = key or self.default_vae_key()
+        if key is None:
+            raise inputs.InputError(VAE_HOWTO)
+        entry, model = self.model(key)
+        if not model.config.latent:
+            raise inputs.InputError(f"{entry.name} is not a VAE (it has no encoder, latent = 0): choose a VAE "
+                                    "checkpoint" + ("" if self.vae_choices() else ". " + VAE_HOWTO))
+        return entry, model
+
+    def reconstruct(self, key: str | None, image: np.ndarray, temperature, seed, use_mean=True
+                    ) -> tuple[Entry, Trace, list[str]]:
+        """A VAE encodes a binary (H, W) image and redraws it row by row from z (the mean of q(z | x),
+        or one draw of it)."""
+        entry, model = self.vae_model(key)
+        t = inputs.number("temperature", temperature, 0.0, 3.0, default=1.0)
+        s = inputs.number("seed", seed, 0, 2**31 - 1, integer=True, default=0)
+        img = np.asarray(image)
+        if img.shape != (model.config.height, model.config.width):
+            raise inputs.InputError(f"the image is {img.shape}, the model reads "
+                                    f"{model.config.height}\u00d7{model.config.width}")
+        (trace,) = reconstruct_traces(model, (img > 0).astype(np.float32), temperature=float(t.value),
+                                      seed=int(s.value), n=1, use_mean=bool(use_mean))
+        return entry, trace, [c.note for c in (t, s) if c.note]
+
+    def sample_prior(self, key: str | None, temperature, seed) -> tuple[Entry, Trace, list[str]]:
+        """A VAE draws a new digit from z ~ N(0, I)."""
+        entry, model = self.vae_model(key)
+        t = inputs.number("temperature", temperature, 0.0, 3.0, default=1.0)
+        s = inputs.number("seed", seed, 0, 2**31 - 1, integer=True, default=0)
+        (trace,) = sample_traces(model, n=1, temperature=float(t.value), seed=int(s.value), kind="prior sample")
+        return entry, trace, [c.note for c in (t, s) if c.note]
+
+
+def _ranges(units: tuple[int, ...]) -> str:
+    """(3, 17, 200, 201, 202) -> '3, 17, 200-202'."""
+    out: list[list[int]] = []
+    for u in units:
+        if out and u == out[-1][1] + 1:
+            out[-1][1] = u
+        else:
+            out.append([u, u])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
+    return text if len(text) <= 60 else text[:57] + "\u2026"
+

@@ -4,46 +4,32 @@ Handlers translate between components and ``state.Explorer`` (which calls rnnviz
 ``views`` (which draws); they do no model math. Every listener has an ``api_name``, so the whole
 page can be driven with ``gradio_client`` (tests/test_app.py does).
 
-Step views: ``StepView`` is one canvas + slider + play control + gate grids + units x time figure;
-the Generate tab and the Complete tab each have one. Scrubbing sends only the canvas and the gate
-grids (small inline PNGs, ~10-15 KB); the units x time figure is sent when a trace or layer is
-loaded and its cursor is moved in the browser by ``CURSOR_JS`` when the slider changes.
+Step views (``stepview.StepView``: one canvas + slider + play control + gate grids + units x time
+figure; ``stepview.LinkedViews``: several traces on one slider) live in ``stepview.py``. The Generate,
+Complete and Train tabs are laid out here; every other tab is a module in ``tabs/`` with
+``build(ex, ckpt)`` (its layout, called inside its ``gr.Tab``) and ``wire(...)`` (its events).
 """
 
 from __future__ import annotations
 
 import html
-import json
 import random
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
-from gradio.components.plot import PlotData
 
-from . import views
+from . import tabs, views
+from .exports import Downloads, ExportBar
+from .tabs import forcing as _forcing, saturation as _saturation  # noqa: F401 (tabs.forcing, tabs.saturation)
 from . import components as checked
 from .components import message
 from .inputs import InputError
 from .state import Explorer, TrainingRefused
+from .stepview import CURSOR_JS, DIGITS, STEPS, StepView, _session, _warn  # noqa: F401 (re-exported)
 from .uploads import MAX_UPLOAD_BYTES, SUFFIX
 
 HERE = Path(__file__).resolve().parent
-STEPS = 28
-DIGITS = ["any"] + [str(d) for d in range(10)]
-
-CURSOR_JS = """<script>
-window.rnnvizCursor = function (id, t) {
-  const gd = document.querySelector('#' + id + ' .js-plotly-plot');
-  if (!gd || !window.Plotly || !gd.layout || !gd.layout.shapes) return;
-  const u = {};
-  gd.layout.shapes.forEach(function (s, k) {
-    if (s.name === 'cursor') { u['shapes[' + k + '].x0'] = t; u['shapes[' + k + '].x1'] = t; }
-    else if (s.name === 'band') { u['shapes[' + k + '].x0'] = t - 0.5; u['shapes[' + k + '].x1'] = t + 0.5; }
-  });
-  window.Plotly.relayout(gd, u);
-};
-</script>"""
 
 
 # Gradio keeps a copy of the page's configuration per session (~0.6 MB here) until this many newer
@@ -59,139 +45,9 @@ def launch_options() -> dict:
             "state_session_capacity": GRADIO_SESSIONS}
 
 
-def _session(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None) if request is not None else None
-
-
-def _warn(notes):
-    for note in notes:
-        if note:
-            gr.Warning(note)
-
-
-def _plot(fig: dict) -> PlotData:
-    """A plotly figure dict as gr.Plot's payload (skips building a validated go.Figure, ~250 ms)."""
-    return PlotData(type="plotly", plot=json.dumps(fig))
-
-
-EMPTY_CANVAS = ('<div class="rv-canvas-wrap"><div class="rv-canvas-col"><div class="rv-canvas"></div></div>'
-                '<div class="rv-side">Press <b>Generate</b>.</div></div>')
-EMPTY_GATES = '<div class="rv-gates-head">The gates and states of the recurrent layer appear here.</div>'
-
-
-class StepView:
-    """Canvas, timestep slider, Play/Pause, gate grids and units x time figure for one trace."""
-
-    def __init__(self, ex: Explorer, name: str):
-        self.ex, self.name = ex, name
-
-    # ---- layout ----------------------------------------------------------------------------------
-    def render_canvas(self):
-        self.canvas = gr.HTML(EMPTY_CANVAS, elem_id=f"{self.name}_canvas", padding=False)
-        self.step = checked.Slider(0, STEPS - 1, value=0, step=1, label="timestep t = the row being drawn",
-                                   elem_id=f"{self.name}_step")
-        with gr.Row():
-            self.play = gr.Button("Play", size="sm", elem_id=f"{self.name}_play")
-            self.pause = gr.Button("Pause", size="sm", elem_id=f"{self.name}_pause")
-        self.timer = gr.Timer(0.25, active=False)
-
-    def render_gates(self):
-        self.layer = gr.Radio([("layer 1", 0)], value=0, label="layer", visible=False,
-                              elem_id=f"{self.name}_layer")
-        self.gates = gr.HTML(EMPTY_GATES, elem_id=f"{self.name}_gates", padding=False)
-
-    def render_figure(self):
-        self.fig = gr.Plot(label="every unit at every step (hover for unit, step and value)",
-                           elem_id=f"{self.name}_fig")
-
-    @property
-    def load_outputs(self) -> list:
-        return [self.canvas, self.gates, self.fig, self.step, self.layer]
-
-    # ---- handlers --------------------------------------------------------------------------------
-    def load(self, request, trace, model_name: str, layer: int | None = None) -> list:
-        """Store ``trace`` as this session's current trace and return every view at step 0."""
-        v = self.ex.sessions.get(_session(request)).view(self.name)
-        nlayers = len(trace.layers)
-        v.trace, v.model_name, v.playing = trace, model_name, False
-        v.layer = nlayers - 1 if layer is None else max(0, min(int(layer), nlayers - 1))
-        choices = [(f"layer {k + 1}" + (" (top)" if k == nlayers - 1 else ""), k) for k in range(nlayers)]
-        return [views.canvas_html(trace, 0), views.gates_html(trace, 0, v.layer),
-                _plot(views.units_time_figure(trace, v.layer, 0)), 0,
-                gr.Radio(choices=choices, value=v.layer, visible=nlayers > 1)]
-
-    def _current(self, request):
-        v = self.ex.sessions.get(_session(request)).view(self.name)
-        if v.trace is None:
-            raise InputError("Nothing to step through yet (or it expired): press Generate first.")
-        return v
-
-    def _frame(self, request, t) -> tuple[int, str, str]:
-        v = self._current(request)
-        step = int(max(0, min(STEPS - 1, round(float(t or 0)))))
-        return step, views.canvas_html(v.trace, step), views.gates_html(v.trace, step, v.layer)
-
-    def scrub(self, t, request: gr.Request):
-        try:
-            _, canvas, gates = self._frame(request, t)
-        except InputError as e:
-            raise message(str(e)) from None
-        return canvas, gates
-
-    def tick(self, t, request: gr.Request):
-        """One Play frame: the next step. Stops at the last row, or when Pause was pressed (a tick
-        already on its way then must not turn the timer back on)."""
-        try:
-            v = self._current(request)
-            if not v.playing:
-                raise InputError("paused")
-            step, canvas, gates = self._frame(request, int(t or 0) + 1)
-        except InputError:
-            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
-        v.playing = step < STEPS - 1
-        return step, canvas, gates, gr.Timer(active=v.playing)
-
-    def start_play(self, t, request: gr.Request):
-        start = 0 if int(t or 0) >= STEPS - 1 else int(t or 0)
-        try:
-            step, canvas, gates = self._frame(request, start)
-        except InputError as e:
-            raise message(str(e)) from None
-        self._current(request).playing = True
-        return step, canvas, gates, gr.Timer(active=True)
-
-    def stop_play(self, request: gr.Request):
-        self.ex.sessions.get(_session(request)).view(self.name).playing = False
-        return gr.Timer(active=False)
-
-    def set_layer(self, layer, t, request: gr.Request):
-        try:
-            v = self._current(request)
-        except InputError as e:
-            raise message(str(e)) from None
-        v.layer = max(0, min(int(layer or 0), len(v.trace.layers) - 1))
-        step = int(max(0, min(STEPS - 1, round(float(t or 0)))))
-        return views.gates_html(v.trace, step, v.layer), _plot(views.units_time_figure(v.trace, v.layer, step))
-
-    def wire(self):
-        n = self.name
-        frame = [self.step, self.canvas, self.gates, self.timer]
-        self.step.input(self.scrub, [self.step], [self.canvas, self.gates], api_name=f"{n}_step",
-                        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, queue=False)
-        cursor = f"(t) => {{ window.rnnvizCursor && window.rnnvizCursor('{n}_fig', t); }}"
-        self.step.change(None, [self.step], None, js=cursor)  # in the browser only
-        self.play.click(self.start_play, [self.step], frame, api_name=f"{n}_play", show_progress="hidden",
-                        queue=False)
-        self.pause.click(self.stop_play, None, [self.timer], api_name=f"{n}_pause", show_progress="hidden",
-                         queue=False)
-        self.timer.tick(self.tick, [self.step], frame, api_name=f"{n}_tick", show_progress="hidden",
-                        concurrency_limit=None, queue=False)
-        self.layer.input(self.set_layer, [self.layer, self.step], [self.gates, self.fig], api_name=f"{n}_layer",
-                         show_progress="hidden")
-
-
 # ---- the page ----------------------------------------------------------------------------------
 def build_app(ex: Explorer) -> gr.Blocks:
+    downloads = Downloads()  # per-session folders of exported files (GIF, .npz, PNG)
     with gr.Blocks(title="rnnviz explorer", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# rnnviz: watch a recurrent network write digits, row by row\n"
                     "Pick a model, generate a digit and scrub through its 28 steps: the canvas, every gate "
@@ -219,6 +75,8 @@ def build_app(ex: Explorer) -> gr.Blocks:
                         summary = gr.Markdown(elem_id="gen_summary")
                     with gr.Column(scale=5, min_width=320):
                         gen.render_canvas()
+                        gen_dl = ExportBar(ex, "gen", downloads, grid=True)
+                        gen_dl.render()
                     with gr.Column(scale=6, min_width=300):
                         gen.render_gates()
                 gen.render_figure()
@@ -228,9 +86,22 @@ def build_app(ex: Explorer) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=5, min_width=320):
                         comp.render_canvas()
+                        comp_dl = ExportBar(ex, "comp", downloads, button="Complete")
+                        comp_dl.render()
                     with gr.Column(scale=7, min_width=300):
                         comp.render_gates()
                 comp.render_figure()
+            # ---- tabs of their own modules (rnnviz/app/tabs/): build here, wire below
+            with gr.Tab("Compare cells", id="compare") as compare_tab:
+                compare = tabs.compare.build(ex, ckpt)
+            with gr.Tab("Intervene", id="intervene") as intervene_tab:
+                intervene = tabs.intervene.build(ex, ckpt)
+            with gr.Tab("Reconstruct (VAE)", id="reconstruct") as reconstruct_tab:
+                reconstruct = tabs.reconstruct.build(ex, ckpt)
+            with gr.Tab("Gate saturation", id="saturation") as saturation_tab:
+                saturation = tabs.saturation.build(ex, ckpt)
+            with gr.Tab("Teacher forcing", id="forcing") as forcing_tab:
+                forcing = tabs.forcing.build(ex, ckpt)
             with gr.Tab("Train", id="train") as train_tab:
                 t = _train_tab(ex)
             with gr.Tab("About", id="about"):
@@ -240,6 +111,13 @@ def build_app(ex: Explorer) -> gr.Blocks:
 
         gen.wire()
         comp.wire()
+        tabs.compare.wire(compare, compare_tab)
+        tabs.intervene.wire(intervene, intervene_tab)
+        tabs.reconstruct.wire(reconstruct, reconstruct_tab)
+        tabs.saturation.wire(saturation, saturation_tab)
+        tabs.forcing.wire(forcing, forcing_tab)
+        gen_dl.wire(ckpt, digit, temperature, seed)
+        comp_dl.wire()
 
         # ---- header and Generate
         def describe(key):
@@ -309,6 +187,7 @@ def build_app(ex: Explorer) -> gr.Blocks:
         def end_session(request: gr.Request):
             """The tab was closed or reloaded: drop this visitor's traces now rather than by LRU."""
             ex.sessions.drop(_session(request))
+            downloads.drop(_session(request))
 
         demo.unload(end_session)
     return demo
@@ -455,6 +334,7 @@ def _train_tab(ex: Explorer) -> dict:
                                      elem_id="train_curve", x_title="step", y_title="nats / image")
             t["samples"] = gr.Image(label="samples from the model being trained (one per digit)", format="png",
                                     interactive=False, elem_id="train_samples", height=130, buttons=[])
+            t["saturation"] = tabs.saturation.render_live()
     t["timer"] = gr.Timer(1.0, active=False)
     t["refresh_outputs"] = [t["status"], t["curve"], t["samples"], t["timer"]]
     return t
@@ -549,3 +429,4 @@ def _wire_train(ex: Explorer, t: dict, ckpt, train_tab):
 
     train_tab.select(notice, None, [t["notice"]], api_name="train_notice", show_progress="hidden").then(
         refresh, None, outputs, api_name="train_refresh", show_progress="hidden")
+    tabs.saturation.wire_live(ex, t["timer"], t["saturation"], train_tab)  # the running model's gates

@@ -1,0 +1,166 @@
+"""Server side of the Gate saturation and Teacher forcing tabs: which test digits a model is read
+on, a bounded cache of saturation results, and the calls into ``rnnviz.analysis``.
+
+Nothing here draws (``views``) or builds components (``tabs/``). Every call is bounded in cost: the
+saturation of a model is measured on at most ``MAX_TEST_IMAGES`` test images, once per checkpoint
+file (its path and mtime), layer and image batch; the forcing comparison reads and draws one digit.
+
+Test digits: the test split of the dataset the checkpoint was trained on (its ``dataset`` metric) or
+else the Train tab's default dataset, when the training service finds it on disk (``--data-root``,
+``RNNVIZ_DATA``; never downloaded here): its first ``MAX_TEST_IMAGES`` images, binarized with seed
+``TEST_SEED``. Otherwise the explorer's own 40-image gallery (``rnnviz/assets/gallery.npz``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..analysis import GATES, ForcingComparison, forcing_comparison, gate_saturation
+from ..data import binarize_fixed
+from . import inputs
+from .state import Entry, Explorer
+
+MAX_TEST_IMAGES = 500
+TEST_SEED = 0
+CACHE_SIZE = 16  # saturation results kept (each a few KB)
+
+
+@dataclass(frozen=True)
+class TestBatch:
+    images: np.ndarray  # (N, H, W) uint8 in {0, 1}
+    labels: np.ndarray  # (N,) int64
+    source: str  # where they come from, for a caption (Markdown)
+    key: str  # identifies the batch in cache keys
+    full: bool  # True: the dataset's test split; False: the explorer's gallery
+
+
+@dataclass(frozen=True)
+class SaturationResult:
+    entry: Entry
+    sat: dict  # rnnviz.analysis.gate_saturation's result (never mutated)
+    layers: int  # the model's number of recurrent layers
+    source: str  # where the test digits come from (Markdown)
+    full: bool  # read on the dataset's test split (else on the gallery)
+    read_with: str  # what the images were conditioned on (Markdown)
+    seconds: float  # how long the measurement took (0 when it came from the cache)
+
+
+class Analyses:
+    """Gate saturation (cached) and teacher forcing vs free running for the explorer's models."""
+
+    def __init__(self, ex: Explorer, max_images: int = MAX_TEST_IMAGES, cache_size: int = CACHE_SIZE):
+        self.ex = ex
+        self.max_images = max_images
+        self.cache_size = cache_size
+        self._lock = threading.Lock()  # guards the dicts below
+        self._compute = threading.Lock()  # one measurement at a time (a second caller then finds it cached)
+        self._batches: dict[tuple, TestBatch] = {}
+        self._cache: OrderedDict[tuple, SaturationResult] = OrderedDict()
+
+    # ---- test digits ------------------------------------------------------------------------------
+    def dataset_name(self, entry: Entry) -> str:
+        """The dataset to read ``entry``'s model on: the one it was trained on when this server knows
+        it, else the Train tab's default."""
+        tr = self.ex.training
+        name = entry.metrics.get("dataset")
+        return name if isinstance(name, str) and name in tr.dataset_choices() else tr.default_dataset
+
+    def test_batch(self, entry: Entry) -> TestBatch:
+        """Binary test digits for ``entry``'s model (see the module docstring)."""
+        c = entry.config
+        name = self.dataset_name(entry)
+        key = (name, c.height, c.width)
+        with self._lock:
+            got = self._batches.get(key)
+        if got is not None:
+            return got
+        ds = self.ex.training.dataset(name)  # loaded once by the training service; never downloads
+        if ds is not None and tuple(ds.test.images.shape[1:]) == (c.height, c.width) and len(ds.test):
+            n = min(self.max_images, len(ds.test))
+            images = binarize_fixed(ds.test.images[:n], TEST_SEED).numpy().astype(np.uint8)
+            shown = Path(name).name
+            batch = TestBatch(images, ds.test.labels[:n].numpy().astype(np.int64),
+                              f"the first {n} images of the **{shown}** test set (binarized with seed {TEST_SEED})",
+                              f"{name}:{n}:{TEST_SEED}", True)
+            with self._lock:
+                self._batches[key] = batch
+            return batch
+        # the gallery (not kept: the test set may appear later, e.g. once a training run downloads it)
+        n = len(self.ex.gallery_images)
+        pairs = [self.ex.gallery_binary(i, TEST_SEED) for i in range(n)]
+        return TestBatch(np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int64),
+                         f"the explorer's **{n} gallery digits** (the {Path(name).name} test set is not on this "
+                         "server: start the explorer with `--data-root` or `RNNVIZ_DATA` to use 500 of its "
+                         "test images)", f"gallery:{n}:{TEST_SEED}", False)
+
+    # ---- gate saturation --------------------------------------------------------------------------
+    def saturation(self, key: str | None, layer=None) -> SaturationResult:
+        """Gate saturation of ``key``'s model at ``layer`` (index from 0 = bottom; None: the top)."""
+        entry, model = self.ex.model(key)
+        c = model.config
+        k = c.layers - 1 if layer is None else int(inputs.number("layer", layer, 0, c.layers - 1, integer=True).value)
+        try:
+            mtime = entry.path.stat().st_mtime_ns
+        except OSError:
+            raise inputs.InputError(f"checkpoint {entry.key!r} is no longer available") from None
+        batch = self.test_batch(entry)
+        cache_key = (str(entry.path), mtime, k, batch.key)
+        with self._compute:
+            with self._lock:
+                hit = self._cache.get(cache_key)
+                if hit is not None:
+                    self._cache.move_to_end(cache_key)
+                    return SaturationResult(entry, hit.sat, hit.layers, hit.source, hit.full, hit.read_with, 0.0)
+            t0 = time.perf_counter()
+            y = None
+            if c.num_classes and GATES[c.cell] and int(batch.labels.max()) < c.num_classes:
+                y = batch.labels
+            try:
+                sat = gate_saturation(model, batch.images, y=y, layer=k)
+            except ValueError as e:
+                raise inputs.InputError(str(e)) from None
+            result = SaturationResult(entry, sat, c.layers, batch.source, batch.full, _read_with(sat, c),
+                                      time.perf_counter() - t0)
+            with self._lock:
+                self._cache[cache_key] = result
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return result
+
+    # ---- teacher forcing vs free running ----------------------------------------------------------
+    def forcing(self, key: str | None, index, seed, temperature, keep_rows
+                ) -> tuple[Entry, ForcingComparison, int, list[str]]:
+        """Gallery digit ``index`` read teacher forced and drawn free running by ``key``'s model.
+        A class-conditional model gets the digit's true label; a VAE the mean of q(z | x) of it.
+        Returns (entry, comparison, the digit's true label, notes about clamped values)."""
+        entry, model = self.ex.model(key)
+        c = model.config
+        image, label = self.ex.gallery_binary(index)
+        s = inputs.number("seed", seed, 0, 2**31 - 1, integer=True, default=0)
+        t = inputs.number("temperature", temperature, 0.0, 3.0, default=1.0)
+        k = inputs.number("rows kept", keep_rows, 0, c.height - 1, integer=True, default=0)
+        y = label if c.num_classes and label < c.num_classes else None
+        try:
+            cmp = forcing_comparison(model, image, y=y, seed=int(s.value), temperature=float(t.value),
+                                     keep_rows=int(k.value))
+        except ValueError as e:
+            raise inputs.InputError(str(e)) from None
+        return entry, cmp, label, [x.note for x in (s, t, k) if x.note]
+
+
+def _read_with(sat: dict, config) -> str:
+    """How the test images were conditioned, for a caption."""
+    parts = []
+    if sat.get("labels") == "given":
+        parts.append("their true labels")
+    elif sat.get("labels"):
+        parts.append("the class the model finds most likely for each (argmax p(x | y))")
+    if config.latent:
+        parts.append("z = the mean of q(z | x) from the encoder")
+    return " and ".join(parts) or "nothing (an unconditional model)"
