@@ -1,0 +1,192 @@
+"""Screenshots of the explorer for the README: one PNG per view, docs/explorer_<view>.png.
+
+Starts the real app on the shipped checkpoints (``checkpoints/``) in this process, drives it with
+playwright in Debian's Chromium (``/usr/bin/chromium``) and saves a full-page PNG of each view:
+
+    .venv/bin/python docs/screenshots.py                      # every view it can take
+    .venv/bin/python docs/screenshots.py compare intervene    # just these
+    .venv/bin/python docs/screenshots.py --out /tmp/shots --width 1400
+
+Views: generate, complete, compare, intervene, reconstruct, analysis (gate saturation), forcing (teacher
+forcing vs free running), train. Set ``RNNVIZ_DATA`` to the folder that holds ``MNIST/`` so that
+'analysis' reads 500 MNIST test digits (without it, the explorer's 40 gallery digits). A view whose tab is not
+on the page (e.g. 'analysis' before it exists) is skipped with a note; Reconstruct without a VAE
+checkpoint shows how to train one. To add a view, write ``shoot_<view>(page)`` (open its tab, run it,
+wait for the result) and add it to ``VIEWS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-shots-"))
+
+CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+STEP = 14  # the step every step view is shown at
+
+
+class Skip(Exception):
+    """This view cannot be taken here (its tab is missing)."""
+
+
+def open_tab(page, name: str):
+    tab = page.get_by_role("tab", name=name, exact=False)
+    if tab.count() == 0:
+        raise Skip(f"no tab named {name!r} on the page")
+    tab.first.click()
+
+
+def wait_step(page, elem: str, step: int):
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#{elem} [data-step]')].length > 0 && "
+        f"[...document.querySelectorAll('#{elem} [data-step]')].every(e => e.dataset.step === '{step}')")
+
+
+def scrub(page, view: str, step: int, watch: list[str]):
+    page.locator(f"#{view}_step input[type=range]").fill(str(step))
+    for elem in watch:
+        wait_step(page, elem, step)
+    page.wait_for_timeout(400)  # the plot cursor moves in the browser
+
+
+def set_number(page, elem: str, value):
+    box = page.locator(f"#{elem} input")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+# ---- one function per view: open the tab, run it, leave it at an interesting step ----------------
+def shoot_generate(page):
+    open_tab(page, "Generate & step")
+    set_number(page, "seed", 0)
+    page.click("#generate")
+    page.wait_for_selector("#gen_fig .js-plotly-plot")
+    scrub(page, "gen", STEP, ["gen_canvas", "gen_gates"])
+
+
+def shoot_complete(page):
+    open_tab(page, "Complete")
+    page.locator("#test_gallery .thumbnail-item").nth(28).click()
+    page.click("#complete_btn")
+    page.wait_for_selector("#completions .thumbnail-item img")
+    page.wait_for_selector("#comp_fig .js-plotly-plot")
+    scrub(page, "comp", 18, ["comp_canvas", "comp_gates"])
+
+
+def shoot_compare(page):
+    open_tab(page, "Compare cells")
+    page.click("#compare_btn")
+    page.wait_for_selector("#compare_col0 .rv-col")
+    page.wait_for_selector("#compare_fig .js-plotly-plot")
+    scrub(page, "compare", STEP, ["compare_col0", "compare_col1", "compare_col2"])
+
+
+def shoot_intervene(page):
+    open_tab(page, "Intervene")
+    page.click("#intervene_btn")
+    page.wait_for_selector("#intervene_diff .rv-diff")
+    page.wait_for_selector("#intervene_fig .js-plotly-plot")
+    scrub(page, "intervene", STEP, ["intervene_col0", "intervene_col1", "intervene_diff"])
+
+
+def shoot_reconstruct(page):
+    open_tab(page, "Reconstruct")
+    page.wait_for_timeout(500)
+    if page.locator("#rec_note .rv-notice").count():  # no VAE here: the tab says how to train one
+        return
+    page.locator("#rec_gallery .thumbnail-item").nth(28).click()
+    page.click("#reconstruct_btn")
+    page.wait_for_selector("#rec_fig .js-plotly-plot")
+    scrub(page, "rec", STEP, ["rec_canvas", "rec_gates"])
+
+
+def shoot_analysis(page):
+    open_tab(page, "Gate saturation")  # measures the page's model when opened
+    page.wait_for_selector("#saturation_fig .js-plotly-plot .scatterlayer .point")
+    page.wait_for_function("() => document.querySelector('#saturation_note').innerText.includes('digits')")
+    page.wait_for_timeout(500)
+
+
+def shoot_forcing(page):
+    open_tab(page, "Teacher forcing")
+    page.locator("#forcing_gallery .thumbnail-item").nth(28).click()  # picking a digit runs it
+    page.wait_for_function("() => document.querySelector('#forcing_note').innerText.includes('test digit #28')")
+    page.wait_for_selector("#forcing_fig .js-plotly-plot")
+    page.wait_for_timeout(500)
+
+
+def shoot_train(page):
+    open_tab(page, "Train")  # hook: the form as a visitor first sees it (no run is started)
+    page.wait_for_timeout(1000)
+
+
+VIEWS = {"generate": shoot_generate, "complete": shoot_complete, "compare": shoot_compare,
+         "intervene": shoot_intervene, "reconstruct": shoot_reconstruct, "analysis": shoot_analysis,
+         "forcing": shoot_forcing,
+         "train": shoot_train}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("views", nargs="*", help=f"views to take (default: all of {', '.join(VIEWS)})")
+    ap.add_argument("--out", default=str(ROOT / "docs"), help="folder for explorer_<view>.png (default docs/)")
+    ap.add_argument("--checkpoint-dir", default=str(ROOT / "checkpoints"))
+    ap.add_argument("--width", type=int, default=1400, help="browser window width in CSS pixels")
+    ap.add_argument("--scale", type=float, default=1.0, help="device pixel ratio (2 for sharper PNGs)")
+    args = ap.parse_args(argv)
+    unknown = [v for v in args.views if v not in VIEWS]
+    if unknown:
+        ap.error(f"unknown view(s) {unknown}; choose from {list(VIEWS)}")
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"chromium is not at {CHROMIUM}: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    from rnnviz.app.state import Explorer, TrainingService
+    from rnnviz.app.ui import build_app, launch_options
+
+    runs = Path(tempfile.mkdtemp(prefix="rnnviz-shots-runs-"))  # the page lists the shipped models only
+    ex = Explorer(args.checkpoint_dir, runs / "explorer", training=TrainingService(runs / "explorer"))
+    if ex.registry.default_key() is None:
+        raise SystemExit(ex.no_checkpoint_message())
+    demo = build_app(ex)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            for view in args.views or list(VIEWS):
+                page = browser.new_page(viewport={"width": args.width, "height": 900},
+                                        device_scale_factor=args.scale)
+                page.set_default_timeout(60_000)
+                page.goto(url)
+                page.wait_for_selector("#gen_canvas img")  # the page has loaded and drawn its first digit
+                try:
+                    VIEWS[view](page)
+                except Skip as e:
+                    print(f"{view}: skipped ({e})")
+                    page.close()
+                    continue
+                page.mouse.move(0, 0)
+                path = out / f"explorer_{view}.png"
+                page.screenshot(path=str(path), full_page=True)
+                saved.append(path)
+                print(f"{view}: {path}")
+                page.close()
+            browser.close()
+    finally:
+        demo.close()
+    return saved
+
+
+if __name__ == "__main__":
+    main()
