@@ -3,69 +3,28 @@ playwright): open Gate saturation and see its plot, run Teacher forcing, and cli
 Generate tab to get an animated GIF. Skipped when chromium is not installed.
 """
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
+import pytest
+from PIL import Image
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
-
-import pytest  # noqa: E402
-
-CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    if os.environ.get("RNNVIZ_REQUIRE_BROWSER"):  # CI installs chromium: a missing one is a failure
-        raise RuntimeError(f"RNNVIZ_REQUIRE_BROWSER is set but chromium is not at {CHROMIUM}")
-    pytest.skip(f"chromium is not installed ({CHROMIUM}); apt-get install -y chromium", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
-from rnnviz.app.state import Explorer, TrainingService  # noqa: E402
-
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "mnist_small.npz"
-
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def make_checkpoints(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    save_checkpoint(folder / "mnist_lstm.safetensors", RowModel(ModelConfig(hidden=32, head_hidden=64)), {})
-    save_checkpoint(folder / "mnist_gru.safetensors", RowModel(ModelConfig(cell="gru", hidden=32, head_hidden=64)), {})
-    return folder
+from rnnviz.app.state import Explorer, TrainingService
+from tests.browser import browser_page, served, tiny_checkpoints
+from tests.conftest import FIXTURE
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from rnnviz.app.ui import build_app, launch_options
-
     tmp = tmp_path_factory.mktemp("browser")
     training = TrainingService(tmp / "runs", default_dataset=str(FIXTURE), threads=1, max_minutes=1.0)
-    ex = Explorer(make_checkpoints(tmp / "checkpoints"), tmp / "runs", training=training)
-    demo = build_app(ex)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
-    yield url, ex
+    ex = Explorer(tiny_checkpoints(tmp / "checkpoints"), tmp / "runs", training=training)
+    with served(ex) as url:
+        yield url, ex
     training.shutdown()
-    demo.close()
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        pg.set_default_timeout(30_000)
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(app_url[0])
-        pg.wait_for_selector("#gen_canvas img")
+    with browser_page(app_url[0], accept_downloads=True) as pg:
         yield pg
-        browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def test_saturation_tab_shows_the_plot(page):

@@ -7,77 +7,35 @@ Screenshots go to a temporary folder (printed; set RNNVIZ_SCREENSHOTS to choose 
 chromium is not installed (a failure when RNNVIZ_REQUIRE_BROWSER is set), as tests/test_browser.py.
 """
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
+import pytest
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
-
-import pytest  # noqa: E402
-
-CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    if os.environ.get("RNNVIZ_REQUIRE_BROWSER"):  # CI installs chromium: a missing one is a failure
-        raise RuntimeError(f"RNNVIZ_REQUIRE_BROWSER is set but chromium is not at {CHROMIUM}")
-    pytest.skip(f"chromium is not installed ({CHROMIUM}); apt-get install -y chromium", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-
-import torch  # noqa: E402
-
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
-from rnnviz.app.state import Explorer, TrainingService  # noqa: E402
-from rnnviz.app.views import DIFF_ADDED  # noqa: E402
-
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def make_checkpoints(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    for name, cfg in {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
-                      "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
-                      "mnist_rnn": ModelConfig(cell="rnn", hidden=32, head_hidden=64),
-                      "mnist_vae": ModelConfig(hidden=32, head_hidden=64, num_classes=0, latent=8)}.items():
-        save_checkpoint(folder / f"{name}.safetensors", RowModel(cfg), {"test_nll": 99.5})
-    return folder
+from rnnviz.app.state import Explorer, TrainingService
+from rnnviz.app.views import DIFF_ADDED
+from tests.browser import browser_page, screenshot_folder, served, tiny_checkpoints
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from rnnviz.app.ui import build_app, launch_options
-
     tmp = tmp_path_factory.mktemp("browser_lab")
     training = TrainingService(tmp / "runs", enabled=False, disabled_reason="off in this test")
-    ex = Explorer(make_checkpoints(tmp / "checkpoints"), tmp / "runs", training=training)
-    demo = build_app(ex)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
-    yield url, ex
-    demo.close()
+    folder = tiny_checkpoints(tmp / "checkpoints", ("mnist_lstm", "mnist_gru", "mnist_rnn", "mnist_vae"),
+                              {"test_nll": 99.5})
+    ex = Explorer(folder, tmp / "runs", training=training)
+    with served(ex) as url:
+        yield url, ex
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory):
-    folder = Path(os.environ.get("RNNVIZ_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = screenshot_folder(tmp_path_factory)
     yield folder
     print(f"\nscreenshots: {folder}")
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(30_000)
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(app_url[0])
-        pg.wait_for_selector("#gen_canvas img")
+    with browser_page(app_url[0]) as pg:
         yield pg
-        browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def wait_steps(page, elems, step):

@@ -1,0 +1,79 @@
+"""What the browser tests share: finding Debian's chromium, serving the app on tiny checkpoints, and
+a page that fails the test on any JavaScript error.
+
+Importing this skips the importing test module when chromium or playwright is missing, unless
+RNNVIZ_REQUIRE_BROWSER is set (CI installs chromium, so there a missing one is a failure).
+"""
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
+
+import pytest  # noqa: E402
+
+CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    if os.environ.get("RNNVIZ_REQUIRE_BROWSER"):
+        raise RuntimeError(f"RNNVIZ_REQUIRE_BROWSER is set but chromium is not at {CHROMIUM}")
+    pytest.skip(f"chromium is not installed ({CHROMIUM}); apt-get install -y chromium", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+import torch  # noqa: E402
+
+from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
+
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+TINY = {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
+        "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
+        "mnist_rnn": ModelConfig(cell="rnn", hidden=32, head_hidden=64),
+        "mnist_vae": ModelConfig(hidden=32, head_hidden=64, num_classes=0, latent=8)}
+
+
+def tiny_checkpoints(folder: Path, names=("mnist_lstm", "mnist_gru"), metrics: dict | None = None) -> Path:
+    """Untrained tiny models under the shipped names (seeded, so every run sees the same ones)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    for name in names:
+        save_checkpoint(folder / f"{name}.safetensors", RowModel(TINY[name]), dict(metrics or {}))
+    return folder
+
+
+@contextmanager
+def served(ex):
+    """The explorer of ``ex`` on a free loopback port; yields its URL."""
+    from rnnviz.app.ui import build_app, launch_options
+
+    demo = build_app(ex)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@contextmanager
+def browser_page(url: str, **page_options):
+    """A 1400 x 1000 page on ``url`` once the first digit is drawn; JavaScript errors fail the test."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000}, **page_options)
+        pg.set_default_timeout(30_000)
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(url)
+        pg.wait_for_selector("#gen_canvas img")
+        yield pg
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot_folder(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("RNNVIZ_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
