@@ -164,20 +164,9 @@ class StepView:
         return views.gates_html(v.trace, step, v.layer), _plot(views.units_time_figure(v.trace, v.layer, step))
 
     def wire(self):
-        n = self.name
-        frame = [self.step, self.canvas, self.gates, self.timer]
-        self.step.input(self.scrub, [self.step], [self.canvas, self.gates], api_name=f"{n}_step",
-                        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, queue=False)
-        cursor = f"(t) => {{ window.rnnvizCursor && window.rnnvizCursor('{n}_fig', t); }}"
-        self.step.change(None, [self.step], None, js=cursor)  # in the browser only
-        self.play.click(self.start_play, [self.step], frame, api_name=f"{n}_play", show_progress="hidden",
-                        queue=False)
-        self.pause.click(self.stop_play, None, [self.timer], api_name=f"{n}_pause", show_progress="hidden",
-                         queue=False)
-        self.timer.tick(self.tick, [self.step], frame, api_name=f"{n}_tick", show_progress="hidden",
-                        concurrency_limit=None, queue=False)
-        self.layer.input(self.set_layer, [self.layer, self.step], [self.gates, self.fig], api_name=f"{n}_layer",
-                         show_progress="hidden")
+        wire_player(self, [self.canvas, self.gates])
+        self.layer.input(self.set_layer, [self.layer, self.step], [self.gates, self.fig],
+                         api_name=f"{self.name}_layer", show_progress="hidden")
 
 
 class LinkedViews:
@@ -294,15 +283,22 @@ class LinkedViews:
         return gr.Timer(active=False)
 
     def wire(self):
-        n = self.name
-        frame = [self.step] + self.frame_outputs + [self.timer]
-        self.step.input(self.scrub, [self.step], self.frame_outputs, api_name=f"{n}_step",
-                        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, queue=False)
-        cursor = f"(t) => {{ window.rnnvizCursor && window.rnnvizCursor('{n}_fig', t); }}"
-        self.step.change(None, [self.step], None, js=cursor)  # in the browser only
-        self.play.click(self.start_play, [self.step], frame, api_name=f"{n}_play", show_progress="hidden",
-                        queue=False)
-        self.pause.click(self.stop_play, None, [self.timer], api_name=f"{n}_pause", show_progress="hidden",
-                         queue=False)
-        self.timer.tick(self.tick, [self.step], frame, api_name=f"{n}_tick", show_progress="hidden",
-                        concurrency_limit=None, queue=False)
+        wire_player(self, self.frame_outputs)
+
+
+def wire_player(view, frame_outputs: list):
+    """The slider, Play, Pause and timer of a ``StepView`` or ``LinkedViews``, whose frames fill
+    ``frame_outputs``. Scrubbing skips the queue and keeps only the latest position; the units x time
+    cursor ('<name>_fig') moves in the browser."""
+    n = view.name
+    frame = [view.step] + frame_outputs + [view.timer]
+    view.step.input(view.scrub, [view.step], frame_outputs, api_name=f"{n}_step",
+                    trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, queue=False)
+    cursor = f"(t) => {{ window.rnnvizCursor && window.rnnvizCursor('{n}_fig', t); }}"
+    view.step.change(None, [view.step], None, js=cursor)  # in the browser only
+    view.play.click(view.start_play, [view.step], frame, api_name=f"{n}_play", show_progress="hidden",
+                    queue=False)
+    view.pause.click(view.stop_play, None, [view.timer], api_name=f"{n}_pause", show_progress="hidden",
+                     queue=False)
+    view.timer.tick(view.tick, [view.step], frame, api_name=f"{n}_tick", show_progress="hidden",
+                    concurrency_limit=None, queue=False)
