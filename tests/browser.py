@@ -7,13 +7,16 @@ RNNVIZ_REQUIRE_BROWSER is set (CI installs chromium, so there a missing one is a
 
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
+import pytest
 
-import pytest  # noqa: E402
+from rnnviz import ModelConfig
+from tests import apps
+from tests.apps import served
+
+__all__ = ["ARGS", "CHROMIUM", "browser_page", "screenshot_folder", "served", "sync_api", "tiny_checkpoints"]
 
 CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
@@ -21,10 +24,6 @@ if not Path(CHROMIUM).exists():
         raise RuntimeError(f"RNNVIZ_REQUIRE_BROWSER is set but chromium is not at {CHROMIUM}")
     pytest.skip(f"chromium is not installed ({CHROMIUM}); apt-get install -y chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-
-import torch  # noqa: E402
-
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
 
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -36,25 +35,8 @@ TINY = {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
 
 
 def tiny_checkpoints(folder: Path, names=("mnist_lstm", "mnist_gru"), metrics: dict | None = None) -> Path:
-    """Untrained tiny models under the shipped names (seeded, so every run sees the same ones)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    for name in names:
-        save_checkpoint(folder / f"{name}.safetensors", RowModel(TINY[name]), dict(metrics or {}))
-    return folder
-
-
-@contextmanager
-def served(ex):
-    """The explorer of ``ex`` on a free loopback port; yields its URL."""
-    from rnnviz.app.ui import build_app, launch_options
-
-    demo = build_app(ex)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
-    try:
-        yield url
-    finally:
-        demo.close()
+    """Untrained tiny models under the shipped names."""
+    return apps.tiny_checkpoints(folder, {name: TINY[name] for name in names}, metrics)
 
 
 @contextmanager

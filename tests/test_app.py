@@ -2,16 +2,13 @@
 plus its server-side state (registry, sessions, training service) and explorer.py's options."""
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
+from tests.apps import served as serving, tiny_checkpoints  # first: sets Gradio's cache folder
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
@@ -24,13 +21,10 @@ MAX_STEP_BYTES = 150_000
 
 
 def make_checkpoints(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    specs = {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
-             "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
-             "deep_rnn": ModelConfig(cell="rnn", hidden=16, layers=2, head_hidden=32)}
-    for name, cfg in specs.items():
-        save_checkpoint(folder / f"{name}.safetensors", RowModel(cfg), {"test_nll": 543.2, "dataset": "test"})
+    tiny_checkpoints(folder, {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
+                              "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
+                              "deep_rnn": ModelConfig(cell="rnn", hidden=16, layers=2, head_hidden=32)},
+                     {"test_nll": 543.2, "dataset": "test"})
     (folder / "broken.safetensors").write_bytes(b"not a checkpoint")
     return folder
 
@@ -40,19 +34,14 @@ def served(tmp_path_factory):
     """(explorer, client, url) for an app on tiny checkpoints and the fixture dataset."""
     from gradio_client import Client
 
-    from rnnviz.app.ui import build_app, launch_options
-
     tmp = tmp_path_factory.mktemp("explorer")
     ckpts = make_checkpoints(tmp / "checkpoints")
     runs = tmp / "runs"
     training = TrainingService(runs, default_dataset=str(FIXTURE), threads=1, max_minutes=1.0)
     ex = Explorer(ckpts, runs, training=training)
-    demo = build_app(ex)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
-    client = Client(url, verbose=False)
-    yield ex, client, url
+    with serving(ex) as url:
+        yield ex, Client(url, verbose=False), url
     training.shutdown()
-    demo.close()
 
 
 def generate(client, key="shipped/mnist_lstm", digit="7", temperature=1.0, seed=0):

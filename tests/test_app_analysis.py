@@ -4,18 +4,16 @@ tiny checkpoints and the fixture dataset (tests/fixtures/mnist_small.npz, 200 te
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
+from tests.apps import served as serving, tiny_checkpoints  # first: sets Gradio's cache folder
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
+from rnnviz import ModelConfig  # noqa: E402
 from rnnviz.app.analyses import Analyses  # noqa: E402
 from rnnviz.app.exports import Downloads  # noqa: E402
 from rnnviz.app.state import Explorer, TrainingService  # noqa: E402
@@ -27,16 +25,12 @@ LSTM, GRU, RNN, VAE, DEEP = ("shipped/mnist_lstm", "shipped/mnist_gru", "shipped
 
 
 def make_checkpoints(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    specs = {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
-             "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
-             "mnist_rnn": ModelConfig(cell="rnn", hidden=16, head_hidden=32),
-             "mnist_vae": ModelConfig(hidden=16, head_hidden=32, num_classes=0, latent=4),
-             "deep_gru": ModelConfig(cell="gru", hidden=16, layers=2, head_hidden=32)}
-    for name, cfg in specs.items():
-        torch.manual_seed(0)
-        save_checkpoint(folder / f"{name}.safetensors", RowModel(cfg), {"test_nll": 543.2, "dataset": "test"})
-    return folder
+    return tiny_checkpoints(folder, {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
+                                     "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
+                                     "mnist_rnn": ModelConfig(cell="rnn", hidden=16, head_hidden=32),
+                                     "mnist_vae": ModelConfig(hidden=16, head_hidden=32, num_classes=0, latent=4),
+                                     "deep_gru": ModelConfig(cell="gru", hidden=16, layers=2, head_hidden=32)},
+                            {"test_nll": 543.2, "dataset": "test"})
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +38,13 @@ def served(tmp_path_factory):
     """(explorer, client, url) for an app whose training service reads the fixture dataset."""
     from gradio_client import Client
 
-    from rnnviz.app.ui import build_app, launch_options
-
     tmp = tmp_path_factory.mktemp("analysis")
     runs = tmp / "runs"
     training = TrainingService(runs, default_dataset=str(FIXTURE), threads=1, max_minutes=1.0)
     ex = Explorer(make_checkpoints(tmp / "checkpoints"), runs, training=training)
-    demo = build_app(ex)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
-    client = Client(url, verbose=False)
-    yield ex, client, url
+    with serving(ex) as url:
+        yield ex, Client(url, verbose=False), url
     training.shutdown()
-    demo.close()
 
 
 def plot_json(value) -> dict:

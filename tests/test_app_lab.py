@@ -3,11 +3,9 @@ against an app launched in this process on tiny checkpoints, plus the pure parts
 unit-list parser, the step range, the view builders)."""
 
 import json
-import os
 import re
-import tempfile
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
+from tests.apps import served as serving, tiny_checkpoints  # first: sets Gradio's cache folder
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -35,15 +33,13 @@ VAE = ModelConfig(hidden=32, head_hidden=64, num_classes=0, latent=8)
 
 
 def make_checkpoints(folder):
-    folder.mkdir(parents=True, exist_ok=True)
     metrics = {"test_nll": 543.2, "test_nll_protocol": "exact marginal over classes, nats/image", "dataset": "test"}
-    for name, cfg in {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
-                      "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
-                      "mnist_rnn": ModelConfig(cell="rnn", hidden=32, head_hidden=64),
-                      "deep_lstm": ModelConfig(hidden=16, layers=2, head_hidden=32),
-                      "uncond_rnn": ModelConfig(cell="rnn", hidden=16, head_hidden=32, num_classes=0)}.items():
-        save_checkpoint(folder / f"{name}.safetensors", tiny(cfg), metrics)
-    return folder
+    return tiny_checkpoints(folder, {"mnist_lstm": ModelConfig(hidden=32, head_hidden=64),
+                                     "mnist_gru": ModelConfig(cell="gru", hidden=32, head_hidden=64),
+                                     "mnist_rnn": ModelConfig(cell="rnn", hidden=32, head_hidden=64),
+                                     "deep_lstm": ModelConfig(hidden=16, layers=2, head_hidden=32),
+                                     "uncond_rnn": ModelConfig(cell="rnn", hidden=16, head_hidden=32, num_classes=0)},
+                            metrics)
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +47,12 @@ def served(tmp_path_factory):
     """(explorer, client, url, checkpoint folder): no VAE until a test adds one."""
     from gradio_client import Client
 
-    from rnnviz.app.ui import build_app, launch_options
-
     tmp = tmp_path_factory.mktemp("lab")
     ckpts = make_checkpoints(tmp / "checkpoints")
     training = TrainingService(tmp / "runs", enabled=False, disabled_reason="off in tests")
     ex = Explorer(ckpts, tmp / "runs", training=training)
-    demo = build_app(ex)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", **launch_options())
-    yield ex, Client(url, verbose=False), url, ckpts
-    demo.close()
+    with serving(ex) as url:
+        yield ex, Client(url, verbose=False), url, ckpts
 
 
 def plot_json(value) -> dict:

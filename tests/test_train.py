@@ -3,7 +3,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from rnnviz import ModelConfig, load_checkpoint, sample_traces, trace_images
 from rnnviz.checkpoint import read_metadata
