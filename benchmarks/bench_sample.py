@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 import rnnviz
-from rnnviz import cells
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -371,7 +371,7 @@ class Trainer:
 
     @torch.no_grad()
     def _snapshot_samples(self, model, device, step):
-        c, k = self.config, self.config.snapshot_count
+        k = self.config.snapshot_count
         was = model.training
         model.eval()
         labels = torch.arange(k) % max(1, self.model_config.num_classes) if self.model_config.num_classes else None

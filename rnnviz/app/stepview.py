@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+from contextlib import nullcontext
 
 import gradio as gr
 from gradio.components.plot import PlotData
@@ -67,6 +68,18 @@ def empty_canvas(button: str = "Generate") -> str:
 
 EMPTY_CANVAS = empty_canvas()
 EMPTY_GATES = '<div class="rv-gates-head">The gates and states of the recurrent layer appear here.</div>'
+
+
+def sample_controls(prefix: str, side_by_side: bool = False):
+    """The digit, temperature and seed inputs of a tab that samples (elem ids ``<prefix>_digit``,
+    ``_temperature``, ``_seed``); ``side_by_side`` puts temperature and seed in one row."""
+    digit = gr.Radio(DIGITS, value="7", label="digit", elem_id=f"{prefix}_digit")
+    with gr.Row() if side_by_side else nullcontext():
+        temperature = checked.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature",
+                                     elem_id=f"{prefix}_temperature", **({"min_width": 110} if side_by_side else {}))
+        seed = checked.Number(0, precision=0, minimum=0, label="seed", elem_id=f"{prefix}_seed",
+                              **({"min_width": 90} if side_by_side else {}))
+    return digit, temperature, seed
 
 
 class StepView:

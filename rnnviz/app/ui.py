@@ -21,7 +21,6 @@ import pandas as pd
 
 from . import tabs, views
 from .exports import Downloads, ExportBar
-from .tabs import forcing as _forcing, saturation as _saturation  # noqa: F401 (tabs.forcing, tabs.saturation)
 from . import components as checked
 from .components import message
 from .inputs import InputError

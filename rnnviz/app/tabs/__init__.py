@@ -5,4 +5,4 @@ Every module exposes ``build(ex, ckpt) -> handle`` (its layout; call it inside t
 ``gr.Tab`` it was built in). ``ui.build_app`` only adds the tab and calls both.
 """
 
-from . import compare, intervene, reconstruct  # noqa: F401
+from . import compare, forcing, intervene, reconstruct, saturation  # noqa: F401

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .. import components as checked
 from .. import views
 from ..components import message
 from ..inputs import InputError
 from ..state import MAX_COMPARE, Explorer
-from ..stepview import DIGITS, LinkedViews, _warn
+from ..stepview import LinkedViews, _warn, sample_controls
 
 NAME = "compare"
 
@@ -46,10 +45,7 @@ def build(ex: Explorer, ckpt=None) -> Handle:
                                  max_choices=MAX_COMPARE, label=f"models (up to {MAX_COMPARE})",
                                  elem_id="compare_models",
                                  allow_custom_value=True)  # runs trained later are checked by the registry
-            digit = gr.Radio(DIGITS, value="7", label="digit", elem_id="compare_digit")
-            temperature = checked.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature",
-                                         elem_id="compare_temperature")
-            seed = checked.Number(0, precision=0, minimum=0, label="seed", elem_id="compare_seed")
+            digit, temperature, seed = sample_controls("compare")
             button = gr.Button("Compare", variant="primary", elem_id="compare_btn")
             note = gr.Markdown(elem_id="compare_note")
         with gr.Column(scale=11, min_width=600):

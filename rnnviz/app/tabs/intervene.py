@@ -18,7 +18,7 @@ from .. import views
 from ..components import message
 from ..inputs import InputError
 from ..state import ROW_EDITS, Explorer
-from ..stepview import DIGITS, STEPS, LinkedViews, _warn
+from ..stepview import STEPS, LinkedViews, _warn, sample_controls
 
 NAME = "intervene"
 DEFAULT_FIRST, DEFAULT_LAST = 10, STEPS - 1
@@ -105,12 +105,7 @@ def build(ex: Explorer, ckpt) -> Handle:
             # was built; the Explorer checks it
             layer = gr.Dropdown(_layer_choices(layers), value=-1, label="layer", elem_id="intervene_layer",
                                 visible=layers > 1, allow_custom_value=True)
-            digit = gr.Radio(DIGITS, value="7", label="digit", elem_id="intervene_digit")
-            with gr.Row():
-                temperature = checked.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature",
-                                             elem_id="intervene_temperature", min_width=110)
-                seed = checked.Number(0, precision=0, minimum=0, label="seed", elem_id="intervene_seed",
-                                      min_width=90)
+            digit, temperature, seed = sample_controls("intervene", side_by_side=True)
             button = gr.Button("Run without and with", variant="primary", elem_id="intervene_btn")
             summary = gr.Markdown(elem_id="intervene_summary")
         with gr.Column(scale=11, min_width=600):

@@ -30,7 +30,7 @@ NAME = "saturation"
 SWITCH = 0.5  # a unit "acts as a switch" when one end takes more than this fraction of its steps
 ALWAYS = 0.9  # ... and is "always saturated" when both ends together take at least this fraction
 
-EXPLAIN = f"""**Gate saturation** (Karpathy, Johnson & Fei-Fei 2015, *Visualizing and understanding recurrent
+EXPLAIN = """**Gate saturation** (Karpathy, Johnson & Fei-Fei 2015, *Visualizing and understanding recurrent
 networks*, Fig. 4). Every point is one unit of a gate, read on test digits with teacher forcing:
 **x** = the fraction of steps the gate is below 0.1 (*left-saturated*: shut), **y** = the fraction it is
 above 0.9 (*right-saturated*: open). Points near the **ends of the axes** are units that act as switches
