@@ -22,7 +22,7 @@ What the model is conditioned on when reading a test image:
   ``z`` is given;
 - an unconditional model reads nothing.
 
-Nothing here draws or serves anything; the figures are in ``rnnviz.app.views``.
+Nothing here draws or serves anything; the figures are in the app (``rnnviz/app``).
 """
 
 from __future__ import annotations

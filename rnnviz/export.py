@@ -49,11 +49,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .app.views import (BLUE_WHITE_RED, FUTURE, INFERNO, KEPT_INK, KEPT_PAPER, VIRIDIS, Scale, _lut,
-                        canvas_rgb, colorize, state_scale, unit_grid_shape, units_to_grid, upscale)
+from .render import (BLUE_WHITE_RED, FUTURE, INFERNO, KEPT_INK, KEPT_PAPER, VIRIDIS, Scale, canvas_rgb,
+                     colorize, grid_image, lut, state_scale, unit_grid_shape, units_to_grid, upscale)
 from .cells import DESCRIPTIONS, STATE_NAMES
 from .model import RowModel
-from .sample import cli_model, grid_image
+from .sample import cli_model
 from .trace import Trace, sample_traces
 
 FORMAT, VERSION = "rnnviz-trace", 1
@@ -149,7 +149,7 @@ def trace_frames(trace: Trace, names=None, layer: int = -1, hold: bool = True) -
 def _gif_palette() -> Image.Image:
     """One palette for every frame (so colours do not flicker): the colour scales, the canvas and
     text colours, and greys for anti-aliased text."""
-    colours = [_lut(VIRIDIS), _lut(BLUE_WHITE_RED), _lut(INFERNO)]
+    colours = [lut(VIRIDIS), lut(BLUE_WHITE_RED), lut(INFERNO)]
     fixed = [BACKGROUND, TEXT, MUTED, FUTURE, KEPT_INK, KEPT_PAPER, (0, 0, 0), (245, 245, 245), (128, 128, 128)]
     greys = np.linspace(0, 1, 24)[:, None] * (np.array(TEXT) - np.array(BACKGROUND)) + np.array(BACKGROUND)
     strip = np.concatenate(colours + [np.repeat(np.array(fixed, np.uint8), 24, 0), greys.astype(np.uint8)])

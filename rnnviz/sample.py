@@ -9,25 +9,11 @@ By default one row per digit (0-9) for a class-conditional model. Same seed, sam
 from __future__ import annotations
 
 import argparse
-import math
 
-import numpy as np
 import torch
-from PIL import Image
 
 from .checkpoint import CheckpointError, load_checkpoint
-
-
-def grid_image(images: np.ndarray, cols: int, scale: int = 4, pad: int = 2) -> Image.Image:
-    """Tile (N, H, W) images in [0, 1] (white ink on black) into one upscaled greyscale image."""
-    n, h, w = images.shape
-    rows = math.ceil(n / cols)
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 0.35, np.float32)
-    for k in range(n):
-        r, c = divmod(k, cols)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[k]
-    img = Image.fromarray((canvas * 255).round().astype(np.uint8), mode="L")
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+from .render import grid_image
 
 
 def cli_model(checkpoint: str, digit: int | None):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rnnviz import ModelConfig, RowModel, sample_traces
+from rnnviz import ModelConfig, RowModel, render, sample_traces
 from rnnviz.app import inputs, views
 from rnnviz.cells import STATE_NAMES
 
@@ -43,8 +43,8 @@ def decode_uris(html_text):
 def test_colorize_maps_ends_to_anchor_colours_and_nan_to_grey():
     rgb = views.colorize(np.array([0.0, 1.0, np.nan, -5.0, 7.0]), views.GATE_SCALE)
     assert rgb.shape == (5, 3) and rgb.dtype == np.uint8
-    assert tuple(rgb[0]) == views._hex_rgb(views.VIRIDIS[0]) == tuple(rgb[3])  # clipped below
-    assert tuple(rgb[1]) == views._hex_rgb(views.VIRIDIS[-1]) == tuple(rgb[4])  # clipped above
+    assert tuple(rgb[0]) == render.hex_rgb(views.VIRIDIS[0]) == tuple(rgb[3])  # clipped below
+    assert tuple(rgb[1]) == render.hex_rgb(views.VIRIDIS[-1]) == tuple(rgb[4])  # clipped above
     assert tuple(rgb[2]) == views.NAN_RGB
 
 

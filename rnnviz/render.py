@@ -1,0 +1,198 @@
+"""Colours and images: how rnnviz turns values into pixels, for the app, the exports and the site.
+
+Pure functions of NumPy arrays and traces; nothing here touches Gradio or runs a model.
+
+Colour scales: sigmoid gates (LSTM i, f, o; GRU r, z) live in [0, 1] and use a sequential scale
+(viridis); tanh outputs (g, n, h) live in [-1, 1] and use a diverging scale (blue < 0 < red); the
+LSTM cell state c is unbounded, so it gets a diverging scale symmetric around 0 that is fixed per
+trace and layer (so colours compare across steps). The head's pixel probabilities use inferno.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from .trace import Trace
+
+# ---- colour scales -----------------------------------------------------------------------------
+VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
+           "#b5de2b", "#fde725")
+BLUE_WHITE_RED = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7",
+                  "#f4a582", "#d6604d", "#b2182b", "#67001f")
+INFERNO = ("#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
+           "#f7d13d", "#fcffa4")
+NAN_RGB = (128, 128, 128)  # padding cells of a unit grid
+SIGMOID = frozenset("ifozr")  # gates in [0, 1]
+
+# canvas colours (RGB)
+INK, PAPER = (245, 245, 245), (0, 0, 0)  # generated rows
+KEPT_INK, KEPT_PAPER = (125, 200, 255), (8, 22, 40)  # rows copied from the given image (completion)
+FUTURE = (34, 38, 52)  # rows not drawn yet
+ROW_MARK = "#22d3ee"
+
+CURSOR, BAND = "cursor", "band"  # names of the figure shapes that follow the step
+
+
+def hex_rgb(c: str) -> tuple[int, int, int]:
+    c = c.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+@lru_cache(maxsize=16)
+def lut(anchors: tuple[str, ...], n: int = 256) -> np.ndarray:
+    """(n, 3) uint8 lookup table interpolating the anchor colours evenly."""
+    rgb = np.array([hex_rgb(a) for a in anchors], np.float64)
+    pos = np.linspace(0, 1, len(anchors))
+    x = np.linspace(0, 1, n)
+    return np.stack([np.interp(x, pos, rgb[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A colour scale: values in [vmin, vmax] map onto ``anchors``."""
+
+    vmin: float
+    vmax: float
+    anchors: tuple[str, ...]
+
+    def colorscale(self) -> list[list]:
+        """Plotly's colorscale form."""
+        n = len(self.anchors)
+        return [[k / (n - 1), a] for k, a in enumerate(self.anchors)]
+
+    def css_gradient(self) -> str:
+        return f"linear-gradient(to right, {', '.join(self.anchors)})"
+
+
+GATE_SCALE = Scale(0.0, 1.0, VIRIDIS)
+TANH_SCALE = Scale(-1.0, 1.0, BLUE_WHITE_RED)
+PROB_SCALE = Scale(0.0, 1.0, INFERNO)
+
+
+def state_scale(name: str, values: np.ndarray | None = None) -> Scale:
+    """The scale for one gate/state. ``values``: all steps of ``c`` (to fix its symmetric range)."""
+    if name in SIGMOID:
+        return GATE_SCALE
+    if name == "c":
+        m = 1.0 if values is None or values.size == 0 else float(np.percentile(np.abs(values), 99.5))
+        m = max(1.0, math.ceil(m * 2) / 2)  # at least the tanh range, rounded up to 0.5
+        return Scale(-m, m, BLUE_WHITE_RED)
+    return TANH_SCALE
+
+
+def colorize(values: np.ndarray, scale: Scale) -> np.ndarray:
+    """Map an array of values onto RGB uint8 (shape + (3,)); NaN becomes grey."""
+    table = lut(scale.anchors)
+    v = np.asarray(values, np.float32)
+    nan = np.isnan(v)
+    x = (np.nan_to_num(v, nan=scale.vmin) - scale.vmin) / max(scale.vmax - scale.vmin, 1e-12)
+    idx = np.clip(np.rint(x * (len(table) - 1)), 0, len(table) - 1).astype(np.intp)
+    out = table[idx]
+    if nan.any():
+        out[nan] = NAN_RGB
+    return out
+
+
+# ---- images ------------------------------------------------------------------------------------
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """PNG of an (H, W, 3) uint8 or (H, W) uint8 array."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def data_uri(rgb: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode("ascii")
+
+
+def upscale(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling (crisp pixels) of an (H, W[, 3]) array."""
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+
+
+def unit_grid_shape(n: int) -> tuple[int, int]:
+    """(rows, cols) to lay out n units as a near-square grid: 256 -> 16 x 16, 128 -> 8 x 16."""
+    if n <= 0:
+        raise ValueError(f"need at least one unit, got {n}")
+    root = math.isqrt(n)
+    for rows in range(root, 0, -1):
+        if n % rows == 0 and n // rows <= 2 * rows:
+            return rows, n // rows
+    cols = math.ceil(math.sqrt(n))
+    return math.ceil(n / cols), cols
+
+
+def units_to_grid(vec: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Lay a (units,) vector out row-major on a grid; cells past the last unit are NaN."""
+    vec = np.asarray(vec, np.float32).ravel()
+    rows, cols = shape or unit_grid_shape(vec.size)
+    out = np.full(rows * cols, np.nan, np.float32)
+    out[:vec.size] = vec
+    return out.reshape(rows, cols)
+
+
+def _fill(rgb: np.ndarray, rows: slice, mask: np.ndarray, on, off):
+    rgb[rows] = np.where(mask[..., None], np.array(on, np.uint8), np.array(off, np.uint8))
+
+
+def canvas_rgb(trace: Trace, step: int) -> np.ndarray:
+    """The canvas while row ``step`` is drawn, (H, W, 3) uint8: rows before it as drawn (rows kept
+    from a given image in blue), row ``step`` as the probabilities the head gave (inferno), later
+    rows empty. ``step == H`` shows the finished image."""
+    H, W = trace.image.shape
+    step = int(np.clip(step, 0, H))
+    rgb = np.empty((H, W, 3), np.uint8)
+    rgb[:] = FUTURE
+    ink = trace.image.astype(bool)
+    kept = min(trace.keep_rows, step)
+    _fill(rgb, slice(0, kept), ink[:kept], KEPT_INK, KEPT_PAPER)
+    _fill(rgb, slice(kept, step), ink[kept:step], INK, PAPER)
+    if step < H:
+        rgb[step] = colorize(trace.probs[step], PROB_SCALE)
+    return rgb
+
+
+def image_rgb(trace: Trace) -> np.ndarray:
+    """The finished image, kept rows in blue."""
+    return canvas_rgb(trace, trace.steps)
+
+
+def thumbnail(trace: Trace, scale: int = 4) -> Image.Image:
+    """A crisp PIL thumbnail of the finished image (for galleries)."""
+    return Image.fromarray(upscale(image_rgb(trace), scale))
+
+
+def digit_thumbnail(image: np.ndarray, scale: int = 3) -> Image.Image:
+    """A crisp thumbnail of a grayscale (H, W) uint8 digit, white on black."""
+    return Image.fromarray(upscale(np.asarray(image, np.uint8), scale))
+
+
+def prefix_preview(binary: np.ndarray, keep_rows: int, scale: int = 6) -> Image.Image:
+    """What the model is given for completion: the kept rows in blue, the rest dimmed."""
+    H, W = binary.shape
+    keep = int(np.clip(keep_rows, 0, H))
+    ink = np.asarray(binary).astype(bool)
+    rgb = np.empty((H, W, 3), np.uint8)
+    _fill(rgb, slice(0, keep), ink[:keep], KEPT_INK, KEPT_PAPER)
+    _fill(rgb, slice(keep, H), ink[keep:], (70, 74, 90), FUTURE)
+    return Image.fromarray(upscale(rgb, scale))
+
+
+# ---- sample grids ------------------------------------------------------------------------------
+def grid_image(images: np.ndarray, cols: int, scale: int = 4, pad: int = 2) -> Image.Image:
+    """Tile (N, H, W) images in [0, 1] (white ink on black) into one upscaled greyscale image."""
+    n, h, w = images.shape
+    rows = math.ceil(n / cols)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 0.35, np.float32)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[k]
+    img = Image.fromarray((canvas * 255).round().astype(np.uint8), mode="L")
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
