@@ -1,6 +1,6 @@
 """Sampling latency on the CPU: one full sample with its trace, and a batch of 64.
 
-    python benchmarks/bench_sample.py [--checkpoint checkpoints/mnist_lstm.safetensors] [--threads 1]
+    python -m benchmarks.bench_sample [--checkpoint checkpoints/mnist_lstm.safetensors] [--threads 1]
 
 Baseline in the same run: a naive sampler that re-runs the whole row head for every pixel
 (784 head evaluations), which is what the incremental NumPy row sampler replaces.
