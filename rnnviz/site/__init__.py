@@ -1,0 +1,171 @@
+"""A static explorer: a folder of HTML, JavaScript and weights that runs the model in the browser.
+
+    python -m rnnviz.site --out site/                        # the shipped LSTM, GRU and RNN
+    python -m rnnviz.site --checkpoint a.safetensors --checkpoint b.safetensors --out site/
+    python -m http.server -d site/                           # or push site/ as a Static Space
+
+The page (``static/``) is vanilla ES modules with no build step: ``model.js`` is the row model's math
+(cells, conditioning, masked head, sampler), ``random.js`` PyTorch's CPU generator, ``state.js`` the
+settings and the URL, ``draw.js`` the canvases, ``page.js`` the wiring. Nothing is fetched from any
+other host. This module writes the weights the page reads: per model one ``models/<name>.bin`` of the
+state dict's float32 tensors, little-endian, back to back, and ``models.json`` with each model's
+config, metrics and tensor offsets. Only the model's tensors are exported (never optimizer state),
+exactly as stored, so the page computes with the trained weights bit for bit.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import CheckpointError, load_state
+
+ROOT = Path(__file__).resolve().parent
+STATIC = ROOT / "static"
+SHIPPED = ROOT.parent.parent / "checkpoints"
+DEFAULT_CHECKPOINTS = tuple(SHIPPED / f"mnist_{c}.safetensors" for c in ("lstm", "gru", "rnn"))
+ABOUT = ROOT.parent / "app" / "about.md"  # the app's words, read as text (rnnviz.app is not imported)
+IMAGE_SIZE = (28, 28)
+MAX_SITE_BYTES = 64 * 1024 * 1024  # weights of all models together: a page should load in seconds
+METRIC_NUMBERS = ("test_nll", "parameters", "train_seconds", "step")
+METRIC_TEXTS = ("dataset", "test_nll_protocol", "binarization", "saved_at")
+
+
+class SiteError(CheckpointError):
+    """A checkpoint the static page cannot run, or a site that cannot be written; the message says why."""
+
+
+def site_problem(config) -> str | None:
+    """Why the page cannot run a model with this config (None if it can)."""
+    if config.latent:
+        return (f"it is a VAE (latent={config.latent}): the static page runs the class-conditional and "
+                "unconditional row models only, not a VAE's encoder (use the Gradio app's Reconstruct tab)")
+    if (config.height, config.width) != IMAGE_SIZE:
+        return (f"the model draws {config.height}\u00d7{config.width} images; the page shows "
+                f"{IMAGE_SIZE[0]}\u00d7{IMAGE_SIZE[1]} (MNIST-size) models only")
+    return None
+
+
+def model_name(path: Path) -> str:
+    """The model's name in the page and the URL: the file stem, letters, digits, '-' and '_' only."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", path.name.removesuffix(".safetensors")).strip("_-")[:40]
+    return name or "model"
+
+
+def _metrics(metrics: dict) -> dict:
+    """The metrics the page shows: finite numbers and short texts (the page escapes every text)."""
+    out = {}
+    for key in METRIC_NUMBERS:
+        v = metrics.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out[key] = v
+    for key in METRIC_TEXTS:
+        if isinstance(metrics.get(key), str):
+            out[key] = metrics[key][:200]
+    return out
+
+
+def export_model(path: str | Path, out_dir: Path) -> dict:
+    """Write ``out_dir/models/<name>.bin`` for the checkpoint at ``path``; return its manifest entry."""
+    path = Path(path)
+    model, meta = load_state(path)  # safetensors only; raises CheckpointError with the reason
+    config = meta["config"]
+    problem = site_problem(config)
+    if problem:
+        raise SiteError(f"{path}: cannot export for the static page: {problem}")
+    name = model_name(path)
+    tensors, chunks, offset = {}, [], 0
+    for key, value in model.state_dict().items():  # the model's own tensors; masks are not stored
+        a = np.ascontiguousarray(value.detach().cpu().numpy(), dtype="<f4")
+        if value.dtype.is_floating_point is False or a.dtype != np.dtype("<f4"):
+            raise SiteError(f"{path}: tensor {key!r} is {value.dtype}, the page reads float32 only")
+        tensors[key] = {"offset": offset, "shape": list(a.shape)}
+        chunks.append(a.tobytes())
+        offset += a.nbytes
+    (out_dir / "models").mkdir(parents=True, exist_ok=True)
+    (out_dir / "models" / f"{name}.bin").write_bytes(b"".join(chunks))
+    return {"name": name, "file": f"models/{name}.bin", "bytes": offset, "config": config.to_dict(),
+            "metrics": _metrics(meta["metrics"]), "tensors": tensors}
+
+
+def about_html() -> str:
+    """The app's About text (up to the sections on tabs the page does not have) as HTML. The
+    equations stay in TeX notation: the page loads no maths renderer from another host."""
+    from markdown_it import MarkdownIt  # a dependency of gradio, so installed with rnnviz
+
+    text = ABOUT.read_text(encoding="utf-8").split("### The VAE")[0]
+    blocks = re.split(r"(\$\$.*?\$\$)", text, flags=re.S)
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    parts = []
+    for b in blocks:
+        if b.startswith("$$"):
+            parts.append(f'<pre class="rv-eq">{html.escape(b[2:-2].strip())}</pre>')
+        else:
+            parts.append(md.render(b))
+    return "\n".join(parts)
+
+
+def card(title: str, models: list[dict], app_url: str | None) -> str:
+    """README.md of the site folder: a Hugging Face Static Space card and how to serve the folder."""
+    names = ", ".join(m["name"] for m in models)
+    link = f"\nThe full Gradio lab (training, interventions, the VAE): {app_url}\n" if app_url else ""
+    return (f"---\ntitle: {title}\nemoji: \u270d\ufe0f\ncolorFrom: indigo\ncolorTo: yellow\nsdk: static\n"
+            f"app_file: index.html\npinned: false\nshort_description: Watch an LSTM, GRU and RNN write digits, "
+            f"in your browser\n---\n\n# {title}\n\nA static page that runs recurrent image models ({names}) in "
+            "the visitor's browser: generate a digit, scrub through its 28 steps (every gate and state), "
+            "complete a drawing, share a link to the exact view. No server: push this folder as a Hugging "
+            "Face Static Space, serve it with GitHub Pages, or locally with `python -m http.server -d .`.\n"
+            f"{link}\nMade with `python -m rnnviz.site` (rnnviz).\n")
+
+
+def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None = None,
+                title: str = "rnnviz static explorer") -> dict:
+    """Write the static site for ``checkpoints`` (default: the shipped LSTM, GRU and RNN) into
+    ``out``. Returns the manifest. Raises SiteError/CheckpointError naming the reason."""
+    paths = [Path(p) for p in (checkpoints or DEFAULT_CHECKPOINTS)]
+    if app_url is not None and not re.fullmatch(r"https?://[^\s\"'<>]+", app_url):
+        raise SiteError(f"--app-url must be an http(s) address, got {app_url[:80]!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SiteError(f"{out} exists and is not a folder")
+    seen = {}
+    for p in paths:
+        n = model_name(p)
+        if n in seen:
+            raise SiteError(f"two checkpoints would both be called {n!r} on the page ({seen[n]} and {p}): rename one")
+        seen[n] = p
+    out.mkdir(parents=True, exist_ok=True)
+    models = [export_model(p, out) for p in paths]
+    total = sum(m["bytes"] for m in models)
+    if total > MAX_SITE_BYTES:
+        raise SiteError(f"the weights add up to {total / 2**20:.1f} MB, more than the page's "
+                        f"{MAX_SITE_BYTES // 2**20} MB limit: export fewer or smaller models")
+    for f in STATIC.iterdir():
+        if f.is_file() and f.suffix in (".html", ".js", ".css"):
+            shutil.copyfile(f, out / f.name)
+    manifest = {"format": "rnnviz-site", "version": 1, "title": title, "app_url": app_url,
+                "default": models[0]["name"], "models": models}
+    (out / "models.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    (out / "about.html").write_text(about_page(title), encoding="utf-8")
+    (out / "README.md").write_text(card(title, models, app_url), encoding="utf-8")
+    return manifest
+
+
+def about_page(title: str) -> str:
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            'content="width=device-width, initial-scale=1"><title>About: ' + html.escape(title) + '</title>'
+            '<link rel="stylesheet" href="style.css"></head><body class="rv-about-page"><main>'
+            '<p><a href="index.html">\u2190 back to the explorer</a></p><h1>About</h1>'
+            + about_html() + '</main></body></html>')
+
+
+def site_files(out: str | Path) -> list[Path]:
+    """Every file of a written site, relative to it, sorted."""
+    out = Path(out)
+    return sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())

@@ -1,0 +1,188 @@
+"""The static page's JavaScript math (rnnviz/site/static/model.js, random.js) against Python, under Node.
+
+Given the same random numbers the JavaScript must draw the same image as ``RowModel.sample`` and
+compute every gate and state within 1e-5 of ``rnnviz.sample_traces``, for the shipped LSTM, GRU and
+RNN and a 2-layer model; and its generator must reproduce ``torch.rand`` / ``torch.randint`` of
+``torch.Generator().manual_seed(seed)`` exactly, so the same seed gives the same image end to end.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnnviz import ModelConfig, RowModel, load_checkpoint, sample_traces, save_checkpoint
+from rnnviz.site import STATIC, export_site
+
+NODE = shutil.which("node")
+if NODE is None:
+    if os.environ.get("RNNVIZ_REQUIRE_NODE") or os.environ.get("CI"):
+        raise RuntimeError("node is not installed (CI installs it: .ci/run)")
+    pytest.skip("node is not installed: these tests run the page's JavaScript under Node (apt-get install nodejs)",
+                allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = {c: ROOT / "checkpoints" / f"mnist_{c}.safetensors" for c in ("lstm", "gru", "rnn")}
+TOL = 1e-5
+
+# Reads a JSON job from argv[2]: the model (manifest entry + .bin) and cases; prints JSON results.
+DRIVER = """
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+const [staticDir, jobPath] = process.argv.slice(2);
+const { loadModel, sample, sampleSeeded, classPosterior } = await import(pathToFileURL(staticDir + '/model.js'));
+const { MT19937, rand, randint } = await import(pathToFileURL(staticDir + '/random.js'));
+const job = JSON.parse(readFileSync(jobPath, 'utf8'));
+const out = [];
+if (job.random) {
+  for (const r of job.random) {
+    const g = new MT19937(r.seed);
+    out.push({ labels: r.labels ? Array.from(randint(g, r.high, r.labels)) : null, u: Array.from(rand(g, r.count)) });
+  }
+} else {
+  const buf = readFileSync(job.bin);
+  const model = loadModel(job.entry, buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  for (const c of job.cases) {
+    const prefix = c.prefix ? Uint8Array.from(c.prefix) : null;
+    const traces = c.seeded
+      ? sampleSeeded(model, { n: c.n, digit: c.digit, seed: c.seed, temperature: c.temperature, prefix, keepRows: c.keep })
+      : sample(model, { n: c.n, labels: c.labels, uniforms: Float32Array.from(c.uniforms), temperature: c.temperature, prefix, keepRows: c.keep });
+    const res = traces.map((t) => ({ image: Array.from(t.image), label: t.label, probs: Array.from(t.probs),
+      row_nll: Array.from(t.rowNll), layers: t.layers.map((l) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, Array.from(v)]))) }));
+    const post = c.posterior ? classPosterior(model, prefix, c.keep) : null;
+    out.push({ traces: res, posterior: post });
+  }
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def run_node(tmp_path: Path, job: dict) -> list:
+    driver = tmp_path / "driver.mjs"
+    driver.write_text(DRIVER)
+    job_path = tmp_path / "job.json"
+    job_path.write_text(json.dumps(job))
+    r = subprocess.run([NODE, str(driver), str(STATIC), str(job_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def two_layer(tmp_path_factory) -> Path:
+    """A random 2-layer GRU and LSTM would both do; a 2-layer LSTM has the most states to check."""
+    torch.manual_seed(3)
+    folder = tmp_path_factory.mktemp("two_layer")
+    model = RowModel(ModelConfig(cell="lstm", hidden=24, layers=2, head_hidden=56)).eval()
+    with torch.no_grad():  # trained-looking magnitudes: saturate some gates, move c past the tanh range
+        for p in model.parameters():
+            p.mul_(3.0)
+    return save_checkpoint(folder / "two_layer.safetensors", model, {"test_nll": 500.0})
+
+
+def exported(tmp_path: Path, ckpt: Path) -> tuple[dict, Path]:
+    manifest = export_site([ckpt], tmp_path / "site")
+    entry = manifest["models"][0]
+    return entry, tmp_path / "site" / entry["file"]
+
+
+def compare(py, js: dict, cell: str) -> dict:
+    """Assert the JS trace equals the Python one; return the largest state differences."""
+    H, W = py.image.shape
+    assert np.array_equal(np.array(js["image"], np.uint8).reshape(H, W), py.image), "images differ"
+    assert js["label"] == py.label
+    np.testing.assert_allclose(np.array(js["probs"]).reshape(H, W), py.probs, atol=TOL)
+    np.testing.assert_allclose(js["row_nll"], py.row_nll, atol=1e-3, rtol=1e-5)
+    worst = {}
+    assert len(js["layers"]) == len(py.layers)
+    for k, (jl, pl) in enumerate(zip(js["layers"], py.layers)):
+        assert sorted(jl) == sorted(pl)
+        for name, v in pl.items():
+            d = float(np.max(np.abs(np.array(jl[name], np.float32).reshape(v.shape) - v)))
+            assert d <= TOL, f"{cell} layer {k} {name}: max |JS - Python| = {d:.2e}"
+            worst[f"{k}.{name}"] = d
+    return worst
+
+
+CASES = [(7, 1.0, 0), (3, 0.0, 5), (None, 1.0, 11), (0, 0.7, 2**31 - 1), (9, 1.5, 42)]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "two_layer"])
+def test_same_uniforms_same_image_and_states(tmp_path, two_layer, cell):
+    ckpt = two_layer if cell == "two_layer" else SHIPPED[cell]
+    if not ckpt.exists():
+        pytest.skip(f"{ckpt} is not shipped here")
+    model = load_checkpoint(ckpt)
+    entry, bin_path = exported(tmp_path, ckpt)
+    cases, expected = [], []
+    for digit, temperature, seed in CASES:
+        traces = sample_traces(model, n=2, y=digit, temperature=temperature, seed=seed)
+        gen = torch.Generator().manual_seed(seed)
+        labels = torch.randint(10, (2,), generator=gen).tolist() if digit is None else digit
+        uniforms = torch.rand(2, 28, 28, generator=gen).numpy().ravel().tolist()  # what RowModel.sample used
+        assert [t.label for t in traces] == ([digit, digit] if digit is not None else labels)
+        cases.append({"n": 2, "labels": labels, "uniforms": uniforms, "temperature": temperature, "keep": 0})
+        expected.append(traces)
+    out = run_node(tmp_path, {"entry": entry, "bin": str(bin_path), "cases": cases})
+    for py_traces, js in zip(expected, out):
+        for py, jt in zip(py_traces, js["traces"]):
+            compare(py, jt, cell)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "two_layer"])
+def test_same_seed_same_image_end_to_end(tmp_path, two_layer, cell):
+    """Only the seed crosses over: the JS generator makes the labels and uniforms itself."""
+    ckpt = two_layer if cell == "two_layer" else SHIPPED[cell]
+    if not ckpt.exists():
+        pytest.skip(f"{ckpt} is not shipped here")
+    model = load_checkpoint(ckpt)
+    entry, bin_path = exported(tmp_path, ckpt)
+    settings = [(7, 1.0, 0), (None, 1.0, 0), (None, 0.8, 2**31 - 1), (2, 1.0, 123456789)]
+    cases = [{"seeded": True, "n": 1, "digit": d, "seed": s, "temperature": t, "keep": 0} for d, t, s in settings]
+    # a completion as the page makes it: 3 images keeping 14 rows of a prefix, any digit
+    prefix = sample_traces(model, n=1, y=4, seed=8)[0].image
+    cases.append({"seeded": True, "n": 3, "digit": None, "seed": 6, "temperature": 1.0, "keep": 14,
+                  "prefix": prefix.ravel().tolist(), "posterior": True})
+    out = run_node(tmp_path, {"entry": entry, "bin": str(bin_path), "cases": cases})
+    for (d, t, s), js in zip(settings, out):
+        compare(sample_traces(model, n=1, y=d, temperature=t, seed=s)[0], js["traces"][0], cell)
+    done = sample_traces(model, n=3, y=None, seed=6, prefix=torch.from_numpy(prefix.astype(np.float32)), keep_rows=14)
+    for py, js in zip(done, out[-1]["traces"]):
+        assert np.array_equal(py.image[:14], prefix[:14])
+        compare(py, js, cell)
+    # the digit the page guesses from the kept rows: the app's class posterior
+    from rnnviz import trace_images
+
+    tr = trace_images(model, np.repeat(prefix[None].astype(np.float32), 10, 0), y=np.arange(10))
+    ll = -np.array([t.row_nll[:14].sum() for t in tr], np.float64)
+    post = np.exp(ll - ll.max())
+    np.testing.assert_allclose(out[-1]["posterior"], post / post.sum(), atol=1e-4)
+
+
+def test_generator_reproduces_torch(tmp_path):
+    seeds = [0, 1, 2, 7, 42, 999, 12345, 2**16 + 1, 2**24 + 3, 10**9 + 7, 2**31 - 2, 2**31 - 1]
+    jobs = [{"seed": s, "high": 10, "labels": 3 if k % 2 else 0, "count": 28 * 28 * (1 + k % 3)}
+            for k, s in enumerate(seeds)]
+    out = run_node(tmp_path, {"random": jobs})
+    for job, js in zip(jobs, out):
+        gen = torch.Generator().manual_seed(job["seed"])
+        if job["labels"]:
+            assert js["labels"] == torch.randint(job["high"], (job["labels"],), generator=gen).tolist(), job
+        n = job["count"] // 784
+        u = torch.rand(n, 28, 28, generator=gen).numpy().ravel()  # the shape RowModel.sample draws
+        assert np.array_equal(np.array(js["u"], np.float32), u), f"torch.rand differs for seed {job['seed']}"
+
+
+def test_model_js_refuses_a_manifest_that_does_not_fit(tmp_path, two_layer):
+    entry, bin_path = exported(tmp_path, two_layer)
+    entry["tensors"]["head.pix_to_out"]["shape"] = [27, 28]
+    driver = tmp_path / "bad.mjs"
+    driver.write_text(DRIVER)
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"entry": entry, "bin": str(bin_path), "cases": []}))
+    r = subprocess.run([NODE, str(driver), str(STATIC), str(job)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "head.pix_to_out must be 28x28" in r.stderr
