@@ -44,7 +44,7 @@ def protocol(config, samples: int = 1) -> str:
 
 
 def main(argv=None):
-    from .checkpoint import load_checkpoint
+    from .sample import cli_state
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
@@ -54,8 +54,17 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=0, help="first N test images only (0 = all)")
     ap.add_argument("--samples", type=int, default=100, help="VAE only: importance samples per image")
     args = ap.parse_args(argv)
-    model = load_checkpoint(args.checkpoint)
-    ds = load_dataset(args.dataset or model.metrics.get("dataset", "mnist"), args.data_root)
+    model, meta = cli_state(args.checkpoint)
+    name = args.dataset or meta["metrics"].get("dataset")
+    if not isinstance(name, str) or not name:  # the file's own record may be anything
+        name = "mnist"
+    try:
+        ds = load_dataset(name, args.data_root)
+    except (ValueError, OSError, RuntimeError) as e:
+        raise SystemExit(f"error: {e}")
+    if ds.shape != (model.config.height, model.config.width):
+        raise SystemExit(f"error: {name} images are {ds.shape[0]}x{ds.shape[1]}, the model draws "
+                         f"{model.config.height}x{model.config.width}: pass --dataset")
     images = ds.test.images[:args.limit] if args.limit else ds.test.images
     t = time.perf_counter()
     nll = evaluate(model, images, args.seed, samples=args.samples)

@@ -12,17 +12,27 @@ import argparse
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CLI_LIMITS, CheckpointError, load_state
 from .render import grid_image
+
+
+def cli_state(checkpoint: str):
+    """(model, metadata) of ``checkpoint`` for a command-line tool, within the command line's limits
+    (``CLI_LIMITS``, checked from the header before anything is allocated); a bad file exits with
+    a one-line message naming the problem, no traceback."""
+    try:
+        model, meta = load_state(checkpoint, limits=CLI_LIMITS)
+    except CheckpointError as e:
+        raise SystemExit(f"error: {e}")
+    except (MemoryError, RuntimeError) as e:  # a model inside the limits that this machine cannot hold
+        raise SystemExit(f"error: {checkpoint}: not enough memory to load the model ({str(e)[:200]})")
+    return model, meta
 
 
 def cli_model(checkpoint: str, digit: int | None):
     """The model of ``checkpoint`` for a command-line tool, checked against ``--digit``; a bad file
     or digit exits with the message (no traceback)."""
-    try:
-        model = load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        raise SystemExit(f"error: {e}")
+    model, _ = cli_state(checkpoint)
     C = model.config.num_classes
     if digit is not None and not (C and 0 <= digit < C):
         raise SystemExit(f"error: --digit must be in [0, {C - 1}]" if C else

@@ -11,7 +11,7 @@ import torch
 
 import rnnviz
 from rnnviz import CheckpointError, ModelConfig, RowModel, load_checkpoint, save_checkpoint
-from rnnviz.checkpoint import load_optimizer_state, read_metadata
+from rnnviz.checkpoint import load_optimizer_state, load_state, read_metadata
 
 
 def test_round_trip(tmp_path):
@@ -19,9 +19,11 @@ def test_round_trip(tmp_path):
     for cell in ("lstm", "gru", "rnn"):
         model = RowModel(ModelConfig(cell=cell, hidden=20, layers=2, head_hidden=40)).eval()
         path = save_checkpoint(tmp_path / f"{cell}.safetensors", model, {"test_nll": 99.5, "dataset": "mnist"})
-        loaded = load_checkpoint(path)
+        loaded, meta = load_state(path)
         assert loaded.config == model.config and not loaded.training
-        assert loaded.metrics["test_nll"] == 99.5
+        assert meta["metrics"]["test_nll"] == 99.5 and read_metadata(path)["metrics"]["test_nll"] == 99.5
+        assert not hasattr(loaded, "metrics")  # metrics come back beside the model, not stuck on it
+        assert load_checkpoint(path).config == model.config
         for k, v in model.state_dict().items():
             assert torch.equal(v, loaded.state_dict()[k])
         x = (torch.rand(2, 28, 28) < 0.3).float()
@@ -83,8 +85,8 @@ def test_killed_writer_leaves_previous_checkpoint_loadable(tmp_path):
     time.sleep(0.3)
     proc.kill()
     proc.wait()
-    model = load_checkpoint(path)
-    assert model.metrics["step"] >= 1
+    load_checkpoint(path)
+    assert read_metadata(path)["metrics"]["step"] >= 1
 
 
 def _write_raw(path, header: dict, data: bytes = b""):

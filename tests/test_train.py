@@ -121,8 +121,8 @@ def test_trained_checkpoint_improves_and_loads(tmp_path):
     metrics = tr.run()
     model = load_checkpoint(tmp_path / "run.safetensors")
     assert metrics["test_nll"] < 300  # uniform guessing is 543 nats
-    assert model.metrics["test_nll"] == metrics["test_nll"]
-    assert model.metrics["dataset"] == "mnist_small"
+    assert read_metadata(tmp_path / "run.safetensors")["metrics"]["test_nll"] == metrics["test_nll"]
+    assert read_metadata(tmp_path / "run.safetensors")["metrics"]["dataset"] == "mnist_small"
 
 
 def test_bad_config_rejected():

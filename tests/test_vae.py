@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rnnviz import ModelConfig, RowModel, load_checkpoint, save_checkpoint
+from rnnviz.checkpoint import load_state
 from rnnviz.trace import reconstruct_traces, trace_images
 from rnnviz.train import TrainConfig, Trainer
 from tests.conftest import FIXTURE
@@ -99,9 +100,9 @@ def test_checkpoint_round_trip_and_short_training(tmp_path):
                      eval_images=20, iw_samples=3, free_bits=0.5, snapshot_every_s=1e9)
     metrics = Trainer(mc, tc).run()
     assert "K=3" in metrics["test_nll_protocol"] and math.isfinite(metrics["test_nll"])
-    m = load_checkpoint(out)
-    assert m.config == mc and "K=3" in m.metrics["test_nll_protocol"]
+    m, meta = load_state(out)
+    assert m.config == mc and "K=3" in meta["metrics"]["test_nll_protocol"]
     assert m.sample(2, seed=0).images.shape == (2, 28, 28)
     path = tmp_path / "again.safetensors"
-    save_checkpoint(path, m, m.metrics)
+    save_checkpoint(path, m, meta["metrics"])
     assert torch.equal(load_checkpoint(path).encoder.fc[-1].weight, m.encoder.fc[-1].weight)
