@@ -56,11 +56,14 @@ def _images(images) -> torch.Tensor:
 @torch.no_grad()
 def model_labels(model: RowModel, x: torch.Tensor) -> torch.Tensor:
     """The class the model finds most likely for each image: argmax_y log p(x | y), (B,) int64."""
-    C = model.config.num_classes
-    B = x.shape[0]
-    xs = x.repeat_interleave(C, dim=0)
-    ys = torch.arange(C, device=x.device).repeat(B)
-    return (-model.nll(xs, ys, reduce=False)).view(B, C).argmax(1)
+    return model.class_log_likelihoods(x).argmax(1)
+
+
+def class_posterior(model: RowModel, image, rows: int) -> np.ndarray:
+    """p(class | the first ``rows`` rows of a binary (H, W) image) under the model, with a uniform
+    prior over the classes, (C,) float64 (what *Complete* guesses the digit from)."""
+    ll = model.class_log_likelihoods(torch.as_tensor(np.asarray(image), dtype=torch.float32)[None], rows)[0]
+    return torch.softmax(ll.double(), 0).numpy()
 
 
 @torch.no_grad()
@@ -213,3 +216,18 @@ def forcing_comparison(model: RowModel, image, y=None, seed: int = 0, temperatur
         c_distance=state_distance(forced, free, "c") if model.config.cell == "lstm" else None,
         row_mismatch=mismatch, first_diff_row=int(rows[0]) if rows.size else None, keep_rows=keep_rows,
         seed=int(seed), temperature=float(temperature), labels=source)
+
+
+# ---- what the units do ------------------------------------------------------------------------
+# Unit order, inspector, pattern search, memory reach and timescales live in rnnviz/units.py (which
+# builds on this module); they are importable from here too, e.g. rnnviz.analysis.memory_reach.
+UNIT_ANALYSES = ("unit_order", "order_from_states", "unit_profile", "UnitProfile", "activity_map",
+                 "pattern_search", "PatternMatch", "memory_reach", "reach_by_distance", "timescales",
+                 "keep_factors", "timescale_from_keep", "KEEP")
+
+
+def __getattr__(name: str):
+    if name in UNIT_ANALYSES:  # imported on first use: rnnviz.units imports this module
+        from . import units
+        return getattr(units, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
