@@ -389,7 +389,7 @@ def _check_listed_tensors(path, header: dict, config: ModelConfig) -> None:
     extra = sorted(set(listed) - set(expected))
     if missing or extra:
         raise CheckpointError(f"{path}: tensors do not match the config "
-                              f"(missing {missing[:5]}, unexpected {[_short(k) for k in extra[:5]]})")
+                              f"(missing {missing[:5]}, unexpected {[k[:60] for k in extra[:5]]})")
     for k, shape in expected.items():
         got_shape, got_dtype = tuple(listed[k]["shape"]), listed[k]["dtype"]
         if got_shape != shape or got_dtype != "F32":
