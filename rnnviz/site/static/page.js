@@ -1,0 +1,313 @@
+// The page: controls, the URL and the two step views, wired to model.js. Model math lives in
+// model.js, colours in draw.js, settings in state.js; this file only connects them.
+
+import { classPosterior, loadModel, sampleSeeded } from './model.js';
+import { FUTURE, paintCanvas, paintPrefix } from './draw.js';
+import { InputError, binarize, mnistLike } from './inputs.js';
+import { DIGIT_CHOICES, MAX_SEED, readQuery, writeQuery } from './state.js';
+import { StepView } from './view.js';
+
+const $ = (id) => document.getElementById(id);
+const page = { manifest: null, models: new Map(), entries: new Map(), gen: null, comp: null, settings: null,
+               trace: null, completions: [], timings: {}, notes: [] };
+
+// ---- notes and text (metadata is only ever written as text) -----------------------------------
+function showNotes(notes) {
+  const box = $('note');
+  page.notes = notes.slice();
+  box.replaceChildren(...notes.map((n) => Object.assign(document.createElement('div'), { textContent: n })));
+  box.hidden = notes.length === 0;
+}
+
+function richText(node, parts) {  // parts: strings, or [text] for bold
+  node.replaceChildren(...parts.map((p) => (Array.isArray(p) ? Object.assign(document.createElement('b'), { textContent: p[0] }) : p)));
+}
+
+const fmtTemp = (t) => String(Math.round(t * 1000) / 1000);
+
+function modelSummary(entry) {  // views.model_summary
+  const c = entry.config, m = entry.metrics || {}, parts = [[entry.name], `: ${c.cell.toUpperCase()}, ${c.layers} \u00d7 ${c.hidden} units`];
+  if (m.parameters) parts.push(` \u00b7 ${(m.parameters / 1e6).toFixed(2)} M parameters`);
+  if (m.test_nll !== undefined) parts.push(` \u00b7 test NLL ${m.test_nll.toFixed(2)} nats` + (m.test_nll_protocol ? ` (${m.test_nll_protocol})` : ''));
+  if (m.dataset) parts.push(` \u00b7 trained on ${m.dataset}`);
+  if (m.train_seconds) parts.push(` \u00b7 ${Math.round(m.train_seconds / 60)} min, ${Math.round(m.step || 0)} steps`);
+  return parts;
+}
+
+function traceSummary(tr, name, seed) {  // views.trace_summary
+  const what = tr.keepRows ? 'completion' : 'sample';
+  const label = tr.label === null ? ['unconditional'] : ['digit ', [String(tr.label)]];
+  const extra = tr.keepRows ? `, first ${tr.keepRows} rows kept` : '';
+  const nll = tr.rowNll.reduce((a, b) => a + b, 0);
+  return [[name], `: ${what} of `, ...label, `${extra}, temperature ${fmtTemp(tr.temperature)}, seed ${seed}. ` +
+          `NLL ${nll.toFixed(1)} nats (\u2212log p(image | digit) under the model, temperature 1).`];
+}
+
+// ---- models ---------------------------------------------------------------------------------
+async function model(name) {
+  if (!page.models.has(name)) {
+    const entry = page.entries.get(name);
+    const r = await fetch(entry.file);
+    if (!r.ok) throw new Error(`could not load ${entry.file} (HTTP ${r.status})`);
+    page.models.set(name, loadModel(entry, await r.arrayBuffer()));
+  }
+  return page.models.get(name);
+}
+
+const ctx = () => ({
+  models: [...page.entries.keys()], defaultModel: page.manifest.default,
+  steps: (m) => page.entries.get(m).config.height, conditional: (m) => page.entries.get(m).config.num_classes > 0,
+});
+
+// ---- Generate --------------------------------------------------------------------------------
+function readControls() {
+  const s = page.settings;
+  const digit = document.querySelector('#digit input:checked');
+  s.digit = digit ? digit.value : s.digit;
+  const seed = Number($('seed').value);
+  if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= MAX_SEED)) {
+    const fixed = Math.min(MAX_SEED, Math.max(0, Math.round(Number.isFinite(seed) ? seed : 0)));
+    showNotes([`seed ${JSON.stringify($('seed').value.slice(0, 20))} is not a whole number in [0, ${MAX_SEED}]; using ${fixed}`]);
+    $('seed').value = String(fixed);
+    s.seed = fixed;
+  } else s.seed = seed;
+}
+
+function writeControls() {
+  const s = page.settings, cond = ctx().conditional(s.model);
+  for (const input of document.querySelectorAll('#digit input')) {
+    input.checked = input.value === s.digit;
+    input.disabled = !cond && input.value !== 'any';
+  }
+  $('temperature').value = String(s.temperature);
+  $('temperature_value').textContent = fmtTemp(s.temperature);
+  $('seed').value = String(s.seed);
+  $('checkpoint').value = s.model;
+  richText($('model_info'), modelSummary(page.entries.get(s.model)));
+}
+
+async function generate(step = 0) {
+  const s = page.settings, m = await model(s.model);
+  const t0 = performance.now();
+  const digit = s.digit === 'any' || !m.config.num_classes ? null : Number(s.digit);
+  const [trace] = sampleSeeded(m, { n: 1, digit, seed: s.seed, temperature: s.temperature });
+  const t1 = performance.now();
+  page.trace = trace;
+  page.gen.load(trace, m.name, step);
+  richText($('gen_summary'), traceSummary(trace, m.name, s.seed));
+  page.timings.sample = t1 - t0;
+  page.timings.generate = performance.now() - t0;
+  updateURL();
+}
+
+let urlTimer = null;
+function viewQuery() {
+  const s = page.settings;
+  return writeQuery({ ...s, t: page.gen.step, tab: page.tab });
+}
+function updateURL() {  // debounced: a drag of the slider makes one history entry, not hundreds
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(() => {
+    const q = viewQuery();
+    if (q !== location.search) history.replaceState(null, '', q);
+    $('link').value = location.href.split('?')[0] + q;
+  }, 150);
+}
+
+// ---- Complete --------------------------------------------------------------------------------
+const sketch = { ctx: null, drawing: false, last: null, dirty: false };
+
+function setupSketch() {
+  const c = $('sketch'), g = c.getContext('2d', { willReadFrequently: true });
+  sketch.ctx = g;
+  const clear = () => { g.fillStyle = '#000'; g.fillRect(0, 0, c.width, c.height); sketch.dirty = false; preview(); };
+  clear();
+  const at = (ev) => { const r = c.getBoundingClientRect(); return [(ev.clientX - r.left) * c.width / r.width, (ev.clientY - r.top) * c.height / r.height]; };
+  const line = (a, b) => {
+    g.strokeStyle = '#fff'; g.lineWidth = 18; g.lineCap = 'round'; g.lineJoin = 'round';
+    g.beginPath(); g.moveTo(a[0], a[1]); g.lineTo(b[0], b[1]); g.stroke();
+  };
+  c.addEventListener('pointerdown', (ev) => { c.setPointerCapture(ev.pointerId); sketch.drawing = true; sketch.last = at(ev); line(sketch.last, sketch.last); sketch.dirty = true; });
+  c.addEventListener('pointermove', (ev) => { if (!sketch.drawing) return; const p = at(ev); line(sketch.last, p); sketch.last = p; });
+  const end = () => { if (sketch.drawing) { sketch.drawing = false; preview(); } };
+  c.addEventListener('pointerup', end);
+  c.addEventListener('pointercancel', end);
+  $('clear_sketch').addEventListener('click', clear);
+}
+
+/** The drawing as the model reads it: MNIST-like gray, then binarized as the app does (seed 0). */
+function drawingBinary() {
+  const c = $('sketch'), px = sketch.ctx.getImageData(0, 0, c.width, c.height).data;
+  const ink = new Float32Array(c.width * c.height);
+  for (let k = 0; k < ink.length; k++) ink[k] = px[4 * k] / 255;
+  return binarize(mnistLike(ink, c.height, c.width), 0);
+}
+
+function preview() {
+  const p = $('preview'), g = p.getContext('2d'), img = g.createImageData(28, 28);
+  let binary;
+  try {
+    binary = drawingBinary();
+  } catch {
+    for (let k = 0; k < 28 * 28; k++) img.data.set([...FUTURE, 255], 4 * k);
+    g.putImageData(img, 0, 0);
+    return null;
+  }
+  g.putImageData(paintPrefix(img, binary, 28, 28, Number($('keep_rows').value)), 0, 0);
+  return binary;
+}
+
+async function complete() {
+  const name = page.settings.model, m = await model(name), C = m.config.num_classes;
+  let prefix;
+  try {
+    prefix = drawingBinary();
+  } catch (e) {
+    if (e instanceof InputError) { showNotes([e.message]); return; }
+    throw e;
+  }
+  const keep = Number($('keep_rows').value), n = Number($('n_completions').value);
+  const temperature = Number($('comp_temperature').value);
+  let seed = Number($('comp_seed').value);
+  if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= MAX_SEED)) { seed = 0; $('comp_seed').value = '0'; }
+  const choice = $('comp_digit').value;
+  let digit = null, how;
+  if (choice === 'auto') {
+    if (!C || keep === 0) how = C ? 'any digit (nothing kept to guess from)' : 'unconditional';
+    else {
+      const post = classPosterior(m, prefix, keep);
+      digit = post.indexOf(Math.max(...post));
+      how = `digit ${digit}: the model's best guess from the kept rows (p = ${post[digit].toFixed(2)})`;
+    }
+  } else if (choice === 'any' || !C) how = 'any digit (drawn at random per completion)';
+  else { digit = Number(choice); how = `digit ${digit}`; }
+  const traces = sampleSeeded(m, { n, digit, seed, temperature, prefix, keepRows: keep });
+  page.completions = traces;
+  const gallery = $('completions');
+  gallery.replaceChildren(...traces.map((tr, k) => {
+    const c = document.createElement('canvas');
+    c.width = tr.width; c.height = tr.height; c.className = 'rv-px';
+    const g = c.getContext('2d');
+    g.putImageData(paintCanvas(g.createImageData(tr.width, tr.height), tr, tr.height), 0, 0);
+    const b = document.createElement('button');
+    b.className = 'rv-thumb'; b.dataset.index = String(k);
+    b.append(c, Object.assign(document.createElement('span'), { textContent: `#${k + 1}: ${tr.label}` }));
+    b.addEventListener('click', () => openCompletion(k));
+    return b;
+  }));
+  richText($('complete_note'), [`${traces.length} completions of the first ${keep} rows by `, [name], `, as ${how}. Click one to step through it below.`]);
+  showPrefix(prefix, keep);
+  openCompletion(0);
+  page.compSeed = seed;
+}
+
+function showPrefix(prefix, keep) {
+  const g = $('preview').getContext('2d');
+  g.putImageData(paintPrefix(g.createImageData(28, 28), prefix, 28, 28, keep), 0, 0);
+}
+
+function openCompletion(k) {
+  for (const b of document.querySelectorAll('#completions .rv-thumb')) b.classList.toggle('rv-selected', Number(b.dataset.index) === k);
+  page.compIndex = k;
+  page.comp.load(page.completions[k], page.settings.model, 0);
+}
+
+// ---- tabs, controls, start ----------------------------------------------------------------
+function setTab(tab) {
+  page.tab = tab;
+  for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
+  $('panel_generate').hidden = tab !== 'generate';
+  $('panel_complete').hidden = tab !== 'complete';
+  updateURL();
+}
+
+function buildControls() {
+  const digits = $('digit');
+  for (const d of DIGIT_CHOICES) {
+    const label = document.createElement('label');
+    const input = Object.assign(document.createElement('input'), { type: 'radio', name: 'digit', value: d });
+    label.append(input, d);
+    digits.append(label);
+  }
+  const sel = $('checkpoint');
+  for (const e of page.entries.values()) {
+    const nll = e.metrics && e.metrics.test_nll !== undefined ? `, NLL ${e.metrics.test_nll.toFixed(1)}` : '';
+    sel.append(Object.assign(document.createElement('option'), {
+      value: e.name, textContent: `${e.name}: ${e.config.cell.toUpperCase()} ${e.config.layers}\u00d7${e.config.hidden}${nll}` }));
+  }
+  const compDigit = $('comp_digit');
+  for (const d of ['auto', ...DIGIT_CHOICES]) compDigit.append(Object.assign(document.createElement('option'), { value: d, textContent: d }));
+  const run = (fn) => (...a) => Promise.resolve(fn(...a)).catch((e) => showNotes([String(e && e.message || e)]));
+  $('generate').addEventListener('click', run(() => { readControls(); return generate(0); }));
+  $('dice').addEventListener('click', run(() => {
+    readControls();
+    page.settings.seed = Math.floor(Math.random() * 100000);  // as the app's New seed: 0-99,999
+    $('seed').value = String(page.settings.seed);
+    return generate(0);
+  }));
+  digits.addEventListener('change', run(() => { readControls(); return generate(0); }));
+  $('temperature').addEventListener('input', () => {
+    page.settings.temperature = Number($('temperature').value);
+    $('temperature_value').textContent = fmtTemp(page.settings.temperature);
+  });
+  $('temperature').addEventListener('change', run(() => { readControls(); return generate(0); }));
+  sel.addEventListener('change', run(() => {  // another model redraws the same digit and seed
+    page.settings.model = sel.value;
+    if (!ctx().conditional(sel.value)) page.settings.digit = 'any';
+    writeControls();
+    return generate(0);
+  }));
+  $('copy_link').addEventListener('click', run(async () => {
+    const url = location.href.split('?')[0] + viewQuery();
+    $('link').value = url;
+    $('link').select();
+    try { await navigator.clipboard.writeText(url); $('copy_link').textContent = 'Link copied'; } catch { $('copy_link').textContent = 'Copy the link below'; }
+    setTimeout(() => { $('copy_link').textContent = 'Copy link'; }, 1500);
+  }));
+  for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.addEventListener('click', () => setTab(b.dataset.tab));
+  for (const [id, out] of [['keep_rows', 'keep_value'], ['n_completions', 'n_value'], ['comp_temperature', 'comp_temperature_value']]) {
+    $(id).addEventListener('input', () => { $(out).textContent = fmtTemp(Number($(id).value)); if (id === 'keep_rows') preview(); });
+  }
+  $('complete_btn').addEventListener('click', run(complete));
+}
+
+async function start() {
+  const r = await fetch('models.json');
+  if (!r.ok) throw new Error(`could not load models.json (HTTP ${r.status})`);
+  page.manifest = await r.json();
+  for (const e of page.manifest.models) page.entries.set(e.name, e);
+  if (page.manifest.app_url && /^https?:\/\//.test(page.manifest.app_url)) {
+    $('app_href').href = page.manifest.app_url;
+    $('app_link').hidden = false;
+  }
+  const tooltip = $('tooltip');
+  page.gen = new StepView('gen', { canvas: $('gen_view'), gates: $('gen_gates_col'), figure: $('gen_fig_slot') },
+                          { onStep: updateURL, tooltip });
+  page.comp = new StepView('comp', { canvas: $('comp_view'), gates: $('comp_gates_col'), figure: $('comp_fig_slot') },
+                           { button: 'Complete', tooltip });
+  buildControls();
+  setupSketch();
+  const { values, notes } = readQuery(location.search, ctx());
+  page.settings = { model: values.model, digit: values.digit, seed: values.seed, temperature: values.temperature };
+  writeControls();
+  setTab(values.tab);
+  showNotes(notes);
+  await generate(values.t);
+  page.timings.firstDigit = performance.now();
+  document.body.dataset.ready = '1';
+}
+
+window.rnnviz = {
+  /** The current Generate view (or ``which = 'comp'``: the completion being stepped through). */
+  state(which = 'gen') {
+    const view = which === 'comp' ? page.comp : page.gen, snap = view.snapshot();
+    const s = page.settings || {};
+    return snap && { model: which === 'comp' ? page.settings.model : s.model, digit: s.digit, seed: which === 'comp' ? page.compSeed : s.seed,
+                     temperature: s.temperature, tab: page.tab, notes: page.notes.slice(), ...snap };
+  },
+  setStep: (t) => page.gen.setStep(t),
+  timings: page.timings,
+  generate: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await generate(0); return page.timings; },
+};
+
+start().catch((e) => { showNotes([`The page could not start: ${e && e.message || e}`]); });
