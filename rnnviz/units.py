@@ -60,7 +60,7 @@ class _Read:
 def _read(model: RowModel, images, y=None, layer: int = -1, z=None, batch_size: int = 500) -> _Read:
     """Teacher-forced states of one layer over ``images``, with the conditioning used."""
     k = _layer_index(model, layer)
-    x = _images(images).to(model.positions.device)
+    x = _images(images).to(model.positions)  # the model's device and dtype
     if x.shape[0] == 0:
         raise ValueError("images is empty: give at least one (H, W) image")
     labels, zs, source = conditioning(model, x, y, z)
@@ -88,8 +88,8 @@ def order_from_states(h: np.ndarray) -> np.ndarray:
     Primary key: the step where the unit's mean |h| over images peaks (units that are silent
     everywhere, max mean |h| < 1e-6, go last). Ties (many units peak at the same row) are broken
     by each unit's coordinate on the first principal component of the standardized mean time
-    courses mean_b h[b, :, u], so units whose average trajectory has the same shape sit together.
-    The component's sign is fixed (largest loading positive) and the last key is the unit index,
+    courses mean_b h[b, :, u], so units whose average trajectory has the same shape sit together;
+    that coordinate runs up in one peak group and down in the next. The component's sign is fixed (largest loading positive) and the last key is the unit index,
     so the order is deterministic for given states.
     """
     h = np.asarray(h, dtype=np.float64)
@@ -105,7 +105,11 @@ def order_from_states(h: np.ndarray) -> np.ndarray:
     if coord[np.argmax(np.abs(coord))] < 0:
         coord = -coord
     coord = np.round(coord, 9)  # last-bit noise in the SVD does not reorder units
-    return np.lexsort((np.arange(U), coord, peak)).astype(np.int64)
+    order = np.lexsort((np.arange(U), coord, peak))
+    # Every other peak group runs backwards (a boustrophedon), so the units on either side of a
+    # group boundary are alike too (both at the same end of the embedding).
+    groups = np.split(order, np.flatnonzero(np.diff(peak[order])) + 1)
+    return np.concatenate([g[::-1] if k % 2 else g for k, g in enumerate(groups)]).astype(np.int64)
 
 
 def unit_order(model: RowModel, images, y=None, layer: int = -1, z=None) -> np.ndarray:
@@ -338,7 +342,7 @@ def memory_reach(model: RowModel, images, y=None, z=None, batch_size: int = 250)
     """
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    x = _images(images).to(model.positions.device)
+    x = _images(images).to(model.positions)  # the model's device and dtype
     if x.shape[0] == 0:
         raise ValueError("images is empty: give at least one (H, W) image")
     labels, zs, _ = conditioning(model, x, y, z)
