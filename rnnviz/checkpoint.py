@@ -258,8 +258,8 @@ def _check_tensor(path, name: str, info, data_len: int) -> tuple[int, int]:
             raise CheckpointError(f"{t} has no {field!r}")
     dtype, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
-        raise CheckpointError(f"{t}: 'dtype' {_what(dtype)} is not a safetensors dtype "
-                              f"(one of {', '.join(DTYPES)})")
+        raise CheckpointError(f"{t}: 'dtype' should be a safetensors dtype ({', '.join(DTYPES)}), "
+                              f"got {_what(dtype)}")
     if not (isinstance(shape, list) and len(shape) <= 16
             and all(type(d) is int and d >= 0 for d in shape)):
         raise CheckpointError(f"{t}: 'shape' should be a list of at most 16 integers >= 0, got {_what(shape)}")
@@ -295,11 +295,10 @@ def _check_layout(path, spans: list[tuple[int, int, str]], data_len: int) -> Non
                               "(the header does not describe the whole file)")
 
 
-def read_header(path: str | os.PathLike, limits: Limits | None = None) -> dict:
+def read_header(path: str | os.PathLike, limits: Limits = CLI_LIMITS) -> dict:
     """The safetensors JSON header of ``path``, every field checked: sizes, tensor entries
     (dtype, shape, data_offsets inside the file and tiling it) and ``__metadata__`` (strings)."""
     path = Path(path)
-    header_cap = (limits or CLI_LIMITS).header_bytes
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     size = path.stat().st_size
@@ -318,9 +317,8 @@ def read_header(path: str | os.PathLike, limits: Limits | None = None) -> dict:
                                       "safetensors checkpoints are loaded (a pickle can run code)")
             raise CheckpointError(f"{path}: not a safetensors file (header claims {n} bytes, "
                                   f"file has {size})")
-        if n > header_cap:
-            raise CheckpointError(f"{path}: the header is {n} bytes, over {(limits or CLI_LIMITS).name} "
-                                  f"of {header_cap}")
+        if n > limits.header_bytes:
+            raise CheckpointError(f"{path}: the header is {n} bytes, over {limits.name} of {limits.header_bytes}")
         raw = f.read(n)
     if raw[:1] != b"{":
         raise CheckpointError(f"{path}: not a safetensors file (header is not JSON: it does not start "
