@@ -4,6 +4,12 @@ Images stay uint8 in memory (60,000 x 28 x 28 = 47 MB); binarization happens per
 - training: a fresh Bernoulli draw ``x ~ Bernoulli(pixel / 255)`` for every batch;
 - evaluation: one draw with a fixed, recorded seed (``binarize_fixed``).
 
+Training batches (``training_batches``): one CPU process reads ``batches``, one generator for the
+order and the binarization. Workers of a DDP job (and a GPU) read ``shard_batches``: a
+``DistributedSampler`` gives every worker its own share of one permutation (``set_epoch`` each pass),
+and each worker binarizes with its own generator, seeded by the seed, its rank and the step, on its
+own device (uint8 images are copied from pinned memory without blocking, then drawn there).
+
 The data root comes from the ``root`` argument, else the ``RNNVIZ_DATA`` environment variable,
 else ``./data``. torchvision downloads the files there when the machine is online (set
 ``RNNVIZ_NO_DOWNLOAD=1`` to never try).
@@ -103,7 +109,7 @@ def cls_dir(key: str) -> str:
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A fresh Bernoulli draw: each pixel is 1 with probability value / 255. Returns float32."""
     p = images.float() / 255.0
-    return (torch.rand(p.shape, generator=generator) < p).float()
+    return (torch.rand(p.shape, generator=generator, device=p.device) < p).float()
 
 
 def binarize_fixed(images: torch.Tensor, seed: int = DEFAULT_EVAL_SEED) -> torch.Tensor:
@@ -119,3 +125,50 @@ def batches(split: Split, batch_size: int, generator: torch.Generator):
         for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
             idx = order[start:start + batch_size]
             yield binarize(split.images[idx], generator), split.labels[idx]
+
+
+def _to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device):
+    """Copy a batch to ``device``; from pinned memory and without blocking on CUDA."""
+    if device.type == "cuda":
+        return images.pin_memory().to(device, non_blocking=True), labels.pin_memory().to(device, non_blocking=True)
+    return images.to(device), labels.to(device)
+
+
+def shard_batches(split: Split, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                  epoch: int = 0, generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
+    """Endless batches of one worker's share of ``split`` (binary images, labels) on ``device``.
+
+    Every worker walks the same permutation of the images (``DistributedSampler``, seeded by
+    ``seed`` and the epoch, ``set_epoch`` at each pass, ``drop_last`` so that all take the same
+    number of steps) and takes every ``world_size``-th image from ``rank`` on; it binarizes them
+    with its own ``generator`` (which must live on ``device``)."""
+    from torch.utils.data import DistributedSampler
+
+    device = torch.device(device)
+    sampler = DistributedSampler(split, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    if len(sampler) < batch_size:
+        raise ValueError(f"batch_size {batch_size} is larger than one worker's share of the "
+                         f"{len(split)} training images ({len(sampler)})")
+    while True:
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[start:start + batch_size]
+            images, labels = _to_device(split.images[idx], split.labels[idx], device)
+            yield binarize(images, generator), labels
+        epoch += 1
+
+
+def training_batches(split: Split, batch_size: int, seed: int, step: int = 0, rank: int = 0,
+                     world_size: int = 1, device: str | torch.device = "cpu"):
+    """The batches a worker trains on from ``step`` on (a resumed run draws afresh).
+
+    One process on the CPU: ``batches`` with one generator seeded by ``seed`` and ``step`` (the
+    stream this trainer has always used). Otherwise ``shard_batches``: the order seeded by
+    ``seed`` (epoch ``step``), the binarization by ``seed``, ``step`` and ``rank``."""
+    device = torch.device(device)
+    base = seed * 1_000_003 + step
+    if world_size == 1 and device.type == "cpu":
+        return batches(split, batch_size, torch.Generator().manual_seed(base))
+    gen = torch.Generator(device).manual_seed(base + (rank + 1) * 2**32)
+    return shard_batches(split, batch_size, seed, rank, world_size, epoch=step, generator=gen, device=device)

@@ -1,15 +1,28 @@
-"""Training: a ``Trainer`` that runs in the foreground (CLI) or in a background thread (the app).
+"""Training: a ``Trainer`` that runs in the foreground (CLI, also under torchrun) or in a background
+thread (the app).
 
     python -m rnnviz.train --cell lstm --hidden 256 --layers 1 --minutes 60 \
         --out checkpoints/mnist_lstm.safetensors
+    torchrun --standalone --nproc-per-node 2 -m rnnviz.train ... --out runs/ddp.safetensors
 
 The loop: fresh Bernoulli binarization per batch, Adam with a short warm-up and a cosine decay over
-the time (or step) budget, gradient clipping. Every ``eval_every_s`` it scores a fixed-seed subset of
-the test set (exact marginal) and publishes a detached copy of the weights; every
-``snapshot_every_s`` it draws a grid of samples and measures gate saturation on a fixed batch of
-test images (``rnnviz.analysis.gate_saturation``, in ``snapshot()["saturation"]``); every
-``checkpoint_every_min`` and at the end it writes a checkpoint. A non-finite loss stops the run
-(the last good checkpoint stays).
+the time (or step) budget, gradient clipping. About once a second it reads the loss (kept on the
+device in between, so the loop never waits for a GPU), checks it for divergence and appends a
+record to the history and to ``<out>.metrics.jsonl`` (``rnnviz.metrics_log``; TensorBoard with
+``--tensorboard``). Every ``eval_every_s`` it scores a fixed-seed subset of the test set (exact
+marginal) and publishes a detached copy of the weights. When someone reads ``snapshot()``, it draws
+a grid of samples and measures gate saturation on a fixed batch of test images
+(``rnnviz.analysis.gate_saturation``) every ``snapshot_every_s``; a run nobody watches (the CLI)
+does neither. The first checkpoint comes after ``first_checkpoint_s`` of training or
+``first_checkpoint_steps`` steps, whichever is first, then one every ``checkpoint_every_min`` and
+one at the end. A non-finite or exploding loss stops the run (the last good checkpoint stays).
+
+Under torchrun (``rnnviz.distributed``) every worker runs this same loop on its own share of the
+data (``DistributedDataParallel`` averages the gradients, so all hold the same weights); every
+``sync_every`` steps they agree on rank 0's clock, a stop and whether to log; rank 0 alone
+evaluates, snapshots, logs and writes checkpoints, which are the same files a single process
+writes. ``--batch-size`` is per worker: the global batch is ``batch_size * world_size``, recorded
+in the checkpoint as ``global_batch`` with ``world_size``.
 
 Thread safety: ``start`` runs the loop in a daemon thread. ``pause``, ``resume`` and ``stop`` set
 events that the loop checks between batches (a stop takes effect within one batch). Readers call
@@ -20,27 +33,35 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import checkpoint as ckpt
 from .analysis import gate_saturation
-from .data import DEFAULT_EVAL_SEED, Dataset, batches, binarize_fixed, load_dataset
+from .data import DEFAULT_EVAL_SEED, Dataset, binarize_fixed, load_dataset, training_batches
+from .distributed import World, is_peer_failure
 from .evaluate import evaluate, protocol
+from .metrics_log import MetricsLog, metrics_log_path, read_metrics_log
 from .model import ModelConfig, RowModel
+
+__all__ = ["TrainConfig", "Trainer", "Record", "check_writable", "read_metrics_log", "metrics_log_path",
+           "remove_orphan_temps", "thread_count"]
 
 
 @dataclass
 class TrainConfig:
     dataset: str = "mnist"  # mnist, fashionmnist, kmnist, or a .npz path
     data_root: str | None = None
-    batch_size: int = 64
+    batch_size: int = 64  # per worker under torchrun: the global batch is batch_size * world_size
     lr: float = 2e-3
     minutes: float = 60.0  # budget of training time (pauses excluded)
     max_steps: int = 0  # 0 = no step limit; else the schedule runs over whichever ends first
@@ -53,8 +74,15 @@ class TrainConfig:
     snapshot_count: int = 10
     saturation_images: int = 200  # test images for the live gate saturation (0 = off)
     checkpoint_every_min: float = 10.0
-    out: str | None = None  # checkpoint path (.safetensors)
+    first_checkpoint_s: float = 60.0  # the first checkpoint after this much training time ...
+    first_checkpoint_steps: int = 200  # ... or this many steps of this run (0 = no step rule), whichever first
+    out: str | None = None  # checkpoint path (.safetensors); the metrics log goes beside it
+    metrics_log: bool = True  # write <out>.metrics.jsonl
+    tensorboard: str | None = None  # also log to TensorBoard in this folder
     device: str = "auto"
+    amp: str = "off"  # "bf16": autocast the forward pass in bfloat16 (CUDA, or CPU)
+    threads: int = 0  # CPU threads for this run's own thread (0 = leave as they are)
+    sync_every: int = 10  # DDP: steps between the workers' agreements (clock, stop, logging)
     seed: int = 0
     eval_seed: int = DEFAULT_EVAL_SEED
     free_bits: float = 0.0  # VAE only: KL floor per latent dimension, nats (0 = the plain ELBO)
@@ -62,6 +90,12 @@ class TrainConfig:
 
     def __post_init__(self):
         problems = []
+
+        def whole(name, lo, hi):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+                problems.append(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
+
         if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 8192):
             problems.append(f"batch_size must be in [1, 8192], got {self.batch_size!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10):
@@ -76,6 +110,13 @@ class TrainConfig:
             problems.append(f"iw_samples must be an integer in [1, 10000], got {self.iw_samples!r}")
         if not (isinstance(self.saturation_images, int) and 0 <= self.saturation_images <= 10000):
             problems.append(f"saturation_images must be an integer in [0, 10000], got {self.saturation_images!r}")
+        if not (isinstance(self.first_checkpoint_s, (int, float)) and self.first_checkpoint_s >= 0):
+            problems.append(f"first_checkpoint_s must be >= 0, got {self.first_checkpoint_s!r}")
+        whole("first_checkpoint_steps", 0, 10**9)
+        whole("threads", 0, 1024)
+        whole("sync_every", 1, 10**6)
+        if self.amp not in ("off", "bf16"):
+            problems.append(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 
@@ -91,10 +132,54 @@ def check_writable(path: str) -> None:
         raise OSError(f"cannot write checkpoints to {folder}: {e}") from None
 
 
+def remove_orphan_temps(path: str) -> list[Path]:
+    """Delete the temporary files a killed writer of ``path`` left behind (``save_checkpoint``
+    writes ``.<name>.<random>.tmp`` in the same folder, then renames it). Only those of this
+    checkpoint, only in its folder. Returns what was removed."""
+    target = Path(path)
+    removed = []
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def _set_process_default_threads(n: int):
+    # A thread reads the process-wide default once, lazily; a short-lived thread that sets it
+    # changes only that default, not the count of any thread already running.
+    t = threading.Thread(target=torch.set_num_threads, args=(n,), name="rnnviz-threads-default")
+    t.start()
+    t.join()
+
+
+@contextmanager
+def thread_count(n: int):
+    """Run the body with ``n`` CPU threads for the calling thread only (0: change nothing).
+
+    With this PyTorch (OpenMP backend) ``torch.set_num_threads`` sets the calling thread's own
+    OpenMP and MKL counts, and also the process-wide default that threads read when they first
+    use torch. So the trainer's thread sets its count and then puts the default back; the other
+    threads (the app's main and worker threads) keep theirs, and threads started later get the
+    default as before. At the end the calling thread gets its previous count back."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    _set_process_default_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -130,18 +215,89 @@ def _copy_saturation(sat: dict | None) -> dict | None:
     return {k: ({g: a.copy() for g, a in v.items()} if isinstance(v, dict) else v) for k, v in sat.items()}
 
 
+class _Objective(nn.Module):
+    """The training loss as a module's forward, so that DistributedDataParallel sees each step."""
+
+    def __init__(self, model: RowModel, free_bits: float):
+        super().__init__()
+        self.model, self.free_bits = model, free_bits
+
+    def forward(self, x, y):
+        return self.model.loss(x, y if self.model.config.num_classes else None, self.free_bits)
+
+
+def _constant_buffers() -> dict:
+    """DDP options that skip re-sending buffers at every step (the model's only one is constant);
+    newer PyTorch names the option ``forward_sync_buffers``."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+
+
+def _recurrent_layer_in_float32(model: RowModel):
+    """Keep the recurrent layer out of a CPU bf16 autocast: oneDNN builds a bf16 LSTM only on CPUs
+    with AVX512-BF16 or AMX (it fails on this project's EPYC). The head's matmuls still autocast."""
+    before = []
+
+    def enter(module, args):
+        before.append(torch.is_autocast_enabled("cpu"))
+        torch.set_autocast_enabled("cpu", False)
+        return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+    def leave(module, args, out):
+        torch.set_autocast_enabled("cpu", before.pop())
+
+    model.rnn.register_forward_pre_hook(enter)
+    model.rnn.register_forward_hook(leave)
+
+
+class _Tally:
+    """The loss since the last record, summed on the device so that a step never waits for it."""
+
+    def __init__(self, device: torch.device, diverged_above: float):
+        self.device, self.diverged_above = device, diverged_above
+        self.reset()
+
+    def reset(self):
+        self.sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, worst loss
+        self.steps = self.images = 0
+
+    def add(self, loss: torch.Tensor, images: int):
+        loss = loss.detach().double()
+        self.sums[0] += loss
+        self.sums[1] = torch.maximum(self.sums[1], loss)  # NaN propagates
+        self.steps += 1
+        self.images += images
+
+    def read(self, world: World) -> tuple[float, bool, int]:
+        """(mean loss per image, diverged?, images) over every worker; one host sync."""
+        s = self.sums
+        bad = (~torch.isfinite(s[1]) | (s[1] > self.diverged_above) | ~torch.isfinite(s[0])).double()
+        v = torch.stack([s[0], bad, torch.tensor(float(self.steps), dtype=torch.float64, device=self.device),
+                         torch.tensor(float(self.images), dtype=torch.float64, device=self.device)])
+        total, bad, steps, images = world.sum_(v).tolist()
+        self.reset()
+        return total / max(steps, 1), bad > 0, int(images)
+
+
 class Trainer:
     def __init__(self, model_config: ModelConfig, config: TrainConfig, dataset: Dataset | None = None,
-                 resume: str | None = None):
+                 resume: str | None = None, world: World | None = None):
         self.model_config = model_config
         self.config = config
         self.dataset = dataset
         self.resume_path = resume
+        self.world = world or World()  # one process unless torchrun started us (see main)
         self._lock = threading.Lock()
         self._shared = _Shared()
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._wanted = threading.Event()  # a reader asked for a snapshot since the last one
+        self._watched = False  # anyone ever read one: then the run ends with a final snapshot
         self._thread: threading.Thread | None = None
         self._saturation_batch: tuple | None = None  # (images, labels) for the live gate saturation
 
@@ -176,7 +332,10 @@ class Trainer:
 
     # ---- reading (any thread) -----------------------------------------------------------------
     def snapshot(self) -> dict:
-        """A consistent copy of the run's state, history and latest samples."""
+        """A consistent copy of the run's state, history and latest samples. Reading one also
+        asks the loop for fresh samples at the next ``snapshot_every_s``."""
+        self._watched = True
+        self._wanted.set()
         with self._lock:
             s = self._shared
             out = {"state": s.state, "message": s.message, "step": s.step, "seconds": s.seconds,
@@ -196,6 +355,12 @@ class Trainer:
         model = RowModel(self.model_config)
         model.load_state_dict(weights)
         return model.eval()
+
+    @property
+    def metrics_log(self) -> Path | None:
+        """The JSON-lines log this run writes (``read_metrics_log`` reads it), or None."""
+        c = self.config
+        return metrics_log_path(c.out) if c.out and c.metrics_log else None
 
     # ---- the loop (training thread) -----------------------------------------------------------
     def _set(self, **kw):
@@ -220,142 +385,230 @@ class Trainer:
         return c.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
     def run(self, progress_bar: bool = False) -> dict:
-        """Train until the budget is spent or ``stop()``; returns the final metrics."""
-        c = self.config
-        device = pick_device(c.device)
+        """Train until the budget is spent or ``stop()``; returns the final metrics.
+        ``config.threads`` applies to the calling thread alone, for the length of the run."""
+        with thread_count(self.config.threads):
+            return self._train(progress_bar)
+
+    def _data(self) -> Dataset:
         if self.dataset is None:
             self._set(message="loading data")
-            self.dataset = load_dataset(c.dataset, c.data_root)
+            self.dataset = load_dataset(self.config.dataset, self.config.data_root)
         ds = self.dataset
         if ds.shape != (self.model_config.height, self.model_config.width):
             raise ValueError(f"dataset images are {ds.shape}, the model expects "
                              f"{(self.model_config.height, self.model_config.width)}")
-        if c.out:
+        return ds
+
+    def _resume(self, model: RowModel, opt) -> tuple[int, float, int]:
+        """Load weights and optimizer from ``resume`` (any world size); (step, seconds, images)."""
+        if not self.resume_path:
+            return 0, 0.0, 0
+        loaded, meta = ckpt.load_state(self.resume_path)
+        if loaded.config != self.model_config:
+            raise ValueError(f"{self.resume_path} holds a {loaded.config}, not {self.model_config}")
+        model.load_state_dict(loaded.state_dict())
+        ckpt.load_optimizer_state(self.resume_path, opt)
+        m = meta["metrics"]
+        step = int(m.get("step", 0))
+        batch = m.get("global_batch") or (m.get("train_config") or {}).get("batch_size", 0)
+        return step, float(m.get("train_seconds", 0.0)), int(m.get("train_images", step * batch))
+
+    def _batches(self, ds: Dataset, step: int, device: torch.device):
+        w = self.world
+        return training_batches(ds.train, self.config.batch_size, self.config.seed, step, w.rank, w.size, device)
+
+    def _train(self, progress_bar: bool) -> dict:
+        c, mc, w = self.config, self.model_config, self.world
+        device = w.device or pick_device(c.device)
+        ds = self._data()
+        if c.out and w.main:
             check_writable(c.out)
+            remove_orphan_temps(c.out)
         torch.manual_seed(c.seed)
-        model = RowModel(self.model_config).to(device)
+        model = RowModel(mc).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
-        step, seconds = 0, 0.0
-        if self.resume_path:
-            loaded, meta = ckpt.load_state(self.resume_path)
-            if loaded.config != self.model_config:
-                raise ValueError(f"{self.resume_path} holds a {loaded.config}, not {self.model_config}")
-            model.load_state_dict(loaded.state_dict())
-            ckpt.load_optimizer_state(self.resume_path, opt)
-            step = int(meta["metrics"].get("step", 0))
-            seconds = float(meta["metrics"].get("train_seconds", 0.0))
+        step, seconds, images = self._resume(model, opt)
+        start_step, start_seconds = step, seconds
+        objective = _Objective(model, c.free_bits)
+        if w.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
+                                                **_constant_buffers())
+            torch.manual_seed(c.seed * 1_000_003 + step + w.rank + 1)  # each worker its own VAE noise
+        if c.amp == "bf16" and device.type == "cpu":
+            _recurrent_layer_in_float32(model)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.amp == "bf16")
         model.train()
-        self._publish(model)
-        gen = torch.Generator().manual_seed(c.seed * 1_000_003 + step)
-        data = batches(ds.train, c.batch_size, gen)
+        data = self._batches(ds, step, device)
+        log = None
+        if w.main:
+            self._publish(model)
+            self._saturation_batch = self._saturation_inputs(ds, device)
+            log = MetricsLog(self.metrics_log, c.tensorboard, resume_step=step if self.resume_path else None)
         eval_images = ds.test.images[:c.eval_images] if c.eval_images else ds.test.images
-        self._saturation_batch = self._saturation_inputs(ds, device)
         budget = c.minutes * 60
-        uniform = self.model_config.height * self.model_config.width * math.log(2)
-        diverged_above = 4 * uniform  # far worse than guessing every pixel: the run has blown up
-        last_eval = last_snap = last_ckpt = seconds
+        uniform = mc.height * mc.width * math.log(2)
+        tally = _Tally(device, diverged_above=4 * uniform)  # far worse than guessing every pixel
+        every = c.sync_every if w.distributed else 1
+        last_eval, last_snap, last_ckpt = seconds, None, None
         last_test = None  # (NLL, images) of the latest periodic evaluation
-        loss_sum, loss_n, seen, t_rec = 0.0, 0, 0, time.perf_counter()
         self._set(step=step, seconds=seconds, message="training")
-        self._snapshot_samples(model, device, step)
-        bar = None
-        if progress_bar:
-            from tqdm import tqdm
-            bar = tqdm(total=round(budget), initial=round(seconds), unit="s", desc=f"{self.model_config.cell}")
+        bar = self._progress_bar(budget, seconds, step) if progress_bar and w.main else None
         final_state, message = "finished", "finished"
-        t_last = time.perf_counter()
+        clock, stop, lr, local_failure = seconds, False, c.lr, False  # clock: the time all workers agree on
+        t_rec = t_last = time.perf_counter()
         while True:
             if not self._running.is_set():
                 self._set(state="paused", message="paused")
                 self._running.wait()
                 t_last = time.perf_counter()
                 self._set(state="running", message="training")
-            if self._stop.is_set():
+            if stop or (not w.distributed and self._stop.is_set()):
                 final_state, message = "stopped", "stopped by request"
                 break
-            progress = max(seconds / budget, step / c.max_steps if c.max_steps else 0.0)
-            if progress >= 1.0:
+            if max(clock / budget, step / c.max_steps if c.max_steps else 0.0) >= 1.0:
                 break
-            lr = self._lr(step, progress)
+            lr = self._lr(step, max(clock / budget, step / c.max_steps if c.max_steps else 0.0))
             for g in opt.param_groups:
                 g["lr"] = lr
             x, y = next(data)
-            x, y = x.to(device), y.to(device)
-            objective, loss = model.loss(x, y if self.model_config.num_classes else None, c.free_bits)
-            if not torch.isfinite(loss) or loss.item() > diverged_above:
-                final_state = "failed"
-                message = (f"diverged at step {step}: loss {loss.item():.4g} nats/image (a uniform guess is "
-                           f"{uniform:.0f}); learning rate {c.lr} may be too high. Stopped; "
-                           + (f"the last good checkpoint {c.out} is kept" if self._shared.checkpoint
-                              else "no checkpoint was written"))
-                break
+            with autocast:
+                obj, loss = objective(x, y)
             opt.zero_grad(set_to_none=True)
-            objective.backward()
+            obj.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
             opt.step()
             step += 1
+            images += len(x) * w.size
+            tally.add(loss, len(x))
             now = time.perf_counter()
             seconds += now - t_last
             t_last = now
-            loss_sum, loss_n, seen = loss_sum + loss.item(), loss_n + 1, seen + len(x)
+            if step % every:
+                continue
 
-            due_eval = seconds - last_eval >= c.eval_every_s
-            if due_eval or now - t_rec >= 1.0:
-                rec = Record(step, round(seconds, 2), loss_sum / loss_n, seen / max(now - t_rec, 1e-9), lr)
-                if due_eval:
-                    rec.test_nll = evaluate(model, eval_images, c.eval_seed, device=device)
-                    last_test = (round(rec.test_nll, 3), len(eval_images))
-                    self._publish(model)
-                    last_eval = seconds
-                    t_last = time.perf_counter()  # evaluation time is not training time
-                with self._lock:
-                    self._shared.history.append(rec)
-                    self._shared.step, self._shared.seconds = step, seconds
-                loss_sum, loss_n, seen, t_rec = 0.0, 0, 0, time.perf_counter()
-                if bar is not None:
-                    bar.n = min(round(seconds), bar.total)
-                    bar.set_postfix(step=step, loss=f"{rec.train_loss:.2f}", img_s=f"{rec.samples_per_s:.0f}",
-                                    **({"test_nll": f"{rec.test_nll:.2f}"} if rec.test_nll else {}))
-            if seconds - last_snap >= c.snapshot_every_s:
-                self._snapshot_samples(model, device, step)
-                last_snap = seconds
-                t_last = time.perf_counter()
-            if c.out and seconds - last_ckpt >= c.checkpoint_every_min * 60:
-                try:
-                    self._save(model, opt, {"step": step, "train_seconds": round(seconds, 1)})
-                except OSError as e:
-                    final_state, message = "failed", f"could not write checkpoint {c.out}: {e}; stopped"
+            # ---- a control point: every step in one process, every sync_every steps under DDP --
+            due_eval = w.main and seconds - last_eval >= c.eval_every_s
+            due_ckpt = w.main and bool(c.out) and (
+                seconds - last_ckpt >= c.checkpoint_every_min * 60 if last_ckpt is not None else
+                seconds - start_seconds >= min(c.first_checkpoint_s, c.checkpoint_every_min * 60)
+                or 0 < c.first_checkpoint_steps <= step - start_step)
+            due_snap = w.main and self._wanted.is_set() and (
+                last_snap is None or seconds - last_snap >= c.snapshot_every_s)
+            due_record = w.main and (now - t_rec >= 1.0 or due_eval or due_ckpt)
+            clock, stops, records = w.sum_cpu([seconds if w.main else 0.0, float(self._stop.is_set()),
+                                               float(due_record)])
+            clock, stop = (clock, stops > 0) if w.distributed else (seconds, stop)
+            busy = False  # did rank 0 spend time on something other than training here?
+            if records:
+                mean, diverged, seen = tally.read(w)
+                if diverged:
+                    final_state, message = "failed", self._diverged_message(step, mean, uniform)
                     break
-                last_ckpt = seconds
-                t_last = time.perf_counter()
+                if w.main:
+                    rec = Record(step, round(seconds, 2), mean, seen / max(now - t_rec, 1e-9), lr)
+                    if due_eval:
+                        rec.test_nll = evaluate(model, eval_images, c.eval_seed, device=device)
+                        last_test = (round(rec.test_nll, 3), len(eval_images))
+                        self._publish(model)
+                        last_eval, busy = seconds, True
+                    self._append(rec, log, last_test if due_eval else None, bar)
+                    t_rec = time.perf_counter()
+                if due_ckpt:
+                    try:
+                        self._save(model, opt, self._progress(step, seconds, images))
+                    except OSError as e:
+                        final_state, message = "failed", f"could not write checkpoint {c.out}: {e}; stopped"
+                        local_failure = w.distributed  # the other workers learn of it when this one leaves
+                        break
+                    last_ckpt, busy = seconds, True
+            if due_snap:
+                self._snapshot_samples(model, device, step)
+                last_snap, busy = seconds, True
+            if busy:
+                t_last = time.perf_counter()  # evaluation, checkpoint and snapshot time is not training time
 
-        if loss_n:
-            with self._lock:
-                self._shared.history.append(Record(step, round(seconds, 2), loss_sum / loss_n,
-                                                   seen / max(time.perf_counter() - t_rec, 1e-9), lr))
-        metrics = {"step": step, "train_seconds": round(seconds, 1)}
-        if final_state != "failed":
-            self._publish(model)
-            self._snapshot_samples(model, device, step)
-            if c.final_eval:
-                self._set(message="final evaluation on the test set")
-                last_test = (round(evaluate(model, ds.test.images, c.eval_seed, device=device,
-                                            samples=c.iw_samples), 3), len(ds.test))
-                metrics["test_nll_protocol"] = protocol(self.model_config, c.iw_samples)
-            if last_test is not None:  # the whole test set if final_eval, else the last periodic subset
-                metrics["test_nll"], metrics["test_images"] = last_test
+        final = None
+        if tally.steps and not local_failure:  # the batches since the last record (every worker's)
+            mean, diverged, seen = tally.read(w)
+            final = Record(step, round(seconds, 2), mean, seen / max(time.perf_counter() - t_rec, 1e-9), lr)
+            if diverged and final_state != "failed":
+                final_state, message = "failed", self._diverged_message(step, mean, uniform)
+        metrics = self._progress(step, seconds, images)
+        if w.main:
+            if final is not None:
                 with self._lock:
-                    if self._shared.history:
-                        self._shared.history[-1].test_nll = last_test[0]
-            if c.out:
-                try:
-                    self._save(model, opt, metrics)
-                except OSError as e:
-                    final_state, message = "failed", f"could not write checkpoint {c.out}: {e}"
+                    self._shared.history.append(final)
+            if final_state != "failed":
+                self._publish(model)
+                if self._watched:
+                    self._snapshot_samples(model, device, step)
+                if c.final_eval:
+                    self._set(message="final evaluation on the test set")
+                    last_test = (round(evaluate(model, ds.test.images, c.eval_seed, device=device,
+                                                samples=c.iw_samples), 3), len(ds.test))
+                    metrics["test_nll_protocol"] = protocol(mc, c.iw_samples)
+                if last_test is not None:  # the whole test set if final_eval, else the last periodic subset
+                    metrics["test_nll"], metrics["test_images"] = last_test
+                    with self._lock:
+                        if self._shared.history:
+                            self._shared.history[-1].test_nll = last_test[0]
+                if c.out:
+                    try:
+                        self._save(model, opt, metrics)
+                    except OSError as e:
+                        final_state, message = "failed", f"could not write checkpoint {c.out}: {e}"
+            if log is not None:
+                if final is None and c.final_eval and last_test is not None and self._shared.history:
+                    final = self._shared.history[-1]  # the last record was at the last step: log its final score
+                if final is not None:
+                    self._log(log, final, last_test if final.test_nll is not None else None)
+                log.close()
         if bar is not None:
             bar.close()
         self._set(state=final_state, message=message, step=step, seconds=seconds)
         return metrics
+
+    # ---- pieces of the loop -------------------------------------------------------------------
+    def _progress(self, step: int, seconds: float, images: int) -> dict:
+        w = self.world
+        return {"step": step, "train_seconds": round(seconds, 1), "train_images": images,
+                "world_size": w.size, "global_batch": self.config.batch_size * w.size}
+
+    def _diverged_message(self, step: int, loss: float, uniform: float) -> str:
+        c = self.config
+        return (f"diverged at step {step}: loss {loss:.4g} nats/image (a uniform guess is {uniform:.0f}); "
+                f"learning rate {c.lr} may be too high. Stopped; "
+                + (f"the last good checkpoint {c.out} is kept" if self._shared.checkpoint
+                   else "no checkpoint was written"))
+
+    def _progress_bar(self, budget: float, seconds: float, step: int):
+        """tqdm over the steps when the run has a step limit, else over the seconds of the budget."""
+        from tqdm import tqdm
+
+        if self.config.max_steps:
+            return tqdm(total=self.config.max_steps, initial=step, unit="step", desc=self.model_config.cell)
+        return tqdm(total=round(budget), initial=round(seconds), unit="s", desc=self.model_config.cell)
+
+    def _append(self, rec: Record, log: MetricsLog | None, test: tuple | None, bar):
+        with self._lock:
+            self._shared.history.append(rec)
+            self._shared.step, self._shared.seconds = rec.step, rec.seconds
+        if log is not None:
+            self._log(log, rec, test)
+        if bar is not None:
+            bar.n = min(rec.step if self.config.max_steps else round(rec.seconds), bar.total)
+            bar.set_postfix(step=rec.step, loss=f"{rec.train_loss:.2f}", img_s=f"{rec.samples_per_s:.0f}",
+                            **({"test_nll": f"{rec.test_nll:.2f}"} if rec.test_nll else {}))
+
+    @staticmethod
+    def _log(log: MetricsLog, rec: Record, test: tuple | None):
+        log.write({"step": rec.step, "seconds": rec.seconds, "wall_time": round(time.time(), 3),
+                   "train_loss": rec.train_loss, "test_nll": rec.test_nll,
+                   "test_images": test[1] if test and rec.test_nll is not None else None,
+                   "images_per_s": rec.samples_per_s, "lr": rec.lr})
 
     def _save(self, model, opt, progress: dict):
         """Checkpoint with ``progress`` (step, train_seconds, test_nll and test_images if known)."""
@@ -371,6 +624,7 @@ class Trainer:
 
     @torch.no_grad()
     def _snapshot_samples(self, model, device, step):
+        self._wanted.clear()
         k = self.config.snapshot_count
         was = model.training
         model.eval()
@@ -402,8 +656,10 @@ class Trainer:
         return gate_saturation(model, x, y=y)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description="Train a row-by-row recurrent image model.")
+# ---- command line ---------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description="Train a row-by-row recurrent image model "
+                                             "(under torchrun: one model on every worker, with DDP).")
     ap.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=1)
@@ -417,32 +673,76 @@ def main(argv=None):
     ap.add_argument("--data-root", default=None, help="folder holding MNIST/ (default: $RNNVIZ_DATA or ./data)")
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--max-steps", type=int, default=0)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=64,
+                    help="images per step per worker (under torchrun the global batch is this x the world size)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-every", type=float, default=120.0, help="seconds")
     ap.add_argument("--checkpoint-every", type=float, default=10.0, help="minutes")
+    ap.add_argument("--first-checkpoint-steps", type=int, default=200,
+                    help="the first checkpoint after this many steps or one minute, whichever is first")
+    ap.add_argument("--no-final-eval", action="store_true", help="skip scoring the whole test set at the end")
     ap.add_argument("--out", required=True, help="checkpoint path, e.g. checkpoints/mnist_lstm.safetensors")
-    ap.add_argument("--resume", default=None, help="checkpoint to continue from (weights, optimizer, step)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = PyTorch's default)")
+    ap.add_argument("--resume", default=None, help="checkpoint to continue from (weights, optimizer, step; "
+                                                   "any world size)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
+    ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="bf16 autocast of the forward pass")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = PyTorch's default; torchrun sets 1)")
+    ap.add_argument("--tensorboard", default=None, metavar="DIR", help="also log the metrics to TensorBoard here")
+    ap.add_argument("--sync-every", type=int, default=10, help="DDP: steps between the workers' agreements")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return ap
+
+
+def _last_checkpoint(out: str) -> str:
+    """'<out> (step N)' if a loadable checkpoint is there, else a sentence saying there is none."""
     try:
+        step = ckpt.read_metadata(out)["metrics"].get("step")
+        return f"the last checkpoint, {out} (step {step}), is kept and loads; continue with --resume {out}"
+    except (ckpt.CheckpointError, OSError):
+        return f"no checkpoint was written to {out}"
+
+
+def _stop_on_sigterm(world: World, out: str):
+    """torchrun ends every worker with SIGTERM when one of them fails: say so, and leave cleanly
+    (a checkpoint being written is abandoned, the previous file stays)."""
+    def handler(signum, frame):
+        raise SystemExit(f"rank {world.rank}/{world.size}: stopped by torchrun (another worker failed or "
+                         f"the job was cancelled); {_last_checkpoint(out)}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    world = World()
+    try:
+        world = World.from_env()
         mc = ModelConfig(cell=args.cell, hidden=args.hidden, layers=args.layers, head_hidden=args.head_hidden,
                          num_classes=0 if args.unconditional or args.latent else 10, latent=args.latent)
         tc = TrainConfig(dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size, lr=args.lr,
                          minutes=args.minutes, max_steps=args.max_steps, eval_every_s=args.eval_every,
-                         checkpoint_every_min=args.checkpoint_every, out=args.out, device=args.device,
+                         checkpoint_every_min=args.checkpoint_every, first_checkpoint_steps=args.first_checkpoint_steps,
+                         final_eval=not args.no_final_eval, out=args.out, device=args.device, amp=args.amp,
+                         threads=args.threads, tensorboard=args.tensorboard, sync_every=args.sync_every,
                          seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples)
-        trainer = Trainer(mc, tc, resume=args.resume)
-        metrics = trainer.run(progress_bar=True)
+        if world.distributed:
+            _stop_on_sigterm(world, args.out)
+            world.start(args.device)
+        trainer = Trainer(mc, tc, resume=args.resume, world=world)
+        try:
+            metrics = trainer.run(progress_bar=True)
+        finally:
+            world.close()
     except (ValueError, OSError, RuntimeError) as e:
+        if world.distributed and is_peer_failure(e):
+            raise SystemExit(f"rank {world.rank}/{world.size}: another worker stopped, so the run ends here "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); {_last_checkpoint(args.out)}")
         raise SystemExit(f"error: {e}")
     snap = trainer.snapshot()
-    print(f"{snap['state']}: {snap['message']}; step {metrics['step']}, "
-          f"{metrics['train_seconds']:.0f} s, test NLL {metrics.get('test_nll')}")
+    if world.main:
+        print(f"{snap['state']}: {snap['message']}; step {metrics['step']}, "
+              f"{metrics['train_seconds']:.0f} s, test NLL {metrics.get('test_nll')}"
+              + (f", {world.size} workers, global batch {metrics['global_batch']}" if world.distributed else ""))
     if snap["state"] == "failed":
         raise SystemExit(1)
 
