@@ -186,3 +186,53 @@ def test_model_js_refuses_a_manifest_that_does_not_fit(tmp_path, two_layer):
     job.write_text(json.dumps({"entry": entry, "bin": str(bin_path), "cases": []}))
     r = subprocess.run([NODE, str(driver), str(STATIC), str(job)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "head.pix_to_out must be 28x28" in r.stderr
+
+
+INPUTS_DRIVER = """
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+const [staticDir, jobPath] = process.argv.slice(2);
+const { mnistLike, binarize } = await import(pathToFileURL(staticDir + '/inputs.js'));
+const out = JSON.parse(readFileSync(jobPath, 'utf8')).map((j) => {
+  try { const g = mnistLike(Float32Array.from(j.ink), j.h, j.w); return { gray: Array.from(g), bin: Array.from(binarize(g, 0)) }; }
+  catch (e) { return { error: e.message }; }
+});
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_drawing_becomes_the_same_mnist_digit_as_in_the_app(tmp_path):
+    """inputs.js mirrors rnnviz/app/inputs.py mnist_like (crop, PIL BOX scaling, centre of mass) and
+    the app's binarization (torch.rand of seed 0): the same drawing gives the same kept rows."""
+    from PIL import Image, ImageDraw
+
+    from rnnviz.app.inputs import InputError, mnist_like
+    from rnnviz.data import binarize_fixed
+
+    rng = np.random.default_rng(0)
+    inks = []
+    for k in range(10):
+        im = Image.new("L", (280, 280), 0)
+        pts = [tuple(rng.integers(30, 250, 2).tolist()) for _ in range(2 + k % 4)]
+        ImageDraw.Draw(im).line(pts, fill=255, width=int(rng.integers(6, 26)), joint="curve")
+        inks.append(np.asarray(im.resize((280 - 37 * (k % 3), 280)), np.float32) / 255)  # antialiased, not square
+    inks.append(np.zeros((280, 280), np.float32))  # empty
+    inks.append(np.ones((280, 280), np.float32))  # filled
+    thin = np.zeros((200, 280), np.float32)
+    thin[100, 20:260] = 1.0  # a single line: 1 pixel tall after scaling
+    inks.append(thin)
+    job = tmp_path / "inputs.json"
+    job.write_text(json.dumps([{"ink": a.ravel().tolist(), "h": a.shape[0], "w": a.shape[1]} for a in inks]))
+    driver = tmp_path / "inputs.mjs"
+    driver.write_text(INPUTS_DRIVER)
+    r = subprocess.run([NODE, str(driver), str(STATIC), str(job)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for ink, js in zip(inks, json.loads(r.stdout)):
+        try:
+            gray = mnist_like(ink)
+        except InputError as e:
+            assert js.get("error") == str(e)
+            continue
+        assert np.array_equal(np.array(js["gray"]).reshape(28, 28), gray)
+        binary = binarize_fixed(torch.from_numpy(gray[None]), 0)[0].numpy().astype(np.uint8)
+        assert np.array_equal(np.array(js["bin"]).reshape(28, 28), binary)

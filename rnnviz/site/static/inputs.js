@@ -59,6 +59,29 @@ function resizeBox(a, h, w, nh, nw) {
   return src;
 }
 
+/** numpy's sum of a float64 array: the first element, plus the rest summed pairwise (numpy's
+ *  pairwise_sum: 8 accumulators up to 128 elements, halves above), so ties round as in Python. */
+function pairwise(a, lo, n, f) {  // f: the array's precision (Math.fround for float32)
+  if (n < 8) {
+    let s = 0;
+    for (let k = 0; k < n; k++) s = f(s + a[lo + k]);
+    return s;
+  }
+  if (n <= 128) {
+    const r = [0, 1, 2, 3, 4, 5, 6, 7].map((j) => a[lo + j]);
+    let k = 8;
+    for (; k < n - (n % 8); k += 8) for (let j = 0; j < 8; j++) r[j] = f(r[j] + a[lo + k + j]);
+    let s = f(f(f(r[0] + r[1]) + f(r[2] + r[3])) + f(f(r[4] + r[5]) + f(r[6] + r[7])));
+    for (; k < n; k++) s = f(s + a[lo + k]);
+    return s;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return f(pairwise(a, lo, n2, f) + pairwise(a, lo + n2, n - n2, f));
+}
+const same = (x) => x;
+const npSum = (a, f = same) => (a.length ? f(a[0] + pairwise(a, 1, a.length - 1, f)) : 0);
+
 /** inputs.mnist_like: ink in [0, 1] (h x w, row-major) -> (size x size) gray values 0..255. */
 export function mnistLike(ink, h, w, size = 28, box = 20) {
   let on = 0, r0 = h, r1 = -1, c0 = w, c1 = -1;
@@ -81,14 +104,15 @@ export function mnistLike(ink, h, w, size = 28, box = 20) {
   let peak = 0;
   for (const v of small) if (v > peak) peak = v;
   if (peak <= 0) throw new InputError('The drawing is too faint to read: draw with the brush.');
-  let sum = 0, sy = 0, sx = 0;
+  const wy = new Float64Array(nh * nw), wx = new Float64Array(nh * nw);
   for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) {
     const v = Math.min(1, Math.max(0, Math.fround(small[y * nw + x] / peak)));
     small[y * nw + x] = v;
-    sum += v; sy += v * y; sx += v * x;
+    wy[y * nw + x] = v * y; wx[y * nw + x] = v * x;
   }
-  const top = Math.min(size - nh, Math.max(0, rint((size - 1) / 2 - sy / sum)));
-  const left = Math.min(size - nw, Math.max(0, rint((size - 1) / 2 - sx / sum)));
+  const sum = npSum(small, Math.fround);  // a float32 array: numpy sums it in float32
+  const top = Math.min(size - nh, Math.max(0, rint((size - 1) / 2 - npSum(wy) / sum)));
+  const left = Math.min(size - nw, Math.max(0, rint((size - 1) / 2 - npSum(wx) / sum)));
   const out = new Uint8Array(size * size);
   for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) out[(top + y) * size + left + x] = rint(Math.fround(small[y * nw + x] * 255));
   return out;
