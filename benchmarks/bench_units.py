@@ -51,9 +51,9 @@ def timed(fn, reps: int) -> float:
 
 
 def findings(model, x, y) -> dict:
-    curve = units.reach_by_distance(units.memory_reach(model, x, y))
-    tau = units.timescales(model, x, y)
-    return {"curve": curve, "tau": tau}
+    M = units.memory_reach(model, x, y)
+    return {"curve": units.reach_by_distance(M), "bottom": units.reach_by_distance(M, range(20, 28)), "M": M,
+            "tau": units.timescales(model, x, y)}
 
 
 def main():
@@ -91,17 +91,29 @@ def main():
             print(f"{name:<34}" + "".join(f"{v:>16}" for v in cols))
         print("(seconds, and the ratio to the baseline of the same model; target <= 3 s each)")
 
+    dists = (1, 2, 3, 5, 10, 15, 20, 25)
     print(f"\nwhat the shipped models reveal ({where}, true labels):")
-    print(f"{'cell':<6}{'reach d=1':>11}{'d=5':>10}{'d=10':>10}{'d=20':>10}{'d=5/d=1':>9}{'d=20/d=1':>9}"
-          f"{'tau median':>12}{'tau p90':>9}{'tau max':>9}{'> 28':>6}  keep factor")
-    for c, m in models.items():
-        f = findings(m, x, y)
-        d, tau = f["curve"], f["tau"]
-        print(f"{c:<6}{d[1]:11.3g}{d[5]:10.3g}{d[10]:10.3g}{d[20]:10.3g}{d[5] / d[1]:9.3f}{d[20] / d[1]:9.2e}"
-              f"{np.median(tau):12.2f}{np.percentile(tau, 90):9.2f}{tau.max():9.3g}{int((tau > 28).sum()):6d}  "
-              f"{units.KEEP[c]}")
-    print("reach: mean over t of ||d log p(row t) / d row t-d||_2 (nats per unit of pixel), teacher forced; "
-          "tau: -1/log(mean keep factor) in rows, per unit")
+    print("memory reach by distance d = t - s: mean over t of ||d log p(row t) / d row t-d||_2 (teacher forced)")
+    print(f"{'cell':<6}" + "".join(f"{'d=' + str(d):>9}" for d in dists) + f"{'d5/d1':>8}{'d10/d1':>8}{'d20/d1':>8}")
+    found = {c: findings(m, x, y) for c, m in models.items()}
+    for c, f in found.items():
+        d = f["curve"]
+        print(f"{c:<6}" + "".join(f"{d[k]:9.3g}" for k in dists) + f"{d[5] / d[1]:8.3f}{d[10] / d[1]:8.3f}{d[20] / d[1]:8.3f}")
+    print("the same with the targets fixed to the bottom rows t = 20..27 (every distance on the same predictions):")
+    for c, f in found.items():
+        d = f["bottom"]
+        print(f"{c:<6}" + "".join(f"{d[k]:9.3g}" for k in dists if k <= 20) + f"{'':>9}"
+              f"{d[5] / d[1]:8.3f}{d[10] / d[1]:8.3f}{d[20] / d[1]:8.3f}")
+    print("the influence of row 4 (where most digits' ink starts) on row 4 + d, M[4 + d, 4]:")
+    for c, f in found.items():
+        print(f"{c:<6}" + "".join(f"{f['M'][4 + k, 4]:9.3g}" for k in dists if k <= 23))
+    print("(rows 25-27 are blank on almost every digit and predicted with certainty, so nothing moves them)")
+    print("timescales tau = -1/log(mean keep factor) in rows, per unit:")
+    print(f"{'cell':<6}{'median':>8}{'p10':>8}{'p90':>8}{'max':>9}{'> 5':>6}{'> 28':>6}  keep factor")
+    for c, f in found.items():
+        tau = f["tau"]
+        print(f"{c:<6}{np.median(tau):8.2f}{np.percentile(tau, 10):8.2f}{np.percentile(tau, 90):8.2f}{tau.max():9.3g}"
+              f"{int((tau > 5).sum()):6d}{int((tau > 28).sum()):6d}  {units.KEEP[c]}")
 
 
 if __name__ == "__main__":

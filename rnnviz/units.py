@@ -361,8 +361,13 @@ def memory_reach(model: RowModel, images, y=None, z=None, batch_size: int = 250)
     return (total / x.shape[0]).numpy()
 
 
-def reach_by_distance(reach: np.ndarray) -> np.ndarray:
-    """(H,) float64: entry d is the mean over t of ``reach[t, t - d]`` (d = 1..H-1), entry 0 is 0.
+def reach_by_distance(reach: np.ndarray, targets=None) -> np.ndarray:
+    """(H,) float64: entry d is the mean over target rows t of ``reach[t, t - d]`` (d = 1..H-1), entry 0 is 0.
+
+    ``targets``: the target rows t to average over (e.g. ``range(20, 28)``), None = every t >= d.
+    With None, distance d averages over the source rows 0..H-1-d, so at large d only the top rows
+    (blank on most MNIST digits) are sources; fixing ``targets`` compares every distance on the
+    same predictions (entries with no t - d >= 0 among them are NaN).
 
     How to read it: the influence of a row d rows back on the prediction of the current row,
     averaged over positions; a fast fall means short memory. Plot d >= 1 on a log y axis to compare
@@ -370,11 +375,15 @@ def reach_by_distance(reach: np.ndarray) -> np.ndarray:
     """
     M = np.asarray(reach, np.float64)
     H = M.shape[0]
-    if M.shape != (H, H):
+    if M.ndim != 2 or M.shape != (H, H):
         raise ValueError(f"reach must be a square (H, H) matrix, got shape {M.shape}")
+    rows = np.arange(H) if targets is None else np.asarray(list(targets), np.int64)
+    if rows.size == 0 or rows.min() < 0 or rows.max() >= H:
+        raise ValueError(f"targets must be rows in [0, {H - 1}], got {targets!r}")
     out = np.zeros(H)
     for d in range(1, H):
-        out[d] = np.diagonal(M, offset=-d).mean()
+        t = rows[rows >= d]
+        out[d] = M[t, t - d].mean() if t.size else np.nan
     return out
 
 

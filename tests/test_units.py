@@ -245,6 +245,13 @@ def test_memory_reach_of_the_fused_module_equals_the_cells(data, cell):
     curve = units.reach_by_distance(M)
     assert curve.shape == (28,) and curve[0] == 0
     np.testing.assert_allclose(curve[3], np.mean([M[t, t - 3] for t in range(3, 28)]))
+    bottom = units.reach_by_distance(M, range(20, 28))
+    np.testing.assert_allclose(bottom[3], np.mean([M[t, t - 3] for t in range(20, 28)]))
+    np.testing.assert_allclose(bottom[20], np.mean([M[t, t - 20] for t in range(20, 28)]))
+    np.testing.assert_allclose(bottom[24], np.mean([M[t, t - 24] for t in range(24, 28)]))
+    assert np.isnan(units.reach_by_distance(M, [5])[6])
+    with pytest.raises(ValueError, match="targets"):
+        units.reach_by_distance(M, [28])
 
 
 def test_memory_reach_of_the_shipped_lstm_on_the_gallery(gallery):
