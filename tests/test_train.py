@@ -156,3 +156,168 @@ def test_failed_periodic_checkpoint_stops_cleanly(tmp_path, monkeypatch):
     tr.run()
     snap = tr.snapshot()
     assert snap["state"] == "failed" and "No space left" in snap["message"] and snap["step"] < 50
+
+
+# ---- checkpoints early, orphans, a kill during the final write ------------------------------------
+def test_first_checkpoint_comes_within_n_steps_and_orphan_temps_are_removed(tmp_path):
+    ours = tmp_path / ".run.safetensors.k2j4x9q1.tmp"  # what save_checkpoint leaves when killed mid-write
+    others = [tmp_path / ".other.safetensors.k2j4x9q1.tmp", tmp_path / "run.tmp", tmp_path / "notes.txt"]
+    for p in [ours, *others]:
+        p.write_bytes(b"partial")
+    tr = Trainer(MC, config(tmp_path, first_checkpoint_steps=5, checkpoint_every_min=1e9), dataset=load_dataset(str(FIXTURE)))
+    tr.start()
+    try:
+        assert wait_for(lambda: (tmp_path / "run.safetensors").exists() or not tr.alive)
+        assert tr.alive, tr.snapshot()["message"]  # the checkpoint came while the run went on
+        assert 5 <= read_metadata(tmp_path / "run.safetensors")["metrics"]["step"] < 5 + 10
+    finally:
+        tr.stop()
+        assert tr.join(30)
+    assert not ours.exists() and all(p.exists() for p in others)  # only our own temporary files
+
+
+KILL_DURING_FINAL_WRITE = r"""
+import os, sys, time
+from rnnviz import ModelConfig
+from rnnviz.train import Trainer, TrainConfig
+real_replace, calls = os.replace, []
+def slow_replace(src, dst):  # the checkpoint's temporary file is complete, the rename not done yet
+    calls.append(dst)
+    if len(calls) == 2:
+        print("WRITING", flush=True)
+        time.sleep(120)
+    real_replace(src, dst)
+os.replace = slow_replace
+Trainer(ModelConfig(hidden=24, head_hidden=48),
+        TrainConfig(dataset=sys.argv[1], batch_size=16, max_steps=12, warmup_steps=3, eval_every_s=1e9,
+                    final_eval=False, first_checkpoint_steps=5, checkpoint_every_min=1e9, out=sys.argv[2])).run()
+"""
+
+
+def test_a_run_killed_during_its_final_write_keeps_the_previous_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "run.safetensors"
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.Popen([sys.executable, "-c", KILL_DURING_FINAL_WRITE, str(FIXTURE), str(out)], cwd=root,
+                         env={**__import__("os").environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "WRITING"
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+    finally:
+        p.kill()
+    orphans = list(tmp_path.glob(".run.safetensors.*.tmp"))
+    assert len(orphans) == 1  # the final write was cut short
+    model = load_checkpoint(out)  # the previous (first) checkpoint is intact
+    assert read_metadata(out)["metrics"]["step"] == 5
+    assert model.sample(1, y=1, seed=0).images.shape == (1, 28, 28)
+    # a restart removes the orphan and continues from the kept checkpoint
+    tr = Trainer(MC, config(tmp_path, max_steps=8), dataset=load_dataset(str(FIXTURE)), resume=str(out))
+    assert tr.run()["step"] == 8
+    assert not list(tmp_path.glob(".run.safetensors.*.tmp"))
+
+
+# ---- the thread count is the trainer's own ---------------------------------------------------------
+def test_thread_count_applies_to_the_trainer_thread_alone(tmp_path):
+    import torch
+
+    main_before = torch.get_num_threads()
+    want = 1 if main_before > 1 else 2
+    tr = Trainer(MC, config(tmp_path, threads=want, first_checkpoint_steps=3), dataset=load_dataset(str(FIXTURE)))
+    tr.start()
+    during, new_threads = [], []
+    try:
+        assert wait_for(lambda: (tmp_path / "run.safetensors").exists() or not tr.alive)
+        during.append(torch.get_num_threads())
+        t = threading.Thread(target=lambda: new_threads.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+    finally:
+        tr.stop()
+        assert tr.join(30)
+    assert tr.snapshot()["state"] == "stopped"
+    assert read_metadata(tmp_path / "run.safetensors")["metrics"]["hardware"]["threads"] == want  # the trainer's
+    assert during == [main_before] and torch.get_num_threads() == main_before  # the main thread's, unchanged
+    assert new_threads == [main_before]  # threads started meanwhile get the process default, as before
+
+
+# ---- logs -----------------------------------------------------------------------------------------
+def test_every_run_writes_a_metrics_log_that_a_resumed_run_continues(tmp_path):
+    from rnnviz.train import read_metrics_log
+
+    ds = load_dataset(str(FIXTURE))
+    tr = Trainer(MC, config(tmp_path, max_steps=20, eval_every_s=0.0, eval_images=32, final_eval=True), dataset=ds)
+    metrics = tr.run()
+    assert tr.metrics_log == tmp_path / "run.metrics.jsonl" and tr.metrics_log.exists()
+    log = read_metrics_log(tmp_path / "run.safetensors")
+    assert [r["step"] for r in log] == sorted(r["step"] for r in log) and log[-1]["step"] == 20
+    assert set(log[0]) == {"step", "seconds", "wall_time", "train_loss", "test_nll", "test_images",
+                           "images_per_s", "lr"}
+    assert all(r["train_loss"] > 0 and r["images_per_s"] > 0 and 0 < r["lr"] <= 3e-3 for r in log)
+    assert any(r["test_nll"] is not None and r["test_images"] == 32 for r in log[:-1])  # periodic, 32 images
+    assert log[-1]["test_nll"] == metrics["test_nll"] and log[-1]["test_images"] == len(ds.test)  # final, all
+    assert [r["step"] for r in tr.snapshot()["history"]] == [r["step"] for r in log][:len(tr.snapshot()["history"])]
+
+    with open(tmp_path / "run.metrics.jsonl", "a") as f:  # a torn last line (a killed run) is skipped
+        f.write('{"step": 21, "train_lo')
+    assert len(read_metrics_log(tmp_path / "run.metrics.jsonl")) == len(log)
+    assert read_metrics_log(tmp_path / "run.safetensors", limit=2) == log[-2:]
+
+    # lines after the checkpoint a run resumes from are dropped, then the run appends
+    (tmp_path / "run.metrics.jsonl").write_text("".join(__import__("json").dumps({**r, "step": s}) + "\n"
+                                                        for s, r in ((5, log[0]), (20, log[0]), (99, log[0]))))
+    Trainer(MC, config(tmp_path, max_steps=24), dataset=ds, resume=str(tmp_path / "run.safetensors")).run()
+    steps = [r["step"] for r in read_metrics_log(tmp_path / "run.safetensors")]
+    assert steps[:2] == [5, 20] and 99 not in steps and steps[-1] == 24
+    # a new run into the same path starts afresh
+    Trainer(MC, config(tmp_path, max_steps=3), dataset=ds).run()
+    assert [r["step"] for r in read_metrics_log(tmp_path / "run.safetensors")][-1] == 3
+    assert all(r["step"] <= 3 for r in read_metrics_log(tmp_path / "run.safetensors"))
+
+
+def test_tensorboard_gets_the_same_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(MC, config(tmp_path, max_steps=12, eval_every_s=0.0, eval_images=32, tensorboard=str(tmp_path / "tb")),
+            dataset=load_dataset(str(FIXTURE))).run()
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "test/nll", "train/images_per_s", "train/lr"} <= tags
+    from rnnviz.train import read_metrics_log
+    log = read_metrics_log(tmp_path / "run.safetensors")
+    assert [e.step for e in acc.Scalars("train/loss")] == [r["step"] for r in log]
+
+
+def test_a_run_nobody_reads_makes_no_sample_snapshots(tmp_path):
+    tr = Trainer(MC, config(tmp_path, max_steps=5, out=None), dataset=load_dataset(str(FIXTURE)))
+    tr.run()  # the CLI's case: nobody calls snapshot() while it trains
+    snap = tr.snapshot()
+    assert snap["state"] == "finished" and snap["samples"] is None and snap["saturation"] is None
+
+
+# ---- bf16 autocast (the GPU path, exercised on the CPU) -----------------------------------------
+def test_bf16_autocast_trains_and_saves_float32_weights(tmp_path):
+    import torch
+
+    dtypes = []
+
+    class Watched(Trainer):
+        def _resume(self, model, opt):
+            model.head.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype) if m.training else None)
+            return super()._resume(model, opt)
+
+    ds = load_dataset(str(FIXTURE))
+    first = Watched(MC, config(tmp_path, max_steps=15, amp="bf16", final_eval=True, batch_size=32), dataset=ds)
+    metrics = first.run()
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # the head ran in bfloat16 ...
+    assert metrics["test_nll"] < 520  # ... and it learned (uniform guessing is 543 nats)
+    model = load_checkpoint(tmp_path / "run.safetensors")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="amp"):
+        TrainConfig(amp="fp8")
