@@ -25,6 +25,7 @@ it into p(row t).
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,9 +158,9 @@ def activity_map(values: np.ndarray, images: np.ndarray) -> np.ndarray:
     """(T, H, W) float32: for each step t, the Pearson correlation across the B digits between
     ``values[:, t]`` (B, T) and each pixel of ``images`` (B, H, W) in the rows read so far (i < t).
 
-    How to read it: at step t, red pixels (> 0) are where ink goes with a high value of the unit,
-    blue where ink goes with a low one, near 0 where the unit ignores the pixel (or the pixel
-    varies too little to tell). Rows i >= t are NaN: step t has not read them, so they cannot
+    How to read it: at step t, a positive pixel is one whose ink goes with a high value of the
+    unit, a negative one whose ink goes with a low value, near 0 one the unit ignores (or that
+    varies too little over the digits to tell); draw it on a diverging scale from -1 to 1. Rows i >= t are NaN: step t has not read them, so they cannot
     cause its value (the correlation with them would only say what the unit predicts). A pixel
     or step that never varies over the digits has no correlation and shows 0.
     """
@@ -292,12 +293,16 @@ def pattern_search(trace_or_states, steps: tuple[int, int], threshold: float, mo
 
 
 # ---- memory reach (connectivity) ---------------------------------------------------------------
+_ONEDNN = threading.Lock()  # the flag is process-wide: one reach at a time toggles it and puts it back
+
+
 @contextmanager
 def _plain_cpu_rnn():
     """Run the fused CPU RNN without oneDNN: its backward always computes the weight gradients
     (about 2.5x slower for the LSTM here); without it autograd computes only what is asked.
-    Same numbers either way (checked in the tests against an autograd through ``cells.unroll``)."""
-    with warnings.catch_warnings():
+    Same numbers either way (checked in the tests against an autograd through ``cells.unroll``).
+    Other threads running meanwhile just compute without oneDNN too."""
+    with _ONEDNN, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about TF32 on Intel GPUs when the flag is set
         with torch.backends.mkldnn.flags(enabled=False):
             yield
