@@ -14,10 +14,19 @@ import numpy as np
 import pytest
 import torch
 
-from tests.browser import ARGS, CHROMIUM, sync_api  # skips without chromium/playwright (unless required)
-
-from rnnviz import ModelConfig, RowModel, load_checkpoint, sample_traces, save_checkpoint  # noqa: E402
-from rnnviz.site import DEFAULT_CHECKPOINTS, export_site  # noqa: E402
+from rnnviz import (
+    ModelConfig,
+    RowModel,
+    load_checkpoint,
+    sample_traces,
+    save_checkpoint,
+)
+from rnnviz.site import DEFAULT_CHECKPOINTS, export_site
+from tests.browser import (  # skips without chromium/playwright (unless required)
+    ARGS,
+    CHROMIUM,
+    sync_api,
+)
 
 pytestmark = pytest.mark.skipif(not all(p.exists() for p in DEFAULT_CHECKPOINTS),
                                 reason="the shipped checkpoints are not here")
@@ -172,7 +181,10 @@ def test_bad_and_hostile_links_fall_back_with_a_note(site):
 def draw_seven(pg):
     pg.locator("#sketch").scroll_into_view_if_needed()
     box = pg.locator("#sketch").bounding_box()
-    at = lambda x, y: (box["x"] + x * box["width"] / 280, box["y"] + y * box["height"] / 280)  # noqa: E731
+
+    def at(x, y):  # sketch pixels (280 x 280) to page coordinates
+        return box["x"] + x * box["width"] / 280, box["y"] + y * box["height"] / 280
+
     for stroke in ([(70, 60), (210, 60), (200, 90)], [(200, 90), (150, 160), (120, 240)]):
         pg.mouse.move(*at(*stroke[0]))
         pg.mouse.down()
@@ -203,8 +215,8 @@ def test_complete_a_drawn_digit(site, models):
         prefix = binarize_fixed(torch.from_numpy(mnist_like(ink)[None]), 0)[0].numpy().astype(np.uint8)
         assert np.array_equal(np.array(c["image"])[:14], prefix[:14])
         digit = int(note.split("as digit ")[1].split(":")[0]) if "as digit" in note else None
-        py = sample_traces(models["mnist_lstm"], n=6, y=digit, seed=0, prefix=torch.from_numpy(prefix.astype(np.float32)),
-                           keep_rows=14)
+        py = sample_traces(models["mnist_lstm"], n=6, y=digit, seed=0,
+                           prefix=torch.from_numpy(prefix.astype(np.float32)), keep_rows=14)
         assert_same_trace(c, py[0])
         kept = np.array(pixels(pg, "#comp_canvas_px")).reshape(28, 28, 4)[..., :3]
         pg.click("#completions .rv-thumb:nth-child(3)")

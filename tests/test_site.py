@@ -73,6 +73,7 @@ def test_readme_is_a_static_space_card(tmp_path):
     readme = (tmp_path / "README.md").read_text()
     card = front_matter(readme)
     assert card["sdk"] == "static" and card["app_file"] == "index.html"
+    assert card["title"] == '"rnnviz static explorer"'  # quoted: any title is valid YAML
     for key in ("title", "emoji", "colorFrom", "colorTo", "short_description"):
         assert card[key], key
     assert len(card["short_description"]) <= 60  # the Hub's limit
@@ -80,7 +81,8 @@ def test_readme_is_a_static_space_card(tmp_path):
     assert "https://huggingface.co/spaces/someone/rnnviz" in readme
     assert json.loads((tmp_path / "models.json").read_text())["app_url"] == "https://huggingface.co/spaces/someone/rnnviz"
     about = (tmp_path / "about.html").read_text()
-    assert "W_{hi} h_{t-1}" in about and "MADE" in about and "VAE" not in about
+    assert "W<sub>hi</sub> h<sub>t-1</sub>" in about and "MADE" in about and "VAE" not in about
+    assert "\\sigma" not in about and "$" not in about  # TeX turned into HTML: no maths renderer needed
 
 
 def test_no_other_host_is_named_by_the_page():
@@ -93,12 +95,13 @@ def test_no_other_host_is_named_by_the_page():
         assert "innerHTML" not in text, f"{f}: metadata must go in as text"
 
 
+@shipped
 @pytest.mark.skipif(not VAE.exists(), reason="no shipped VAE")
 def test_a_vae_is_refused_with_the_reason(tmp_path):
-    r = cli("--checkpoint", VAE, "--out", tmp_path / "site")
+    r = cli("--checkpoint", DEFAULT_CHECKPOINTS[2], "--checkpoint", VAE, "--out", tmp_path / "site")
     assert r.returncode != 0
     assert "VAE (latent=32)" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "site" / "models.json").exists()
+    assert not (tmp_path / "site").exists()  # refused before anything was written
 
 
 def test_what_the_page_cannot_run_is_refused(tmp_path, capsys):
@@ -135,3 +138,8 @@ def test_metadata_is_kept_as_data_and_names_are_safe(tmp_path):
     entry = manifest["models"][0]
     assert entry["name"] == "i_odd_name" and (tmp_path / "site" / "models" / "i_odd_name.bin").exists()
     assert entry["metrics"] == {"dataset": "<script>alert(1)</script>"}  # texts stay texts; the page writes textContent
+    # exporting another model into the same folder leaves no stale weights behind
+    rnn = RowModel(ModelConfig(cell="rnn", hidden=8, head_hidden=16))
+    other = save_checkpoint(tmp_path / "other.safetensors", rnn, {})
+    export_site([other], tmp_path / "site")
+    assert sorted(p.name for p in (tmp_path / "site" / "models").iterdir()) == ["other.bin"]

@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from rnnviz import ModelConfig, RowModel, load_checkpoint, sample_traces, save_checkpoint
+from rnnviz import (
+    ModelConfig,
+    RowModel,
+    load_checkpoint,
+    sample_traces,
+    save_checkpoint,
+)
 from rnnviz.site import STATIC, export_site
 
 NODE = shutil.which("node")
@@ -49,11 +55,13 @@ if (job.random) {
   const model = loadModel(job.entry, buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
   for (const c of job.cases) {
     const prefix = c.prefix ? Uint8Array.from(c.prefix) : null;
+    const opts = { n: c.n, temperature: c.temperature, prefix, keepRows: c.keep };
     const traces = c.seeded
-      ? sampleSeeded(model, { n: c.n, digit: c.digit, seed: c.seed, temperature: c.temperature, prefix, keepRows: c.keep })
-      : sample(model, { n: c.n, labels: c.labels, uniforms: Float32Array.from(c.uniforms), temperature: c.temperature, prefix, keepRows: c.keep });
+      ? sampleSeeded(model, { ...opts, digit: c.digit, seed: c.seed })
+      : sample(model, { ...opts, labels: c.labels, uniforms: Float32Array.from(c.uniforms) });
+    const arrays = (l) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, Array.from(v)]));
     const res = traces.map((t) => ({ image: Array.from(t.image), label: t.label, probs: Array.from(t.probs),
-      row_nll: Array.from(t.rowNll), layers: t.layers.map((l) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, Array.from(v)]))) }));
+      row_nll: Array.from(t.rowNll), layers: t.layers.map(arrays) }));
     const post = c.posterior ? classPosterior(model, prefix, c.keep) : null;
     out.push({ traces: res, posterior: post });
   }
@@ -194,8 +202,10 @@ import { pathToFileURL } from 'node:url';
 const [staticDir, jobPath] = process.argv.slice(2);
 const { mnistLike, binarize } = await import(pathToFileURL(staticDir + '/inputs.js'));
 const out = JSON.parse(readFileSync(jobPath, 'utf8')).map((j) => {
-  try { const g = mnistLike(Float32Array.from(j.ink), j.h, j.w); return { gray: Array.from(g), bin: Array.from(binarize(g, 0)) }; }
-  catch (e) { return { error: e.message }; }
+  try {
+    const g = mnistLike(Float32Array.from(j.ink), j.h, j.w);
+    return { gray: Array.from(g), bin: Array.from(binarize(g, 0)) };
+  } catch (e) { return { error: e.message }; }
 });
 process.stdout.write(JSON.stringify(out));
 """

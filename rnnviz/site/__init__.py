@@ -15,7 +15,6 @@ exactly as stored, so the page computes with the trained weights bit for bit.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -25,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import CheckpointError, load_state
+from .about import about_page
 
 ROOT = Path(__file__).resolve().parent
 STATIC = ROOT / "static"
 SHIPPED = ROOT.parent.parent / "checkpoints"
 DEFAULT_CHECKPOINTS = tuple(SHIPPED / f"mnist_{c}.safetensors" for c in ("lstm", "gru", "rnn"))
-ABOUT = ROOT.parent / "app" / "about.md"  # the app's words, read as text (rnnviz.app is not imported)
 IMAGE_SIZE = (28, 28)
 MAX_SITE_BYTES = 64 * 1024 * 1024  # weights of all models together: a page should load in seconds
 METRIC_NUMBERS = ("test_nll", "parameters", "train_seconds", "step")
@@ -71,8 +70,8 @@ def _metrics(metrics: dict) -> dict:
     return out
 
 
-def export_model(path: str | Path, out_dir: Path) -> dict:
-    """Write ``out_dir/models/<name>.bin`` for the checkpoint at ``path``; return its manifest entry."""
+def export_model(path: str | Path) -> tuple[dict, bytes]:
+    """(manifest entry, the bytes of ``models/<name>.bin``) for the checkpoint at ``path``."""
     path = Path(path)
     model, meta = load_state(path)  # safetensors only; raises CheckpointError with the reason
     config = meta["config"]
@@ -88,34 +87,15 @@ def export_model(path: str | Path, out_dir: Path) -> dict:
         tensors[key] = {"offset": offset, "shape": list(a.shape)}
         chunks.append(a.tobytes())
         offset += a.nbytes
-    (out_dir / "models").mkdir(parents=True, exist_ok=True)
-    (out_dir / "models" / f"{name}.bin").write_bytes(b"".join(chunks))
-    return {"name": name, "file": f"models/{name}.bin", "bytes": offset, "config": config.to_dict(),
-            "metrics": _metrics(meta["metrics"]), "tensors": tensors}
-
-
-def about_html() -> str:
-    """The app's About text (up to the sections on tabs the page does not have) as HTML. The
-    equations stay in TeX notation: the page loads no maths renderer from another host."""
-    from markdown_it import MarkdownIt  # a dependency of gradio, so installed with rnnviz
-
-    text = ABOUT.read_text(encoding="utf-8").split("### The VAE")[0]
-    blocks = re.split(r"(\$\$.*?\$\$)", text, flags=re.S)
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    parts = []
-    for b in blocks:
-        if b.startswith("$$"):
-            parts.append(f'<pre class="rv-eq">{html.escape(b[2:-2].strip())}</pre>')
-        else:
-            parts.append(md.render(b))
-    return "\n".join(parts)
+    return ({"name": name, "file": f"models/{name}.bin", "bytes": offset, "config": config.to_dict(),
+             "metrics": _metrics(meta["metrics"]), "tensors": tensors}, b"".join(chunks))
 
 
 def card(title: str, models: list[dict], app_url: str | None) -> str:
     """README.md of the site folder: a Hugging Face Static Space card and how to serve the folder."""
     names = ", ".join(m["name"] for m in models)
     link = f"\nThe full Gradio lab (training, interventions, the VAE): {app_url}\n" if app_url else ""
-    return (f"---\ntitle: {title}\nemoji: \u270d\ufe0f\ncolorFrom: indigo\ncolorTo: yellow\nsdk: static\n"
+    return (f"---\ntitle: {json.dumps(title)}\nemoji: \u270d\ufe0f\ncolorFrom: indigo\ncolorTo: yellow\nsdk: static\n"
             f"app_file: index.html\npinned: false\nshort_description: Watch an LSTM, GRU and RNN write digits, "
             f"in your browser\n---\n\n# {title}\n\nA static page that runs recurrent image models ({names}) in "
             "the visitor's browser: generate a digit, scrub through its 28 steps (every gate and state), "
@@ -129,6 +109,9 @@ def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None 
     """Write the static site for ``checkpoints`` (default: the shipped LSTM, GRU and RNN) into
     ``out``. Returns the manifest. Raises SiteError/CheckpointError naming the reason."""
     paths = [Path(p) for p in (checkpoints or DEFAULT_CHECKPOINTS)]
+    if not checkpoints and not all(p.is_file() for p in paths):
+        raise SiteError(f"the shipped checkpoints are not in {SHIPPED} (an installed package does not carry "
+                        "them): name yours with --checkpoint PATH")
     if app_url is not None and not re.fullmatch(r"https?://[^\s\"'<>]+", app_url):
         raise SiteError(f"--app-url must be an http(s) address, got {app_url[:80]!r}")
     out = Path(out)
@@ -140,12 +123,18 @@ def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None 
         if n in seen:
             raise SiteError(f"two checkpoints would both be called {n!r} on the page ({seen[n]} and {p}): rename one")
         seen[n] = p
-    out.mkdir(parents=True, exist_ok=True)
-    models = [export_model(p, out) for p in paths]
+    exported = [export_model(p) for p in paths]  # every check before anything is written
+    models = [entry for entry, _ in exported]
     total = sum(m["bytes"] for m in models)
     if total > MAX_SITE_BYTES:
         raise SiteError(f"the weights add up to {total / 2**20:.1f} MB, more than the page's "
                         f"{MAX_SITE_BYTES // 2**20} MB limit: export fewer or smaller models")
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    for entry, data in exported:
+        (out / entry["file"]).write_bytes(data)
+    for old in (out / "models").glob("*.bin"):  # weights of an earlier export into the same folder
+        if old.name not in {Path(m["file"]).name for m in models}:
+            old.unlink()
     for f in STATIC.iterdir():
         if f.is_file() and f.suffix in (".html", ".js", ".css"):
             shutil.copyfile(f, out / f.name)
@@ -155,14 +144,6 @@ def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None 
     (out / "about.html").write_text(about_page(title), encoding="utf-8")
     (out / "README.md").write_text(card(title, models, app_url), encoding="utf-8")
     return manifest
-
-
-def about_page(title: str) -> str:
-    return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            'content="width=device-width, initial-scale=1"><title>About: ' + html.escape(title) + '</title>'
-            '<link rel="stylesheet" href="style.css"></head><body class="rv-about-page"><main>'
-            '<p><a href="index.html">\u2190 back to the explorer</a></p><h1>About</h1>'
-            + about_html() + '</main></body></html>')
 
 
 def site_files(out: str | Path) -> list[Path]:
