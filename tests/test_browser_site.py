@@ -8,6 +8,7 @@ import functools
 import http.server
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
@@ -28,6 +29,7 @@ from tests.browser import (  # skips without chromium/playwright (unless require
     sync_api,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not all(p.exists() for p in DEFAULT_CHECKPOINTS),
                                 reason="the shipped checkpoints are not here")
 
@@ -193,18 +195,31 @@ def draw_seven(pg):
         pg.mouse.up()
 
 
-def test_complete_a_drawn_digit(site, models):
+def test_complete_a_test_digit_and_a_drawn_one(site, models):
     from rnnviz.app.inputs import mnist_like
     from rnnviz.data import binarize_fixed
 
+    gallery = np.load(ROOT / "rnnviz" / "assets" / "gallery.npz")
     with opened(site) as pg:
         pg.click("#tab_complete")
         assert pg.is_visible("#sketch") and pg.is_hidden("#gen_canvas")
-        pg.click("#complete_btn")  # nothing drawn yet: a note, no error
+        # as in the app, test digit #28 is picked to start with
+        pg.click("#complete_btn")
+        pg.wait_for_function("window.rnnviz.state('comp') !== null")
+        note = pg.inner_text("#complete_note")
+        assert f"the test image is a {int(gallery['labels'][28])}" in note, note
+        prefix = binarize_fixed(torch.from_numpy(gallery["images"][28][None]), 0)[0].numpy().astype(np.uint8)
+        digit = int(note.split("as digit ")[1].split(":")[0])
+        py = sample_traces(models["mnist_lstm"], n=6, y=digit, seed=0,
+                           prefix=torch.from_numpy(prefix.astype(np.float32)), keep_rows=14)
+        assert_same_trace(state(pg, "comp"), py[0])
+
+        pg.click("#clear_sketch")  # back to the (empty) drawing: a note, no error
+        pg.click("#complete_btn")
         assert "empty" in pg.inner_text("#note")
         draw_seven(pg)
         pg.click("#complete_btn")
-        pg.wait_for_function("window.rnnviz.state('comp') !== null")
+        pg.wait_for_function("!document.querySelector('#complete_note').textContent.includes('test image')")
         assert pg.locator("#completions .rv-thumb").count() == 6
         note = pg.inner_text("#complete_note")
         assert "6 completions of the first 14 rows by mnist_lstm" in note
@@ -218,17 +233,14 @@ def test_complete_a_drawn_digit(site, models):
         py = sample_traces(models["mnist_lstm"], n=6, y=digit, seed=0,
                            prefix=torch.from_numpy(prefix.astype(np.float32)), keep_rows=14)
         assert_same_trace(c, py[0])
-        kept = np.array(pixels(pg, "#comp_canvas_px")).reshape(28, 28, 4)[..., :3]
         pg.click("#completions .rv-thumb:nth-child(3)")
-        c3 = state(pg, "comp")
-        assert_same_trace(c3, py[2])
+        assert_same_trace(state(pg, "comp"), py[2])
         pg.focus("#comp_step")
         pg.keyboard.press("End")
         assert state(pg, "comp")["step"] == 27
         # kept rows in blue on the canvas
         rows = np.array(pixels(pg, "#comp_canvas_px")).reshape(28, 28, 4)[:14, :, :3]
         assert {tuple(v) for v in rows.reshape(-1, 3)} <= {(125, 200, 255), (8, 22, 40)}
-        assert kept.shape == (28, 28, 3)
 
 
 def test_two_layer_model_has_a_layer_selector(site):

@@ -15,6 +15,7 @@ exactly as stored, so the page computes with the trained weights bit for bit.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent
 STATIC = ROOT / "static"
 SHIPPED = ROOT.parent.parent / "checkpoints"
 DEFAULT_CHECKPOINTS = tuple(SHIPPED / f"mnist_{c}.safetensors" for c in ("lstm", "gru", "rnn"))
+GALLERY = ROOT.parent / "assets" / "gallery.npz"  # the app's test digits for Complete (MNIST test set)
 IMAGE_SIZE = (28, 28)
 MAX_SITE_BYTES = 64 * 1024 * 1024  # weights of all models together: a page should load in seconds
 METRIC_NUMBERS = ("test_nll", "parameters", "train_seconds", "step")
@@ -91,6 +93,14 @@ def export_model(path: str | Path) -> tuple[dict, bytes]:
              "metrics": _metrics(meta["metrics"]), "tensors": tensors}, b"".join(chunks))
 
 
+def gallery() -> dict:
+    """The app's test digits (grayscale 0-255, binarized in the page as the app does), as JSON."""
+    with np.load(GALLERY, allow_pickle=False) as z:
+        images, labels = z["images"].astype(np.uint8), z["labels"].astype(int)
+    return {"source": "MNIST test set", "labels": labels.tolist(),
+            "images": base64.b64encode(images.tobytes()).decode("ascii"), "shape": list(images.shape)}
+
+
 def card(title: str, models: list[dict], app_url: str | None) -> str:
     """README.md of the site folder: a Hugging Face Static Space card and how to serve the folder."""
     names = ", ".join(m["name"] for m in models)
@@ -141,6 +151,7 @@ def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None 
     manifest = {"format": "rnnviz-site", "version": 1, "title": title, "app_url": app_url,
                 "default": models[0]["name"], "models": models}
     (out / "models.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    (out / "digits.json").write_text(json.dumps(gallery()), encoding="utf-8")
     (out / "about.html").write_text(about_page(title), encoding="utf-8")
     (out / "README.md").write_text(card(title, models, app_url), encoding="utf-8")
     return manifest

@@ -116,6 +116,7 @@ function updateURL() {  // debounced: a drag of the slider makes one history ent
 
 // ---- Complete --------------------------------------------------------------------------------
 const sketch = { ctx: null, drawing: false, last: null, dirty: false };
+const source = { kind: 'drawing', index: null };  // what Complete completes: the drawing or a test digit
 
 function setupSketch() {
   const c = $('sketch'), g = c.getContext('2d', { willReadFrequently: true });
@@ -127,12 +128,45 @@ function setupSketch() {
     g.strokeStyle = '#fff'; g.lineWidth = 18; g.lineCap = 'round'; g.lineJoin = 'round';
     g.beginPath(); g.moveTo(a[0], a[1]); g.lineTo(b[0], b[1]); g.stroke();
   };
-  c.addEventListener('pointerdown', (ev) => { c.setPointerCapture(ev.pointerId); sketch.drawing = true; sketch.last = at(ev); line(sketch.last, sketch.last); sketch.dirty = true; });
+  c.addEventListener('pointerdown', (ev) => { c.setPointerCapture(ev.pointerId); sketch.drawing = true; pickTest(null); sketch.last = at(ev); line(sketch.last, sketch.last); sketch.dirty = true; });
   c.addEventListener('pointermove', (ev) => { if (!sketch.drawing) return; const p = at(ev); line(sketch.last, p); sketch.last = p; });
   const end = () => { if (sketch.drawing) { sketch.drawing = false; preview(); } };
   c.addEventListener('pointerup', end);
   c.addEventListener('pointercancel', end);
-  $('clear_sketch').addEventListener('click', clear);
+  $('clear_sketch').addEventListener('click', () => { pickTest(null); clear(); });
+}
+
+/** A test digit (or none: the drawing) is what Complete reads. */
+function pickTest(k) {
+  source.kind = k === null ? 'drawing' : 'test';
+  source.index = k;
+  for (const b of document.querySelectorAll('#test_gallery button')) b.classList.toggle('rv-selected', Number(b.dataset.index) === k);
+  if (k !== null) preview();
+}
+
+async function setupGallery() {
+  const r = await fetch('digits.json');
+  if (!r.ok) return;  // a site without test digits: drawing only
+  const g = await r.json(), [n, H, W] = g.shape, raw = Uint8Array.from(atob(g.images), (ch) => ch.charCodeAt(0));
+  page.gallery = { labels: g.labels, images: Array.from({ length: n }, (_, k) => raw.subarray(k * H * W, (k + 1) * H * W)) };
+  $('test_gallery').replaceChildren(...page.gallery.images.map((img, k) => {
+    const c = Object.assign(document.createElement('canvas'), { width: W, height: H, className: 'rv-px' });
+    const ctx2 = c.getContext('2d'), id = ctx2.createImageData(W, H);
+    for (let q = 0; q < H * W; q++) id.data.set([img[q], img[q], img[q], 255], 4 * q);
+    ctx2.putImageData(id, 0, 0);
+    const b = Object.assign(document.createElement('button'), { title: `test digit #${k}: a ${g.labels[k]}` });
+    b.dataset.index = String(k);
+    b.append(c);
+    b.addEventListener('click', () => pickTest(k));
+    return b;
+  }));
+}
+
+/** What Complete reads, binarized as the app does (seed 0): a test digit, or the drawing made
+ *  MNIST-like. */
+function prefixBinary() {
+  if (source.kind === 'test') return binarize(page.gallery.images[source.index], 0);
+  return drawingBinary();
 }
 
 /** The drawing as the model reads it: MNIST-like gray, then binarized as the app does (seed 0). */
@@ -147,7 +181,7 @@ function preview() {
   const p = $('preview'), g = p.getContext('2d'), img = g.createImageData(28, 28);
   let binary;
   try {
-    binary = drawingBinary();
+    binary = prefixBinary();
   } catch {
     for (let k = 0; k < 28 * 28; k++) img.data.set([...FUTURE, 255], 4 * k);
     g.putImageData(img, 0, 0);
@@ -161,7 +195,7 @@ async function complete() {
   const name = page.settings.model, m = await model(name), C = m.config.num_classes;
   let prefix;
   try {
-    prefix = drawingBinary();
+    prefix = prefixBinary();
   } catch (e) {
     if (e instanceof InputError) { showNotes([e.message]); return; }
     throw e;
@@ -178,6 +212,7 @@ async function complete() {
       const post = classPosterior(m, prefix, keep);
       digit = post.indexOf(Math.max(...post));
       how = `digit ${digit}: the model's best guess from the kept rows (p = ${post[digit].toFixed(2)})`;
+      if (source.kind === 'test') how += `; the test image is a ${page.gallery.labels[source.index]}`;
     }
   } else if (choice === 'any' || !C) how = 'any digit (drawn at random per completion)';
   else { digit = Number(choice); how = `digit ${digit}`; }
@@ -287,6 +322,8 @@ async function start() {
                            { button: 'Complete', tooltip });
   buildControls();
   setupSketch();
+  await setupGallery();
+  if (page.gallery) pickTest(Math.min(28, page.gallery.images.length - 1));  // the app's default test digit
   const { values, notes } = readQuery(location.search, ctx());
   page.settings = { model: values.model, digit: values.digit, seed: values.seed, temperature: values.temperature };
   writeControls();
