@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -702,12 +703,20 @@ def _last_checkpoint(out: str) -> str:
         return f"no checkpoint was written to {out}"
 
 
+def _leave(text: str):
+    """End a torchrun worker with ``text``, printed at once: torchrun's SIGTERM may follow within
+    a fraction of a second, and a message left for the interpreter's exit would be lost."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    print("\n" + text, file=sys.stderr, flush=True)  # after the progress bar's line
+    raise SystemExit(1)
+
+
 def _stop_on_sigterm(world: World, out: str):
     """torchrun ends every worker with SIGTERM when one of them fails: say so, and leave cleanly
     (a checkpoint being written is abandoned, the previous file stays)."""
     def handler(signum, frame):
-        raise SystemExit(f"rank {world.rank}/{world.size}: stopped by torchrun (another worker failed or "
-                         f"the job was cancelled); {_last_checkpoint(out)}")
+        _leave(f"rank {world.rank}/{world.size}: stopped by torchrun (another worker failed or the job "
+               f"was cancelled); {_last_checkpoint(out)}")
 
     signal.signal(signal.SIGTERM, handler)
 
@@ -735,8 +744,8 @@ def main(argv=None):
             world.close()
     except (ValueError, OSError, RuntimeError) as e:
         if world.distributed and is_peer_failure(e):
-            raise SystemExit(f"rank {world.rank}/{world.size}: another worker stopped, so the run ends here "
-                             f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); {_last_checkpoint(args.out)}")
+            _leave(f"rank {world.rank}/{world.size}: another worker stopped, so the run ends here "
+                   f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); {_last_checkpoint(args.out)}")
         raise SystemExit(f"error: {e}")
     snap = trainer.snapshot()
     if world.main:
