@@ -316,11 +316,26 @@ class RowModel(nn.Module):
         C = self.config.num_classes
         if C == 0 or y is not None:
             return -self.nll(x, y, reduce=False)
+        return torch.logsumexp(self.class_log_likelihoods(x), dim=1) - math.log(C)
+
+    @torch.no_grad()
+    def class_log_likelihoods(self, x: Tensor, rows: int | None = None) -> Tensor:
+        """log p(x | y) for every class y, (B, C) nats: each image scored once per class. With
+        ``rows``, only the first ``rows`` rows count (log p(x_0..x_{rows-1} | y)); the marginal,
+        the most likely class and the class posterior of a prefix are all read from this."""
+        C = self.config.num_classes
+        if C == 0:
+            raise ValueError("this model is unconditional: it has no classes to score")
+        x = torch.as_tensor(x).float()
+        if x.dim() == 2:
+            x = x[None]
         B = x.shape[0]
         xs = x.repeat_interleave(C, dim=0)
         ys = torch.arange(C, device=x.device).repeat(B)
-        cond = -self.nll(xs, ys, reduce=False).view(B, C)
-        return torch.logsumexp(cond, dim=1) - math.log(C)
+        if rows is None:
+            return (-self.nll(xs, ys, reduce=False)).view(B, C)
+        bits = F.binary_cross_entropy_with_logits(self.forward(xs, ys), xs, reduction="none")
+        return (-bits[:, :rows].sum((1, 2))).view(B, C)
 
     def _iw_bound(self, x: Tensor, samples: int, seed: int) -> Tensor:
         """log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x): a lower bound on log p(x)."""

@@ -1,14 +1,16 @@
 """Gate saturation and teacher forcing vs free running (rnnviz.analysis), their figures, and the
 live saturation of a training run."""
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
 
 from rnnviz import ModelConfig, RowModel, trace_images
-from rnnviz.analysis import GATES, forcing_comparison, gate_saturation, model_labels
-from rnnviz.app import views
+from rnnviz.analysis import GATES, class_posterior, forcing_comparison, gate_saturation, model_labels
+from rnnviz.app.tabs import forcing, saturation
 from rnnviz.cells import unroll
 from rnnviz.data import binarize_fixed, load_dataset
 from rnnviz.train import TrainConfig, Trainer
@@ -78,8 +80,31 @@ def test_saturation_thresholds_are_used(data):
 def test_rnn_has_no_gates(data):
     sat = gate_saturation(tiny("rnn"), *data)
     assert sat["gates"] == () and sat["low"] == {} and sat["high"] == {} and "no gates" in sat["message"]
-    fig = views.saturation_figure(sat)
+    fig = saturation.saturation_figure(sat)
     assert fig["data"] == [] and "no gates" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_every_class_is_scored_in_one_place(data):
+    """log p(x | y) per class (RowModel.class_log_likelihoods) is what the marginal, the argmax
+    class and the posterior of the first rows (Complete's *auto* digit) are read from."""
+    x, _ = data
+    model = tiny("lstm")
+    ll = model.class_log_likelihoods(x[:4])
+    per_class = torch.stack([-model.nll(x[:4], torch.full((4,), c), reduce=False) for c in range(10)], 1)
+    torch.testing.assert_close(ll, per_class)
+    torch.testing.assert_close(model.log_prob(x[:4]), torch.logsumexp(per_class, 1) - math.log(10))
+    assert torch.equal(model_labels(model, x[:4]), per_class.argmax(1))
+    # the first k rows: the trace's row NLLs under each class, summed over the kept rows
+    image = x[0].numpy()
+    traces = trace_images(model, np.repeat(image[None], 10, 0), y=np.arange(10))
+    for k in (1, 14, 28):
+        ll_k = -np.array([tr.row_nll[:k].sum() for tr in traces], np.float64)
+        expected = np.exp(ll_k - ll_k.max()) / np.exp(ll_k - ll_k.max()).sum()
+        post = class_posterior(model, image, k)
+        np.testing.assert_allclose(post, expected, atol=1e-5)
+        assert post.shape == (10,) and abs(post.sum() - 1) < 1e-9
+    with pytest.raises(ValueError, match="unconditional"):
+        tiny("gru", num_classes=0, latent=4).class_log_likelihoods(x[:2])
 
 
 def test_what_the_images_are_read_with(data):
@@ -118,7 +143,7 @@ def test_bad_saturation_arguments_are_rejected(data):
 
 def test_saturation_figure_has_a_panel_per_gate_with_unit_hover(data):
     sat = gate_saturation(tiny("lstm", sharpen=4.0), *data)
-    fig = views.saturation_figure(sat)
+    fig = saturation.saturation_figure(sat)
     go.Figure(fig)  # validates every attribute
     assert [t["name"] for t in fig["data"]] == ["i", "f", "o"]
     for t, g in zip(fig["data"], "ifo"):
@@ -128,7 +153,7 @@ def test_saturation_figure_has_a_panel_per_gate_with_unit_hover(data):
         assert "unit %{customdata}" in t["hovertemplate"]
     diagonals = [s for s in fig["layout"]["shapes"] if (s["x0"], s["y0"], s["x1"], s["y1"]) == (0, 1, 1, 0)]
     assert len(diagonals) == 3  # the triangle x + y <= 1 in every panel
-    assert views.saturation_figure(None)["data"] == []
+    assert saturation.saturation_figure(None)["data"] == []
 
 
 # ---- teacher forcing vs free running -----------------------------------------------------------
@@ -198,7 +223,7 @@ def test_forcing_comparison_vae_uses_one_z_and_rejects_bad_input(data):
 def test_forcing_figure(data):
     x, y = data
     cmp = forcing_comparison(tiny("lstm"), x[0], y=int(y[0]), seed=3, keep_rows=4)
-    fig = views.forcing_figure(cmp)
+    fig = forcing.forcing_figure(cmp)
     go.Figure(fig)
     heatmaps = [t for t in fig["data"] if t["type"] == "heatmap"]
     lines = [t for t in fig["data"] if t["type"] == "scatter"]
@@ -207,7 +232,7 @@ def test_forcing_figure(data):
     texts = " ".join(a["text"] for a in fig["layout"]["annotations"])
     assert f"first differing row: {cmp.first_diff_row}" in texts
     same = forcing_comparison(tiny("gru"), x[0], y=int(y[0]), keep_rows=H)
-    fig = views.forcing_figure(same)
+    fig = forcing.forcing_figure(same)
     go.Figure(fig)
     assert "drew the true image" in " ".join(a["text"] for a in fig["layout"]["annotations"])
 
