@@ -6,10 +6,11 @@ with this checkout's checkpoints/ and runs/ folders as the defaults wherever it 
 
 from pathlib import Path
 
-from rnnviz.app.__main__ import make_explorer, training_policy  # noqa: F401 (used by tests and scripts)
 from rnnviz.app.__main__ import main as _main
+from rnnviz.app.__main__ import make_explorer, training_policy
 from rnnviz.app.__main__ import parse_args as _parse_args
 
+__all__ = ["main", "make_explorer", "parse_args", "training_policy"]
 HERE = Path(__file__).resolve().parent
 
 

@@ -130,7 +130,7 @@ def in_process(ckpts: Path, n: int) -> dict:
     """The same work without HTTP: sampling + tracing + all step-0 views, and one scrub step."""
     import numpy as np
 
-    from rnnviz.app import views
+    from rnnviz.app import cards, figures
     from rnnviz.app.state import Explorer
 
     ex = Explorer(ckpts, tempfile.mkdtemp())
@@ -140,15 +140,15 @@ def in_process(ckpts: Path, n: int) -> dict:
         t = time.perf_counter()
         _, traces, _ = ex.generate("shipped/mnist_lstm", str(k % 10), 1.0, k)
         tr = traces[0]
-        json.dumps(views.units_time_figure(tr, 0, 0))
-        views.canvas_html(tr, 0), views.gates_html(tr, 0, 0), views.trace_summary(tr, "m")
+        json.dumps(figures.units_time_figure(tr, 0, 0))
+        cards.canvas_html(tr, 0), cards.gates_html(tr, 0, 0), cards.trace_summary(tr, "m")
         gen.append((time.perf_counter() - t) * 1000)
     for k in range(n):
         t = time.perf_counter()
-        views.canvas_html(tr, k % 28), views.gates_html(tr, k % 28, 0)
+        cards.canvas_html(tr, k % 28), cards.gates_html(tr, k % 28, 0)
         scrub.append((time.perf_counter() - t) * 1000)
     return {"generate": summary(gen), "scrub": summary(scrub), "figure_kb": round(
-        len(json.dumps(views.units_time_figure(tr, 0, 0))) / 1024, 1), "hidden": int(np.shape(tr.state("h"))[1])}
+        len(json.dumps(figures.units_time_figure(tr, 0, 0))) / 1024, 1), "hidden": int(np.shape(tr.state("h"))[1])}
 
 
 def start_training(b: Bench, dataset: str) -> str:

@@ -149,7 +149,8 @@ def main(argv=None):
         raise SystemExit(f"chromium is not at {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
-    from rnnviz.app.state import Explorer, TrainingService
+    from rnnviz.app.state import Explorer
+    from rnnviz.app.training import TrainingService
     from rnnviz.app.ui import build_app, launch_options
 
     runs = Path(tempfile.mkdtemp(prefix="rnnviz-shots-runs-"))  # the page lists the shipped models only

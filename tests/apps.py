@@ -1,18 +1,13 @@
 """What the app tests share: tiny untrained checkpoints and the explorer served in this process.
-
-Import this before gradio: it points Gradio's cache at a fresh temporary folder.
+(Gradio's cache folder is a fresh one per test run: the ``_gradio_cache`` fixture in conftest.py.)
 """
 
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
+import torch
 
-import torch  # noqa: E402
-
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
+from rnnviz import ModelConfig, RowModel, save_checkpoint
 
 
 def tiny_checkpoints(folder: Path, specs: dict[str, ModelConfig], metrics: dict | None = None) -> Path:

@@ -10,6 +10,16 @@ FIXTURE = Path(__file__).parent / "fixtures" / "mnist_small.npz"
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _gradio_cache(tmp_path_factory):
+    """Gradio's cache (uploads, exported files) in a fresh folder of this test run rather than the
+    machine's shared /tmp/gradio (an apps' Blocks reads it when it is built, inside a test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if not os.environ.get("GRADIO_TEMP_DIR"):
+            mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _quiet_torch():
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

@@ -2,18 +2,20 @@
 plus its server-side state (registry, sessions, training service) and explorer.py's options."""
 
 import json
+import re
 import time
 from pathlib import Path
 
-from tests.apps import served as serving, tiny_checkpoints  # first: sets Gradio's cache folder
+import numpy as np
+import pytest
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
-from rnnviz.app import inputs  # noqa: E402
-from rnnviz.app.state import Explorer, Registry, Sessions, TrainingRefused, TrainingService  # noqa: E402
+from rnnviz import ModelConfig, RowModel, save_checkpoint
+from rnnviz.app import inputs
+from rnnviz.app.registry import Registry
+from rnnviz.app.state import Explorer, Sessions
+from rnnviz.app.training import TrainingRefused, TrainingService
+from tests.apps import served as serving, tiny_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "mnist_small.npz"
@@ -54,12 +56,23 @@ def plot_json(value) -> dict:
 
 # ---- Generate & step ----------------------------------------------------------------------------
 def test_every_listener_has_an_api_name(served):
-    _, client, _ = served
-    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    """Every listener that runs Python has a name of its own, so a script can call it: none is a
+    ``lambda`` (Gradio's default name for one), none renamed because two tabs chose the same name
+    (Gradio then appends ``_1`` and a script reaches the other one), every one is served, and the
+    documented ones are there."""
+    from rnnviz.app.ui import build_app
+
+    ex, client, _ = served
+    fns = [fn for fn in build_app(ex).fns.values() if fn.fn is not None]
+    names = [fn.api_name for fn in fns]
+    assert len(set(names)) == len(names) and not [n for n in names if re.search(r"_\d+$|lambda", n)]
+    served_names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    callable_names = {f"/{fn.api_name}" for fn in fns if all(event != "unload" for _, event in fn.targets)}
+    assert len(callable_names) > 70 and callable_names <= served_names  # unload is the browser's, not the API's
     for needed in ("/generate", "/gen_step", "/gen_tick", "/gen_play", "/gen_pause", "/gen_layer", "/complete",
                    "/open_completion", "/comp_step", "/train_start", "/train_pause", "/train_resume",
                    "/train_stop", "/train_tick", "/preview", "/describe"):
-        assert needed in names
+        assert needed in served_names
 
 
 def test_generate_returns_every_view_for_step_zero(served):
@@ -341,3 +354,22 @@ def test_explorer_main_launches_where_asked(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("SYSTEM", "spaces")
     explorer.main(["--checkpoint-dir", str(ckpts), "--runs-dir", str(tmp_path / "runs")])
     assert "server_name" not in calls[-1] and "server_port" not in calls[-1]  # the Space's settings apply
+
+
+def test_rnnviz_explorer_finds_checkpoints_where_a_user_expects(monkeypatch, tmp_path):
+    """``rnnviz-explorer`` reads ./checkpoints where it is started; in a folder without one, a
+    source checkout's checkpoints/ (an editable install); ``python explorer.py`` always its own."""
+    from rnnviz.app import __main__ as cli
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    import explorer
+
+    (tmp_path / "here" / "checkpoints").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    assert Path(cli.parse_args([]).checkpoint_dir) == tmp_path / "here" / "checkpoints"
+    assert Path(cli.parse_args([]).runs_dir) == tmp_path / "here" / "runs" / "explorer"
+    assert Path(explorer.parse_args([]).checkpoint_dir) == ROOT / "checkpoints"
+    monkeypatch.chdir(tmp_path)
+    assert Path(cli.parse_args([]).checkpoint_dir) == ROOT / "checkpoints"  # this checkout's
+    monkeypatch.setattr(cli, "CHECKOUT", tmp_path / "site-packages")  # an installed wheel: no checkout
+    assert Path(cli.parse_args([]).checkpoint_dir) == tmp_path / "checkpoints"

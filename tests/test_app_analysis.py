@@ -7,17 +7,17 @@ import os
 import time
 from pathlib import Path
 
-from tests.apps import served as serving, tiny_checkpoints  # first: sets Gradio's cache folder
+import numpy as np
+import pytest
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from rnnviz import ModelConfig  # noqa: E402
-from rnnviz.app.analyses import Analyses  # noqa: E402
-from rnnviz.app.exports import Downloads  # noqa: E402
-from rnnviz.app.state import Explorer, TrainingService  # noqa: E402
-from rnnviz.export import load_trace_npz  # noqa: E402
+from rnnviz import ModelConfig
+from rnnviz.app.measurements import Analyses
+from rnnviz.app.downloads import Downloads
+from rnnviz.app.state import Explorer
+from rnnviz.app.training import TrainingService
+from rnnviz.export import load_trace_npz
+from tests.apps import served as serving, tiny_checkpoints
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "mnist_small.npz"
 LSTM, GRU, RNN, VAE, DEEP = ("shipped/mnist_lstm", "shipped/mnist_gru", "shipped/mnist_rnn", "shipped/mnist_vae",

@@ -5,17 +5,18 @@ unit-list parser, the step range, the view builders)."""
 import json
 import re
 
-from tests.apps import served as serving, tiny_checkpoints  # first: sets Gradio's cache folder
+import numpy as np
+import pytest
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
-from rnnviz.app import inputs, views  # noqa: E402
-from rnnviz.app.state import Explorer, TrainingService  # noqa: E402
-from rnnviz.interventions import PRESETS, RowEdit, intervene, presets_for  # noqa: E402
+from rnnviz import ModelConfig, RowModel, save_checkpoint
+from rnnviz.app import inputs
+from rnnviz.app.tabs import intervene as intervene_tab
+from rnnviz.app.state import Explorer
+from rnnviz.app.training import TrainingService
+from rnnviz.interventions import PRESETS, RowEdit, intervene, presets_for
+from tests.apps import served as serving, tiny_checkpoints
 
 MAX_STEP_BYTES = 150_000
 F0 = "forget everything (f = 0)"
@@ -100,17 +101,17 @@ def test_step_ranges():
 def test_difference_views():
     model = tiny(ModelConfig(hidden=16, head_hidden=32)).eval()
     cmp = intervene(model, [RowEdit(4, (1,) * 28)], y=3, seed=1)
-    rgb = views.diff_rgb(cmp.original.image, cmp.intervened.image)
+    rgb = intervene_tab.diff_rgb(cmp.original.image, cmp.intervened.image)
     added = (cmp.image_diff > 0)
-    assert (rgb[added] == views.DIFF_ADDED).all() and (rgb[cmp.image_diff < 0] == views.DIFF_REMOVED).all()
-    a, b = views.diff_html(cmp, 4), views.diff_html(cmp, 20)
+    assert (rgb[added] == intervene_tab.DIFF_ADDED).all() and (rgb[cmp.image_diff < 0] == intervene_tab.DIFF_REMOVED).all()
+    a, b = intervene_tab.diff_html(cmp, 4), intervene_tab.diff_html(cmp, 20)
     assert 'data-step="4"' in a and 'data-step="20"' in b and a != b
     assert "first changed row 4" in a and "\u0394c" in a and "\u0394h" in a
-    fig = views.intervention_figure(cmp, step=6)
+    fig = intervene_tab.intervention_figure(cmp, step=6)
     names = [d["name"] for d in fig["data"]]
     assert names[0].startswith("mean |\u0394h|") and names[1].startswith("mean |\u0394c|")
     assert [s["x0"] for s in fig["layout"]["shapes"] if s.get("name") == "cursor"] == [6, 6]
-    assert views.intervened_steps(cmp.changes, 28) == [4]
+    assert intervene_tab.intervened_steps(cmp.changes, 28) == [4]
 
 
 # ---- Compare cells ------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_forget_gate_shut_changes_c_as_expected(served):
     summary, without, with_, diff, fig, step = run_intervention(client, F0, 10, 27)
     assert "forget everything (f = 0) at steps 10-27, all units" in summary and step == 0
     assert "NLL without" in summary and "with the intervention" in with_ and "difference" in diff
-    cmp = session_view(ex, "intervene").extra["comparison"]
+    cmp = session_view(ex, "intervene").comparison
     o, w = cmp.original.layers[0], cmp.intervened.layers[0]
     np.testing.assert_array_equal(o["c"][:10], w["c"][:10])  # identical before the intervention
     assert (w["f"][10:] == 0).all()
@@ -236,12 +237,12 @@ def test_forget_gate_shut_changes_c_as_expected(served):
 def test_row_edit_changes_the_image(served):
     ex, client, _, _ = served
     summary, without, with_, diff, fig, _ = run_intervention(client, INK, 6, 6, seed=1)
-    cmp = session_view(ex, "intervene").extra["comparison"]
+    cmp = session_view(ex, "intervene").comparison
     assert cmp.intervened.image[6].all() and (cmp.original.image[:6] == cmp.intervened.image[:6]).all()
     assert cmp.first_changed_row == 6 and "row 6" in summary and "first changed row 6" in diff
     assert (cmp.image_diff[6] >= 0).all() and (cmp.image_diff > 0).sum() > 0
     summary, *_ = run_intervention(client, ERASE, 12, 14, seed=1)
-    cmp = session_view(ex, "intervene").extra["comparison"]
+    cmp = session_view(ex, "intervene").comparison
     assert not cmp.intervened.image[12:15].any() and "erase rows at steps 12-14" in summary
 
 
@@ -250,7 +251,7 @@ def test_clamp_some_units_of_one_layer(served):
     summary, *_ = run_intervention(client, H_VALUE, 3, 5, units="1, 4-6", value=0.25, layer=-2,
                                    key="shipped/deep_lstm")
     assert "h = 0.25" in summary and "4 units (1, 4-6), layer 1 of 2" in summary
-    w = session_view(ex, "intervene").extra["comparison"].intervened
+    w = session_view(ex, "intervene").comparison.intervened
     assert (w.layers[0]["h"][3:6, [1, 4, 5, 6]] == 0.25).all()
     assert not (w.layers[0]["h"][3:6, [0, 2, 3]] == 0.25).all()
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from rnnviz.app.state import Explorer, TrainingService
+from rnnviz.app.state import Explorer
+from rnnviz.app.training import TrainingService
 from tests.browser import browser_page, screenshot_folder, served, tiny_checkpoints
 from tests.conftest import FIXTURE
 

@@ -6,7 +6,8 @@ Generate tab to get an animated GIF. Skipped when chromium is not installed.
 import pytest
 from PIL import Image
 
-from rnnviz.app.state import Explorer, TrainingService
+from rnnviz.app.state import Explorer
+from rnnviz.app.training import TrainingService
 from tests.browser import browser_page, served, tiny_checkpoints
 from tests.conftest import FIXTURE
 

@@ -9,8 +9,9 @@ chromium is not installed (a failure when RNNVIZ_REQUIRE_BROWSER is set), as tes
 
 import pytest
 
-from rnnviz.app.state import Explorer, TrainingService
-from rnnviz.app.views import DIFF_ADDED
+from rnnviz.app.state import Explorer
+from rnnviz.app.training import TrainingService
+from rnnviz.app.tabs.intervene import DIFF_ADDED
 from tests.browser import browser_page, screenshot_folder, served, tiny_checkpoints
 
 

@@ -65,13 +65,12 @@ def test_wheel_holds_every_subpackage_and_data_file(wheel):
     for required in ("rnnviz/app/__main__.py", "rnnviz/app/tabs/__init__.py", "rnnviz/app/style.css",
                      "rnnviz/app/about.md", "rnnviz/assets/gallery.npz"):
         assert required in names, required
-    if (ROOT / "rnnviz" / "site" / "__init__.py").exists():
-        assert "rnnviz/site/__init__.py" in names
-        for f in (ROOT / "rnnviz" / "site" / "static").glob("*"):
-            assert f"rnnviz/site/static/{f.name}" in names
+    for f in (ROOT / "rnnviz" / "site" / "static").glob("*"):  # the static site's page, scripts and style
+        assert f"rnnviz/site/static/{f.name}" in names, f.name
+    assert "rnnviz/site/__main__.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry).decode()
-    for cmd in ("rnnviz-explorer", "rnnviz-train", "rnnviz-sample", "rnnviz-evaluate", "rnnviz-export"):
+    for cmd in ("rnnviz-explorer", "rnnviz-train", "rnnviz-sample", "rnnviz-evaluate", "rnnviz-export", "rnnviz-site"):
         assert f"{cmd} = " in scripts
 
 

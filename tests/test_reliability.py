@@ -19,18 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="rnnviz-gradio-"))
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
-from rnnviz import ModelConfig, RowModel, save_checkpoint  # noqa: E402
-from rnnviz.app import inputs, uploads  # noqa: E402
-from rnnviz.app.state import Explorer, Registry, TrainingRefused, TrainingService  # noqa: E402
+from rnnviz import ModelConfig, RowModel, save_checkpoint
+from rnnviz.app import inputs, uploads
+from rnnviz.app.registry import Registry
+from rnnviz.app.state import Explorer
+from rnnviz.app.training import TrainingRefused, TrainingService
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "mnist_small.npz"
@@ -644,12 +644,12 @@ HOSTILE_NAMES = ["../../etc/passwd", "/etc/passwd", "..\\..\\windows\\system32",
 
 
 def test_checkpoint_keys_cannot_leave_the_folders(app, monkeypatch):
-    import rnnviz.app.state as state
+    import rnnviz.app.registry as registry
 
     opened = []
-    real_read, real_load = state.read_metadata, state.load_checkpoint
-    monkeypatch.setattr(state, "read_metadata", lambda p: opened.append(Path(p)) or real_read(p))
-    monkeypatch.setattr(state, "load_checkpoint", lambda p: opened.append(Path(p)) or real_load(p))
+    real_read, real_load = registry.read_metadata, registry.load_checkpoint
+    monkeypatch.setattr(registry, "read_metadata", lambda p: opened.append(Path(p)) or real_read(p))
+    monkeypatch.setattr(registry, "load_checkpoint", lambda p: opened.append(Path(p)) or real_load(p))
     app.ex.registry._meta.clear()
     folders = {p.resolve() for p in app.ex.registry.folders.values()}
     keys = ["shipped/../../etc/passwd", "shipped/..\\..\\x", "upload/../shipped/mnist_lstm", "run/../../../etc/shadow",

@@ -33,8 +33,7 @@ def default_root() -> Path:
 
 def parse_args(argv=None, root: Path | None = None) -> argparse.Namespace:
     root = default_root() if root is None else Path(root)
-    ap = argparse.ArgumentParser(prog="rnnviz-explorer", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                     help="address to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all)")
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

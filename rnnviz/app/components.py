@@ -14,16 +14,40 @@ next to a module that defines components, as it does for custom components.)
 
 from __future__ import annotations
 
+import json
 import math
+from contextlib import nullcontext
+from dataclasses import dataclass
 from numbers import Real
 
 import gradio as gr
+from gradio.components.plot import PlotData
+
+from ..render import digit_thumbnail
+from .inputs import DIGITS, FIRST_TEST_DIGIT, LIMITS
 
 
 def message(text: str) -> gr.Error:
     """An error for the visitor to read (raise it); not worth a traceback in the server's log, which
     then shows only real failures."""
     return gr.Error(text, print_exception=False)
+
+
+def session_id(request: gr.Request | None) -> str | None:
+    """The visitor's Gradio session hash (None outside a request: one shared "local" session)."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def warn(notes):
+    """Show each note (a value that was clamped, a model that was skipped) as a toast."""
+    for note in notes:
+        if note:
+            gr.Warning(note)
+
+
+def plot(fig: dict) -> PlotData:
+    """A plotly figure dict as gr.Plot's payload (skips building a validated go.Figure, ~250 ms)."""
+    return PlotData(type="plotly", plot=json.dumps(fig))
 
 
 def number_payload(component, payload) -> float | None:
@@ -89,3 +113,92 @@ class Sketchpad(gr.Sketchpad):
             raise
         except Exception as e:  # PIL and file errors: whatever was sent is not a drawing
             raise message(f"The drawing could not be read as an image ({type(e).__name__}).") from None
+
+
+def _limited(name: str, kw: dict) -> dict:
+    lim = LIMITS[name]
+    return {"minimum": lim.lo, "maximum": None if lim.open_above else lim.hi, "step": lim.step,
+            "value": lim.default, "label": lim.label, **kw}
+
+
+def slider(name: str, **kw) -> Slider:
+    """A checked slider over ``inputs.LIMITS[name]`` (range, step, default and label; ``kw`` may
+    override the label, value or layout)."""
+    return Slider(**_limited(name, kw))
+
+
+def number(name: str, **kw) -> Number:
+    """A checked whole-number box over ``inputs.LIMITS[name]`` (see ``slider``)."""
+    kw = _limited(name, kw)
+    kw.pop("step")
+    return Number(precision=0, **kw)
+
+
+def sample_controls(prefix: str, side_by_side: bool = False):
+    """The digit, temperature and seed inputs of a tab that samples (elem ids ``<prefix>_digit``,
+    ``_temperature``, ``_seed``); ``side_by_side`` puts temperature and seed in one row."""
+    digit = gr.Radio(DIGITS, value="7", label="digit", elem_id=f"{prefix}_digit")
+    with gr.Row() if side_by_side else nullcontext():
+        temperature = slider("temperature", elem_id=f"{prefix}_temperature",
+                             **({"min_width": 110} if side_by_side else {}))
+        seed = number("seed", elem_id=f"{prefix}_seed", **({"min_width": 90} if side_by_side else {}))
+    return digit, temperature, seed
+
+
+@dataclass
+class DigitSource:
+    """Where a tab's digit comes from (Complete, Reconstruct): one of the explorer's test digits
+    (a gallery, or its number) or a drawing; ``source`` says which."""
+    gallery: gr.Gallery
+    pick_tab: gr.Tab
+    draw_tab: gr.Tab
+    sketch: Sketchpad
+    source: gr.Radio
+    index: Number
+
+    @property
+    def inputs(self) -> list:
+        """(source, index, sketch): what a handler reads the digit from."""
+        return [self.source, self.index, self.sketch]
+
+    def wire(self, prefix: str, preview, preview_in: list, preview_out: list):
+        """Clicking a test digit picks it and previews it; opening *Draw* or *Test digits* switches
+        the source (api names ``<prefix>_pick_test_digit``, ``_preview_after_pick``, ``_use_drawing``,
+        ``_use_test_digit``; no prefix for Complete, the first)."""
+        p = f"{prefix}_" if prefix else ""
+
+        def pick(evt: gr.SelectData):
+            return evt.index, "test digit"
+
+        self.gallery.select(pick, None, [self.index, self.source], api_name=f"{p}pick_test_digit",
+                            show_progress="hidden").then(preview, preview_in, preview_out,
+                                                         api_name=f"{p}preview_after_pick", show_progress="hidden")
+        self.draw_tab.select(lambda: "drawing", None, [self.source], api_name=f"{p}use_drawing",
+                             show_progress="hidden")
+        self.pick_tab.select(lambda: "test digit", None, [self.source], api_name=f"{p}use_test_digit",
+                             show_progress="hidden")
+
+
+def digit_source(ex, prefix: str, label: str, columns: int = 8) -> DigitSource:
+    """The explorer's test digits (``ex.gallery_images``) beside a sketchpad, and which of the two
+    to use. Element ids are ``<prefix>_gallery``, ``_sketch``, ``_index`` (Complete, the first,
+    has no prefix: ``test_gallery``, ``sketch``, ``gallery_index``)."""
+    thumbs = [digit_thumbnail(img) for img in ex.gallery_images]
+    ids = {"gallery": "test_gallery", "sketch": "sketch", "index": "gallery_index", "pick": "pick", "draw": "draw"}
+    if prefix:
+        ids = {k: f"{prefix}_{k}" for k in ids}
+    with gr.Tabs():
+        with gr.Tab("Test digits", id=ids["pick"]) as pick_tab:
+            gallery = gr.Gallery(thumbs, columns=columns, height="auto", allow_preview=False, show_label=False,
+                                 object_fit="contain", elem_id=ids["gallery"], buttons=[],
+                                 elem_classes="rv-pixelated")
+        with gr.Tab("Draw", id=ids["draw"]) as draw_tab:
+            sketch = Sketchpad(
+                canvas_size=(280, 280), fixed_canvas=True, type="numpy",
+                brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                label="draw a digit (pick the brush)", elem_id=ids["sketch"], height=340)
+    with gr.Row():
+        source = gr.Radio(["test digit", "drawing"], value="test digit", label=label, scale=2)
+        index = Number(FIRST_TEST_DIGIT, precision=0, minimum=0, maximum=len(ex.gallery_images) - 1,
+                       label="test digit #", scale=1, elem_id=ids["index"])
+    return DigitSource(gallery, pick_tab, draw_tab, sketch, source, index)

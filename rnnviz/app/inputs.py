@@ -1,8 +1,11 @@
 """Pure input handling: numbers from the page or the API, and drawings from the sketchpad.
 
-Everything a visitor (or a script calling the API) sends is checked here. Numbers out of range are
-clamped and reported (``Clamped.note``); values that cannot mean anything raise ``InputError`` with
-a message for the page.
+Everything a visitor (or a script calling the API) sends is checked here. ``LIMITS`` is the one
+table of the numbers a visitor may choose: the widgets take their range from it
+(``components.slider``/``components.number``: out of range is refused with a message) and the
+handlers check with it (``checked``: out of range is clamped and reported in ``Clamped.note``, for
+callers that skip the widgets). Values that cannot mean anything raise ``InputError`` with a
+message for the page.
 """
 
 from __future__ import annotations
@@ -13,6 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from ..model import ModelConfig
+
+IMAGE_SIZE = (ModelConfig.height, ModelConfig.width)  # the explorer's views draw MNIST-size models only
+STEPS = IMAGE_SIZE[0]  # one step per row
+DIGITS = ["any"] + [str(d) for d in range(10)]
+FIRST_TEST_DIGIT = 28  # the gallery digit the tabs that read one open on
 
 
 class InputError(ValueError):
@@ -44,6 +54,42 @@ def number(name: str, value, lo: float, hi: float, integer: bool = False, defaul
     if integer and note is None and y != x:
         note = f"{name} must be a whole number; using {y}"
     return Clamped(y, note)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """What a visitor may choose for one number: its range, default and widget step."""
+    label: str
+    lo: float
+    hi: float
+    default: float
+    step: float | None = None
+    integer: bool = False
+    open_above: bool = False  # the widget has no maximum: larger values reach the handler, which clamps them
+
+
+LIMITS = {
+    "temperature": Limit("temperature", 0.1, 2.0, 1.0, 0.05),
+    "seed": Limit("seed", 0, 2**31 - 1, 0, 1, integer=True, open_above=True),  # a script's 10**12 is clamped
+    "step": Limit("timestep", 0, STEPS - 1, 0, 1, integer=True),
+    "keep_rows": Limit("rows to keep", 0, STEPS - 1, 14, 1, integer=True),
+    "completions": Limit("completions", 1, 8, 6, 1, integer=True),
+    "first_step": Limit("from step", 0, STEPS - 1, 10, 1, integer=True),
+    "last_step": Limit("through step", 0, STEPS - 1, STEPS - 1, 1, integer=True),
+}
+
+
+def checked(name: str, value, label: str | None = None, default=None) -> Clamped:
+    """``value`` checked against ``LIMITS[name]`` (clamped, with a note; None takes the default)."""
+    lim = LIMITS[name]
+    return number(label or lim.label, value, lim.lo, lim.hi, integer=lim.integer,
+                  default=lim.default if default is None else default)
+
+
+def sampling(temperature, seed) -> tuple[float, int, list[str]]:
+    """(temperature, seed, notes about clamped values): what every sampling handler checks first."""
+    t, s = checked("temperature", temperature), checked("seed", seed)
+    return float(t.value), int(s.value), [c.note for c in (t, s) if c.note]
 
 
 def digit(value, num_classes: int, allow_auto: bool = False) -> int | str | None:

@@ -20,12 +20,11 @@ from pathlib import Path, PurePosixPath
 
 from ..checkpoint import CheckpointError, load_state
 from ..model import ModelConfig
-from .inputs import InputError, safe_name
+from .inputs import IMAGE_SIZE, InputError, safe_name
 
 SUFFIX = ".safetensors"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_UPLOADS = 20  # files kept; the oldest are removed first
-IMAGE_SIZE = (28, 28)  # the explorer's views draw 28 rows of 28 pixels
 
 
 def display_name(name: str | None) -> str:

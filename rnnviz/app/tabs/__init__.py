@@ -1,8 +1,9 @@
-"""The explorer's tabs beyond Generate, Complete and Train, one module each.
+"""The explorer's tabs, one module each, in page order.
 
-Every module exposes ``build(ex, ckpt) -> handle`` (its layout; call it inside the tab's
-``gr.Tab``) and ``wire(handle, tab)`` (its events; call it after the layout, ``tab`` being the
-``gr.Tab`` it was built in). ``ui.build_app`` only adds the tab and calls both.
+Every module exposes ``build(ex, ckpt, ...) -> Handle`` (its layout, called inside its ``gr.Tab``;
+``ckpt`` is the page's model menu; Generate and Complete also take the page's ``Downloads``) and
+``wire(handle, tab)`` (its events, called after the whole layout; ``tab`` is the ``gr.Tab`` it was
+built in). A tab's figures and captions live in its module; ``ui.build_app`` only adds the tabs.
 """
 
-from . import compare, forcing, intervene, reconstruct, saturation  # noqa: F401
+from . import compare, complete, forcing, generate, intervene, reconstruct, saturation, train  # noqa: F401

@@ -8,15 +8,18 @@ row marked. The models draw with the same random numbers (same seed), so what di
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import gradio as gr
+import numpy as np
 
-from .. import views
-from ..components import message
-from ..inputs import InputError
+from ..cards import CELL_COLORS, COLUMN_STATES, column_title_html, fmt
+from ..components import message, sample_controls, warn
+from ..figures import base_layout, cursor_band, cursor_line
+from ..inputs import STEPS, InputError
 from ..state import MAX_COMPARE, Explorer
-from ..stepview import LinkedViews, _warn, sample_controls
+from ..stepview import LinkedViews
 
 NAME = "compare"
 
@@ -36,7 +39,7 @@ class Handle:
 def build(ex: Explorer, ckpt=None) -> Handle:
     """The tab's layout (call inside its ``gr.Tab``). ``ckpt`` (the page's model menu) is not used:
     this tab picks its own models."""
-    view = LinkedViews(ex, NAME, MAX_COMPARE, "Compare", names=lambda cell: views.COLUMN_STATES.get(cell))
+    view = LinkedViews(ex, NAME, MAX_COMPARE, "Compare", names=lambda cell: COLUMN_STATES.get(cell))
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=240):
             gr.Markdown("The same digit, seed and temperature through each model: the same random numbers, "
@@ -49,10 +52,36 @@ def build(ex: Explorer, ckpt=None) -> Handle:
             button = gr.Button("Compare", variant="primary", elem_id="compare_btn")
             note = gr.Markdown(elem_id="compare_note")
         with gr.Column(scale=11, min_width=600):
-            view.render_columns(scale=4, min_width=250)
-            view.render_controls()
-            view.render_figure("NLL of each row, per model (the band follows the slider)")
+            view.render("NLL of each row, per model (the band follows the slider)")
     return Handle(ex, view, models, digit, temperature, seed, button, note)
+
+
+def row_nll_figure(series: list[tuple[str, str, np.ndarray]], step: int = 0,
+                   title: str = "NLL of each row (nats)") -> dict:
+    """Per-row NLL of a few traces, one line each: ``series`` is (label, cell, row_nll). A cursor
+    marks ``step``."""
+    data = []
+    H = 0
+    dashes = ("solid", "dot", "dash", "dashdot")
+    seen: dict[str, int] = {}
+    for label, cell, nll in series:
+        nll = np.asarray(nll, np.float32)
+        H = max(H, nll.size)
+        k = seen[cell] = seen.get(cell, -1) + 1  # two models of one cell: another dash
+        data.append({"type": "scatter", "mode": "lines+markers", "name": f"{label} ({fmt(float(nll.sum()), 1)})",
+                     "x": list(range(nll.size)), "y": np.round(nll, 3).tolist(),
+                     "line": {"color": CELL_COLORS.get(cell, "#9aa5b1"), "width": 2, "dash": dashes[k % 4]},
+                     "marker": {"size": 5},
+                     "hovertemplate": f"{html.escape(label)}<br>row %{{x}}: %{{y:.2f}} nats<extra></extra>"})
+    H = H or STEPS
+    layout = base_layout(
+        320, (60, 20, 60, 45), font=12, hovermode="x unified", title=f"<b>{html.escape(title)}</b>",
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
+        xaxis={"range": [-0.5, H - 0.5], "dtick": 1, "tickfont": {"size": 10},
+               "title": {"text": "row = step (the band is the slider's step)"}},
+        yaxis={"rangemode": "tozero", "title": {"text": "nats"}},
+        shapes=[cursor_band(step), cursor_line(step)])
+    return {"data": data, "layout": layout}
 
 
 def wire(h: Handle, tab=None):
@@ -63,10 +92,10 @@ def wire(h: Handle, tab=None):
             results, notes = ex.compare(keys, d, temp, s)
         except InputError as e:
             raise message(str(e)) from None
-        _warn(notes)
+        warn(notes)
         traces = [tr for _, tr in results]
-        titles = [views.column_title_html(e.name, e.config, e.metrics, tr) for e, tr in results]
-        fig = views.row_nll_figure([(e.name, tr.cell, tr.row_nll) for e, tr in results], 0)
+        titles = [column_title_html(e.name, e.config, e.metrics, tr) for e, tr in results]
+        fig = row_nll_figure([(e.name, tr.cell, tr.row_nll) for e, tr in results], 0)
         first = traces[0]
         label = "any digit" if first.label is None else f"digit **{first.label}**"
         text = (f"{len(traces)} models, {label}, seed {first.seed}, temperature {first.temperature:g}. "

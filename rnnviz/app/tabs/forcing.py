@@ -3,10 +3,10 @@
 Teacher forced, the model reads the true rows (as in training and in the test NLL); free running,
 it draws its own rows from the same start (the same label, or for a VAE the same z: the mean of
 q(z | x) of the digit) with a seed, after copying the first ``rows kept`` true rows. The figure
-(``views.forcing_figure``) shows both images and their p(on) and how far the two runs' hidden (and
+(``forcing_figure``) shows both images and their p(on) and how far the two runs' hidden (and
 cell) states drift apart per step; the caption names the first row where the free run parts from
 the true image and both NLLs. The work is ``rnnviz.analysis.forcing_comparison`` (via
-``analyses.Analyses.forcing``).
+``measurements.Analyses.forcing``).
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+import numpy as np
 
+from ... import render
+from ...render import PROB_SCALE, ROW_MARK
 from .. import components as checked
-from .. import views
-from ..analyses import Analyses
-from ..components import message
-from ..inputs import InputError
+from ..components import message, plot, warn
+from ..figures import base_layout, typed
+from ..inputs import FIRST_TEST_DIGIT, InputError
+from ..measurements import Analyses
 from ..state import Explorer
-from ..stepview import STEPS, _plot, _warn
 
 NAME = "forcing"
 
@@ -50,7 +52,7 @@ class Handle:
 
 def build(ex: Explorer, ckpt) -> Handle:
     """The tab's layout (call inside its ``gr.Tab``); it runs the page's model (``ckpt``)."""
-    thumbs = [views.digit_thumbnail(img) for img in ex.gallery_images]
+    thumbs = [render.digit_thumbnail(img) for img in ex.gallery_images]
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=300):
             gr.Markdown(EXPLAIN)
@@ -58,17 +60,16 @@ def build(ex: Explorer, ckpt) -> Handle:
                                  object_fit="contain", elem_id="forcing_gallery", buttons=[],
                                  elem_classes="rv-pixelated")
         with gr.Column(scale=3, min_width=240):
-            index = checked.Number(28, precision=0, minimum=0, maximum=len(ex.gallery_images) - 1,
+            index = checked.Number(FIRST_TEST_DIGIT, precision=0, minimum=0, maximum=len(ex.gallery_images) - 1,
                                    label="test digit # (or click one)", elem_id="forcing_index")
-            keep = checked.Slider(0, STEPS - 1, value=0, step=1, label="rows kept (copied before it runs free)",
+            keep = checked.slider("keep_rows", value=0, label="rows kept (copied before it runs free)",
                                   elem_id="forcing_keep")
-            temperature = checked.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature (free run)",
-                                         elem_id="forcing_temperature")
-            seed = checked.Number(0, precision=0, minimum=0, label="seed (free run)", elem_id="forcing_seed")
+            temperature = checked.slider("temperature", label="temperature (free run)", elem_id="forcing_temperature")
+            seed = checked.number("seed", label="seed (free run)", elem_id="forcing_seed")
             button = gr.Button("Run", variant="primary", elem_id="forcing_btn")
     note = gr.Markdown(elem_id="forcing_note")
-    plot = gr.Plot(label="teacher forcing vs free running", show_label=False, elem_id="forcing_fig")
-    return Handle(ex, Analyses(ex), ckpt, gallery, index, seed, temperature, keep, button, note, plot)
+    fig = gr.Plot(label="teacher forcing vs free running", show_label=False, elem_id="forcing_fig")
+    return Handle(ex, Analyses(ex), ckpt, gallery, index, seed, temperature, keep, button, note, fig)
 
 
 def caption(entry_name: str, cmp, index: int, label: int, conditioned: str) -> str:
@@ -100,16 +101,92 @@ def _conditioned(config, label: int) -> str:
     return " and ".join(parts) or "unconditional"
 
 
+GREY_SCALE = [[0.0, "#000000"], [1.0, "#f5f5f5"]]  # binary images: ink white on black, as the canvas
+
+
+def forcing_figure(cmp, layer: int = -1) -> dict:
+    """Teacher forcing vs free running for one digit (``rnnviz.analysis.ForcingComparison``): the
+    true image and the model's p(on) given the true rows, beside the image the model drew itself and
+    the p(on) it drew with; below, the distance between the two runs' hidden (and cell) states per
+    step. A line marks the first row the free run drew differently (the states can part only after
+    it); rows copied from the true image are shaded. Returns a plain plotly figure dict."""
+    H, W = cmp.true_image.shape
+    L = cmp.h_distance.shape[0]
+    k = layer % L
+    panels = [("true image", cmp.true_image, None), ("teacher forced p(on)", cmp.forced_probs, "coloraxis"),
+              ("free running image", cmp.free.image, None), ("free running p(on)", cmp.free_probs, "coloraxis")]
+    gap, top = 0.04, 0.42  # the image row takes the top 58% of the plot
+    width = (1 - gap * 3) / 4
+    data, shapes, annotations = [], [], []
+    layout = base_layout(560, (50, 70, 40, 50), showlegend=True, legend={"orientation": "h", "x": 0, "y": -0.12},
+                         coloraxis={"colorscale": PROB_SCALE.colorscale(), "cmin": 0, "cmax": 1,
+                                    "colorbar": {"title": {"text": "p(on)"}, "len": 0.5, "y": 0.78, "thickness": 12}})
+    diff, kept = cmp.first_diff_row, cmp.keep_rows
+    for j, (title, z, cax) in enumerate(panels):
+        ax = str(j + 1) if j else ""
+        x0 = j * (width + gap)
+        trace = {"type": "heatmap", "z": typed(np.asarray(z, np.float32)), "x0": 0, "dx": 1, "y0": 0, "dy": 1,
+                 "xaxis": f"x{ax}", "yaxis": f"y{ax}", "name": title, "showlegend": False,
+                 "hovertemplate": f"row %{{y}}, col %{{x}}<br>{title} %{{z:.2f}}<extra></extra>"}
+        trace.update({"coloraxis": cax} if cax else {"colorscale": GREY_SCALE, "zmin": 0, "zmax": 1,
+                                                     "showscale": False})
+        data.append(trace)
+        layout[f"xaxis{ax}"] = {"domain": [round(x0, 4), round(x0 + width, 4)], "range": [-0.5, W - 0.5],
+                                "anchor": f"y{ax}", "showgrid": False, "zeroline": False, "showticklabels": False}
+        layout[f"yaxis{ax}"] = {"domain": [top + 0.06, 1], "range": [H - 0.5, -0.5], "anchor": f"x{ax}",
+                                "showgrid": False, "zeroline": False, "scaleanchor": f"x{ax}",
+                                "showticklabels": j == 0, "dtick": 7}
+        annotations.append({"text": f"<b>{title}</b>", "xref": "paper", "yref": "paper", "x": x0 + width / 2,
+                            "y": 1.0, "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+        if j >= 2 and kept:
+            shapes.append({"type": "rect", "xref": f"x{ax}", "yref": f"y{ax}", "x0": -0.5, "x1": W - 0.5,
+                           "y0": -0.5, "y1": kept - 0.5, "line": {"color": "#7dc8ff", "width": 2}})
+        if diff is not None:
+            shapes.append({"type": "line", "xref": f"x{ax}", "yref": f"y{ax}", "x0": -0.5, "x1": W - 0.5,
+                           "y0": diff - 0.5, "y1": diff - 0.5, "line": {"color": ROW_MARK, "width": 2}})
+    steps = np.arange(H).tolist()
+    hover = "step %{x}<br>%{y:.3f}<br>row mismatch above: %{customdata} px<extra></extra>"
+    above = np.concatenate([[0], np.asarray(cmp.row_mismatch)[:-1]]).tolist()  # step t read row t-1
+    lines = [("h", cmp.h_distance[k], "solid")]
+    if cmp.c_distance is not None:
+        lines.append(("c", cmp.c_distance[k], "dash"))
+    for name, dist, dash in lines:
+        data.append({"type": "scatter", "mode": "lines+markers", "x": steps, "y": np.round(dist, 5).tolist(),
+                     "customdata": above, "xaxis": "x5", "yaxis": "y5", "name": f"\u2016{name} forced \u2212 "
+                     f"{name} free\u2016" + (f" (layer {k + 1})" if L > 1 else ""),
+                     "line": {"dash": dash, "color": "#f97316" if name == "h" else "#38bdf8"},
+                     "marker": {"size": 4}, "hovertemplate": hover})
+    layout["xaxis5"] = {"domain": [0, 1], "range": [-0.5, H - 0.5], "anchor": "y5", "dtick": 1,
+                        "title": {"text": "step (= row)"}, "tickfont": {"size": 9}}
+    layout["yaxis5"] = {"domain": [0, top - 0.04], "anchor": "x5", "rangemode": "tozero",
+                        "title": {"text": "L2 distance"}}
+    if kept:
+        shapes.append({"type": "rect", "xref": "x5", "yref": "paper", "x0": -0.5, "x1": kept - 0.5, "y0": 0,
+                       "y1": top - 0.04, "fillcolor": "#7dc8ff", "opacity": 0.15, "line": {"width": 0},
+                       "layer": "below"})
+    if diff is not None:
+        shapes.append({"type": "line", "xref": "x5", "yref": "paper", "x0": diff, "x1": diff, "y0": 0,
+                       "y1": top - 0.04, "line": {"color": ROW_MARK, "width": 2, "dash": "dot"}})
+        annotations.append({"text": f"first differing row: {diff}", "xref": "x5", "yref": "paper", "x": diff,
+                            "y": top - 0.04, "xanchor": "left", "yanchor": "top", "showarrow": False})
+    else:
+        annotations.append({"text": "the free run drew the true image", "xref": "paper", "yref": "paper",
+                            "x": 0, "y": top - 0.04, "xanchor": "left", "yanchor": "top", "showarrow": False})
+    layout.update(shapes=shapes, annotations=annotations)
+    return {"data": data, "layout": layout}
+
+
+
 def wire(h: Handle, tab=None):
     def run(key, index, seed, temperature, keep):
         try:
             entry, cmp, label, notes = h.analyses.forcing(key, index, seed, temperature, keep)
         except InputError as e:
             raise message(str(e)) from None
-        _warn(notes)
-        i = int(round(float(index if index is not None else 28)))
+        warn(notes)
+        i = int(round(float(index if index is not None else FIRST_TEST_DIGIT)))
         return (caption(entry.name, cmp, i, label, _conditioned(entry.config, label)),
-                _plot(views.forcing_figure(cmp)))
+                plot(forcing_figure(cmp)))
 
     def pick(evt: gr.SelectData):
         return evt.index

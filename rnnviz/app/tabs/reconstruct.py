@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
+from ...render import digit_thumbnail
+from ...trace import Trace
 from .. import components as checked
-from .. import views
-from ..components import message
+from ..components import DigitSource, digit_source, message, warn
 from ..inputs import InputError
 from ..state import VAE_HOWTO, Explorer
-from ..stepview import StepView, _warn
+from ..stepview import StepView
 
 NAME = "rec"
 
@@ -24,12 +27,7 @@ NAME = "rec"
 class Handle:
     ex: Explorer
     view: StepView
-    gallery: gr.Gallery
-    pick_tab: gr.Tab
-    draw_tab: gr.Tab
-    sketch: gr.Sketchpad
-    source: gr.Radio
-    index: gr.Number
+    digit_source: DigitSource
     model: gr.Dropdown
     note: gr.Markdown
     temperature: gr.Slider
@@ -51,30 +49,15 @@ def build(ex: Explorer, ckpt=None) -> Handle:
     """The tab's layout (call inside its ``gr.Tab``). It offers VAE checkpoints only, so it has its
     own model menu rather than the page's ``ckpt``."""
     view = StepView(ex, NAME, button="Reconstruct")
-    thumbs = [views.digit_thumbnail(img) for img in ex.gallery_images]
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=300):
-            with gr.Tabs():
-                with gr.Tab("Test digits", id="rec_pick") as pick_tab:
-                    gallery = gr.Gallery(thumbs, columns=8, height="auto", allow_preview=False, show_label=False,
-                                         object_fit="contain", elem_id="rec_gallery", buttons=[],
-                                         elem_classes="rv-pixelated")
-                with gr.Tab("Draw", id="rec_draw") as draw_tab:
-                    sketch = checked.Sketchpad(
-                        canvas_size=(280, 280), fixed_canvas=True, type="numpy",
-                        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                        label="draw a digit (pick the brush)", elem_id="rec_sketch", height=340)
-            with gr.Row():
-                source = gr.Radio(["test digit", "drawing"], value="test digit", label="reconstruct", scale=2)
-                index = checked.Number(28, precision=0, minimum=0, maximum=len(ex.gallery_images) - 1,
-                                       label="test digit #", scale=1, elem_id="rec_index")
+            src = digit_source(ex, "rec", "reconstruct")
         with gr.Column(scale=3, min_width=240):
             model = gr.Dropdown(ex.vae_choices(), value=ex.default_vae_key(), label="VAE (checkpoint with a z)",
                                 elem_id="rec_model", allow_custom_value=True)  # checked by the registry
             note = gr.Markdown(_note(ex), elem_id="rec_note")
-            temperature = checked.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature",
-                                         elem_id="rec_temperature")
-            seed = checked.Number(0, precision=0, minimum=0, label="seed", elem_id="rec_seed")
+            temperature = checked.slider("temperature", elem_id="rec_temperature")
+            seed = checked.number("seed", elem_id="rec_seed")
             use_mean = gr.Checkbox(True, label="decode from the mean of q(z | x) (off: one draw of it)",
                                    elem_id="rec_use_mean")
             with gr.Row():
@@ -90,8 +73,29 @@ def build(ex: Explorer, ckpt=None) -> Handle:
         with gr.Column(scale=6, min_width=300):
             view.render_gates()
     view.render_figure()
-    return Handle(ex, view, gallery, pick_tab, draw_tab, sketch, source, index, model, note, temperature, seed,
+    return Handle(ex, view, src, model, note, temperature, seed,
                   use_mean, button, prior, summary, source_image)
+
+
+def binary_image(binary: np.ndarray, scale: int = 8) -> Image.Image:
+    """A crisp image of a binary (H, W) digit, white on black."""
+    return digit_thumbnail(np.asarray(binary).astype(np.uint8) * 255, scale)
+
+
+def reconstruction_summary(trace: Trace, model_name: str, source: str) -> str:
+    """Markdown: what a VAE's redraw (or prior sample) is, and its NLL given z."""
+    kind = trace.meta.get("kind", "sample")
+    if kind == "reconstruction":
+        head = f"**{model_name}** encoded {source} and redrew it row by row from z"
+        src = trace.meta.get("source")
+        if src is not None:
+            wrong = int((np.asarray(src).astype(bool) != trace.image.astype(bool)).sum())
+            head += f"; {wrong} of {trace.image.size} pixels differ from the source"
+    else:
+        head = f"**{model_name}** drew a new digit from z sampled from the prior N(0, I)"
+    seed = "" if trace.seed is None else f", seed {trace.seed}"
+    return (f"{head} (temperature {trace.temperature:g}{seed}). NLL {trace.nll:.1f} nats "
+            "(\u2212log p(image | z) under the decoder, temperature 1).")
 
 
 def _image(ex: Explorer, source, index, sketch):
@@ -111,8 +115,8 @@ def wire(h: Handle, tab=None):
             entry, trace, notes = ex.reconstruct(key, img, temp, s, use_mean)
         except InputError as e:
             raise message(str(e)) from None
-        _warn(notes)
-        return [views.reconstruction_summary(trace, entry.name, what), views.binary_image(img)] + \
+        warn(notes)
+        return [reconstruction_summary(trace, entry.name, what), binary_image(img)] + \
             view.load(request, trace, entry.name)
 
     def prior(key, temp, s, request: gr.Request):
@@ -120,8 +124,8 @@ def wire(h: Handle, tab=None):
             entry, trace, notes = ex.sample_prior(key, temp, s)
         except InputError as e:
             raise message(str(e)) from None
-        _warn(notes)
-        return [views.reconstruction_summary(trace, entry.name, ""), None] + view.load(request, trace, entry.name)
+        warn(notes)
+        return [reconstruction_summary(trace, entry.name, ""), None] + view.load(request, trace, entry.name)
 
     def preview(source, index, sketch):
         try:
@@ -129,10 +133,7 @@ def wire(h: Handle, tab=None):
         except InputError as e:
             gr.Warning(str(e))
             return None
-        return views.binary_image(img)
-
-    def pick(evt: gr.SelectData):
-        return evt.index, "test digit"
+        return binary_image(img)
 
     def models(key):
         choices = ex.vae_choices()
@@ -141,14 +142,11 @@ def wire(h: Handle, tab=None):
 
     view.wire()
     outputs = [h.summary, h.source_image] + view.load_outputs
-    h.button.click(reconstruct, [h.model, h.source, h.index, h.sketch, h.temperature, h.seed, h.use_mean], outputs,
+    h.button.click(reconstruct, [h.model, *h.digit_source.inputs, h.temperature, h.seed, h.use_mean], outputs,
                    api_name="reconstruct", concurrency_limit=2)
     h.prior.click(prior, [h.model, h.temperature, h.seed], outputs, api_name="sample_prior", concurrency_limit=2)
-    preview_in = [h.source, h.index, h.sketch]
-    h.gallery.select(pick, None, [h.index, h.source], api_name="rec_pick_test_digit", show_progress="hidden").then(
-        preview, preview_in, [h.source_image], api_name="rec_preview_after_pick", show_progress="hidden")
-    h.index.submit(preview, preview_in, [h.source_image], api_name="rec_preview", show_progress="hidden")
-    h.draw_tab.select(lambda: "drawing", None, [h.source], api_name="rec_use_drawing", show_progress="hidden")
-    h.pick_tab.select(lambda: "test digit", None, [h.source], api_name="rec_use_test_digit", show_progress="hidden")
+    src = h.digit_source
+    src.wire("rec", preview, src.inputs, [h.source_image])
+    src.index.submit(preview, src.inputs, [h.source_image], api_name="rec_preview", show_progress="hidden")
     if tab is not None:  # a VAE trained or uploaded meanwhile joins the menu
         tab.select(models, [h.model], [h.model, h.note], api_name="rec_models", show_progress="hidden")

@@ -2,7 +2,7 @@
 
 Karpathy, Johnson & Fei-Fei (2015), Fig. 4: per unit of every sigmoid gate, the fraction of steps
 it is below 0.1 (left-saturated) against the fraction above 0.9 (right-saturated), over test digits
-read with teacher forcing (``rnnviz.analysis.gate_saturation`` via ``analyses.Analyses``, cached per
+read with teacher forcing (``rnnviz.analysis.gate_saturation`` via ``measurements.Analyses``, cached per
 checkpoint file and layer). The tab measures when it is opened, when Measure is pressed, and when the
 page's model changes after this visitor has opened it.
 
@@ -14,17 +14,20 @@ Also the Train tab's live view of the same figure for the model being trained
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass
+
 
 import gradio as gr
 import numpy as np
 
-from .. import views
-from ..analyses import Analyses, SaturationResult
-from ..components import message
+from ...cells import DESCRIPTIONS
+from ..components import message, plot, session_id
+from ..figures import base_layout, empty_figure
 from ..inputs import InputError
+from ..measurements import Analyses, SaturationResult
 from ..state import Explorer
-from ..stepview import _plot, _session
+from ..stepview import layer_choices
 
 NAME = "saturation"
 SWITCH = 0.5  # a unit "acts as a switch" when one end takes more than this fraction of its steps
@@ -58,8 +61,8 @@ def build(ex: Explorer, ckpt) -> Handle:
         layer = gr.Radio([("layer 1 (top)", 0)], value=0, label="layer", visible=False, elem_id="saturation_layer",
                          scale=2)
     note = gr.Markdown(elem_id="saturation_note")
-    plot = gr.Plot(label="gate saturation: one point per unit", show_label=False, elem_id="saturation_fig")
-    return Handle(ex, Analyses(ex), ckpt, button, layer, note, plot)
+    fig = gr.Plot(label="gate saturation: one point per unit", show_label=False, elem_id="saturation_fig")
+    return Handle(ex, Analyses(ex), ckpt, button, layer, note, fig)
 
 
 def summary_table(sat: dict) -> str:
@@ -86,27 +89,77 @@ def caption(r: SaturationResult) -> str:
             + summary_table(sat))
 
 
+GATE_COLORS = {"i": "#38bdf8", "f": "#f97316", "o": "#a3e635", "r": "#f472b6", "z": "#facc15"}
+
+
+def saturation_figure(sat: dict | None) -> dict:
+    """Karpathy et al. (2015) Fig. 4 for one layer: a panel per gate, a point per unit at (fraction
+    of steps left-saturated, fraction right-saturated); every point lies in the triangle x + y <= 1.
+    Points near the left edge never switch off, near the bottom never fully on; points on the
+    diagonal are always saturated one way or the other. Hover shows the unit. ``sat`` is a
+    ``rnnviz.analysis.gate_saturation`` result (None: nothing measured yet). Returns a plain dict
+    (``plotly.graph_objects.Figure(d)`` accepts it)."""
+    if sat is None:
+        return empty_figure("no gate saturation measured yet")
+    gates = tuple(sat["gates"])
+    if not gates:
+        return empty_figure(sat.get("message") or "this cell has no gates")
+    lo, hi = sat["low_threshold"], sat["high_threshold"]
+    n = len(gates)
+    gap = 0.06
+    width = (1 - gap * (n - 1)) / n
+    data, annotations, shapes = [], [], []
+    layout = base_layout(360, (60, 20, 60, 50), showlegend=False)
+    for k, g in enumerate(gates):
+        ax = "" if k == 0 else str(k + 1)
+        x0 = k * (width + gap)
+        units = np.arange(len(sat["low"][g]))
+        data.append({"type": "scatter", "mode": "markers", "x": np.round(sat["low"][g], 4).tolist(),
+                     "y": np.round(sat["high"][g], 4).tolist(), "customdata": units.tolist(),
+                     "xaxis": f"x{ax}", "yaxis": f"y{ax}", "name": g,
+                     "marker": {"color": GATE_COLORS.get(g, "#9aa5b1"), "size": 7, "opacity": 0.75,
+                                "line": {"width": 0.5, "color": "#111827"}},
+                     "hovertemplate": (f"{g} unit %{{customdata}}<br>&lt; {lo:g}: %{{x:.1%}} of steps<br>"
+                                       f"&gt; {hi:g}: %{{y:.1%}} of steps<extra></extra>")})
+        layout[f"xaxis{ax}"] = {"domain": [round(x0, 4), round(x0 + width, 4)], "range": [-0.03, 1.03],
+                                "anchor": f"y{ax}", "title": {"text": f"fraction &lt; {lo:g} (left-saturated)"},
+                                "zeroline": False, "tickformat": ".0%"}
+        layout[f"yaxis{ax}"] = {"domain": [0, 1], "range": [-0.03, 1.03], "anchor": f"x{ax}",
+                                "title": {"text": f"fraction &gt; {hi:g} (right-saturated)" if k == 0 else ""},
+                                "zeroline": False, "tickformat": ".0%", "scaleanchor": f"x{ax}"}
+        shapes.append({"type": "line", "xref": f"x{ax}", "yref": f"y{ax}", "x0": 0, "y0": 1, "x1": 1, "y1": 0,
+                       "line": {"color": "#9aa5b1", "width": 1, "dash": "dot"}})
+        annotations.append({"text": f"<b>{g}</b> {html.escape(DESCRIPTIONS.get(g, g).split(':')[0])}",
+                            "xref": "paper", "yref": "paper", "x": x0 + width / 2, "y": 1.02,
+                            "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+    annotations.append({"text": html.escape(f"{sat['cell'].upper()} layer {sat['layer'] + 1}: {sat['units']} units, "
+                                            f"{sat['images']} images \u00d7 {sat['steps']} steps"),
+                        "xref": "paper", "yref": "paper", "x": 0, "y": 1.12, "xanchor": "left",
+                        "yanchor": "bottom", "showarrow": False, "font": {"size": 12}})
+    layout.update(shapes=shapes, annotations=annotations)
+    return {"data": data, "layout": layout}
+
+
+
 def wire(h: Handle, tab=None):
     ex = h.ex
 
     def measure(key, layer, request: gr.Request):
         """Measure (or fetch) the model's saturation; the top layer when the model changed."""
-        sess = ex.sessions.get(_session(request))
-        sess.seen["saturation_open"] = True
-        same = sess.seen.get("saturation_key") == key
+        sess = ex.sessions.get(session_id(request))
+        sess.seen.saturation_open = True
+        same = sess.seen.saturation_key == key
         try:
             r = h.analyses.saturation(key, layer if same and layer is not None else None)
         except InputError as e:
             raise message(str(e)) from None
-        sess.seen["saturation_key"] = key
-        L = r.layers
-        choices = [(f"layer {k + 1}" + (" (top)" if k == L - 1 else ""), k) for k in range(L)]
-        return (caption(r), _plot(views.saturation_figure(r.sat)),
-                gr.Radio(choices=choices, value=r.sat["layer"], visible=L > 1))
+        sess.seen.saturation_key = key
+        return (caption(r), plot(saturation_figure(r.sat)),
+                gr.Radio(choices=layer_choices(r.layers), value=r.sat["layer"], visible=r.layers > 1))
 
     def follow_model(key, layer, request: gr.Request):
         """The page's model changed: measure it too, if this visitor has opened the tab."""
-        if not ex.sessions.get(_session(request)).seen.get("saturation_open"):
+        if not ex.sessions.get(session_id(request)).seen.saturation_open:
             return gr.skip(), gr.skip(), gr.skip()
         return measure(key, layer, request)
 
@@ -137,7 +190,7 @@ def version(sat: dict | None):
     return h.hexdigest()
 
 
-def wire_live(ex: Explorer, timer: gr.Timer, plot: gr.Plot, train_tab=None):
+def wire_live(ex: Explorer, timer: gr.Timer, figure: gr.Plot, train_tab=None):
     """Send the running model's saturation on every tick of the Train tab's timer where it changed,
     and whenever the tab is opened."""
     tr = ex.training
@@ -145,15 +198,15 @@ def wire_live(ex: Explorer, timer: gr.Timer, plot: gr.Plot, train_tab=None):
     def live(request, force: bool):
         snap, _ = tr.snapshot()
         sat = None if snap is None else snap.get("saturation")
-        sess = ex.sessions.get(_session(request))
+        sess = ex.sessions.get(session_id(request))
         v = version(sat)
-        if snap is None or (v == sess.seen.get("train_saturation") and not force):
+        if snap is None or (v == sess.seen.train_saturation and not force):
             return gr.skip()
-        sess.seen["train_saturation"] = v
+        sess.seen.train_saturation = v
         if sat is None:
-            return _plot(views.empty_figure("no gate saturation measured yet: it appears with the first "
+            return plot(empty_figure("no gate saturation measured yet: it appears with the first "
                                             "sample snapshot"))
-        return _plot(views.saturation_figure(sat))
+        return plot(saturation_figure(sat))
 
     def saturation_tick(request: gr.Request):
         return live(request, force=False)
@@ -161,6 +214,6 @@ def wire_live(ex: Explorer, timer: gr.Timer, plot: gr.Plot, train_tab=None):
     def saturation_refresh(request: gr.Request):
         return live(request, force=True)
 
-    timer.tick(saturation_tick, None, [plot], api_name="train_saturation_tick", show_progress="hidden")
+    timer.tick(saturation_tick, None, [figure], api_name="train_saturation_tick", show_progress="hidden")
     if train_tab is not None:
-        train_tab.select(saturation_refresh, None, [plot], api_name="train_saturation", show_progress="hidden")
+        train_tab.select(saturation_refresh, None, [figure], api_name="train_saturation", show_progress="hidden")

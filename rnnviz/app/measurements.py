@@ -1,7 +1,7 @@
 """Server side of the Gate saturation and Teacher forcing tabs: which test digits a model is read
 on, a bounded cache of saturation results, and the calls into ``rnnviz.analysis``.
 
-Nothing here draws (``views``) or builds components (``tabs/``). Every call is bounded in cost: the
+Nothing here draws or builds components (that is ``tabs/saturation.py`` and ``tabs/forcing.py``). Every call is bounded in cost: the
 saturation of a model is measured on at most ``MAX_TEST_IMAGES`` test images, once per checkpoint
 file (its path and mtime), layer and image batch; the forcing comparison reads and draws one digit.
 
@@ -24,7 +24,8 @@ import numpy as np
 from ..analysis import GATES, ForcingComparison, forcing_comparison, gate_saturation
 from ..data import binarize_fixed
 from . import inputs
-from .state import Entry, Explorer
+from .registry import Entry
+from .state import Explorer
 
 MAX_TEST_IMAGES = 500
 TEST_SEED = 0
@@ -142,16 +143,14 @@ class Analyses:
         entry, model = self.ex.model(key)
         c = model.config
         image, label = self.ex.gallery_binary(index)
-        s = inputs.number("seed", seed, 0, 2**31 - 1, integer=True, default=0)
-        t = inputs.number("temperature", temperature, 0.0, 3.0, default=1.0)
-        k = inputs.number("rows kept", keep_rows, 0, c.height - 1, integer=True, default=0)
+        t, s, notes = inputs.sampling(temperature, seed)
+        k = inputs.checked("keep_rows", keep_rows, label="rows kept", default=0)
         y = label if c.num_classes and label < c.num_classes else None
         try:
-            cmp = forcing_comparison(model, image, y=y, seed=int(s.value), temperature=float(t.value),
-                                     keep_rows=int(k.value))
+            cmp = forcing_comparison(model, image, y=y, seed=s, temperature=t, keep_rows=int(k.value))
         except ValueError as e:
             raise inputs.InputError(str(e)) from None
-        return entry, cmp, label, [x.note for x in (s, t, k) if x.note]
+        return entry, cmp, label, notes + ([k.note] if k.note else [])
 
 
 def _read_with(sat: dict, config) -> str:

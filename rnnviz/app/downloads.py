@@ -29,10 +29,9 @@ import gradio as gr
 
 from .. import export
 from . import inputs
-from .components import message
+from .components import message, session_id, warn
 from .inputs import InputError
 from .state import Explorer
-from .stepview import _session, _warn
 
 GRID_N = 10  # samples per class (or of the chosen digit) in the sample grid
 
@@ -115,7 +114,7 @@ class ExportBar:
         self.file = gr.DownloadButton("download", visible="hidden", elem_id=f"{self.view}_download")
 
     def _trace(self, request):
-        v = self.ex.sessions.get(_session(request)).view(self.view)
+        v = self.ex.sessions.get(session_id(request)).view(self.view)
         if v.trace is None:
             raise message(f"Nothing to export yet (or it expired): press {self.button} first.")
         return v
@@ -125,12 +124,12 @@ class ExportBar:
 
         def gif(request: gr.Request):
             v = self._trace(request)
-            path = self.downloads.path(_session(request), trace_stem(v.trace, n), ".gif")
+            path = self.downloads.path(session_id(request), trace_stem(v.trace, n), ".gif")
             return export.trace_gif(v.trace, path, layer=v.layer)
 
         def npz(request: gr.Request):
             v = self._trace(request)
-            path = self.downloads.path(_session(request), trace_stem(v.trace, n), ".npz")
+            path = self.downloads.path(session_id(request), trace_stem(v.trace, n), ".npz")
             return export.save_trace_npz(v.trace, path)
 
         self.gif.click(gif, None, [self.file], api_name=f"{n}_export_gif", concurrency_limit=2).success(
@@ -145,16 +144,15 @@ class ExportBar:
                 entry, model = self.ex.model(key)
                 C = model.config.num_classes
                 y = inputs.digit(d, C)
-                t = inputs.number("temperature", temp, 0.0, 3.0, default=1.0)
-                sd = inputs.number("seed", s, 0, 2**31 - 1, integer=True, default=0)
+                t, seed, notes = inputs.sampling(temp, s)
             except InputError as e:
                 raise message(str(e)) from None
-            _warn([c.note for c in (t, sd)])
+            warn(notes)
             what = f"digit{y}" if y is not None else ("digits" if C else "samples")
-            stem = f"rnnviz_{entry.config.cell}_{what}_seed{int(sd.value)}_grid"
-            path = self.downloads.path(_session(request), stem, ".png")
+            stem = f"rnnviz_{entry.config.cell}_{what}_seed{seed}_grid"
+            path = self.downloads.path(session_id(request), stem, ".png")
             return export.sample_grid_png(model, path, digit=y, n=GRID_N if (y is not None or C) else 10 * GRID_N,
-                                          temperature=float(t.value), seed=int(sd.value))
+                                          temperature=t, seed=seed)
 
         self.png.click(grid, [ckpt, digit, temperature, seed], [self.file], api_name=f"{n}_export_grid",
                        concurrency_limit=2).success(None, None, None, js=click)

@@ -1,0 +1,138 @@
+"""The checkpoints the explorer can use: the shipped folder, the server's runs folder and visitors'
+uploads, read lazily (metadata only) and validated, with the loaded models kept in a small LRU.
+
+A key from the page ("<origin>/<stem>") is looked up among the files found on disk, so it can never
+name another path. The metrics shown beside a model come from its ``Entry`` (the checkpoint's
+metadata), never from the model object.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import CheckpointError, ModelConfig, RowModel, load_checkpoint
+from ..checkpoint import read_metadata
+from . import inputs
+from .uploads import explorer_problem
+
+DEFAULT_CHECKPOINT = "mnist_lstm"
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str  # "<origin>/<stem>": what the page and the API send
+    name: str  # file stem
+    origin: str  # "shipped", "run" or "upload"
+    path: Path
+    config: ModelConfig
+    metrics: dict
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        nll = self.metrics.get("test_nll")
+        extra = f", NLL {float(nll):.1f}" if nll is not None else ""
+        where = {"run": " (trained here)", "upload": " (uploaded)"}.get(self.origin, "")
+        return f"{self.name}{where}: {c.cell.upper()} {c.layers}\u00d7{c.hidden}{extra}"
+
+
+class Registry:
+    """Checkpoints found in a few folders. Keys are validated against what is on disk, so a key
+    from the page can never name another path. Files the explorer cannot show (unreadable, another
+    image size, bad metadata) are skipped and listed in ``problems``."""
+
+    def __init__(self, folders: dict[str, Path], default: str = DEFAULT_CHECKPOINT, max_models: int = 6):
+        self.folders = {origin: Path(p) for origin, p in folders.items()}
+        self.default_name = default
+        self.max_models = max_models
+        self._lock = threading.Lock()
+        self._meta: dict[tuple, Entry | str] = {}  # (path, mtime, size) -> Entry or error message
+        self._models: OrderedDict[tuple, RowModel] = OrderedDict()
+        self.problems: list[str] = []
+
+    def entries(self) -> list[Entry]:
+        """Every readable checkpoint, shipped first, then runs, by name. Unreadable files are
+        skipped and listed in ``problems``."""
+        found, problems, seen = [], [], set()
+        for origin, folder in self.folders.items():
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.safetensors")):
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                sig = (str(path), st.st_mtime_ns, st.st_size)
+                seen.add(sig)
+                with self._lock:
+                    cached = self._meta.get(sig)
+                if cached is None:
+                    cached = self._read_entry(origin, path)
+                    with self._lock:
+                        self._meta[sig] = cached
+                if isinstance(cached, Entry):
+                    found.append(cached)
+                else:
+                    problems.append(cached)
+        with self._lock:  # forget files that are gone or changed: the cache stays as big as the folders
+            self._meta = {sig: v for sig, v in self._meta.items() if sig in seen}
+        self.problems = problems
+        return found
+
+    @staticmethod
+    def _read_entry(origin: str, path: Path) -> Entry | str:
+        """The entry for ``path``, or why the explorer cannot use it."""
+        try:
+            meta = read_metadata(path)
+        except CheckpointError as e:
+            return str(e)
+        problem = explorer_problem(meta["config"], meta["metrics"])
+        if problem:
+            return f"{path}: {problem}"
+        return Entry(f"{origin}/{path.stem}", path.stem, origin, path, meta["config"], meta["metrics"])
+
+    def signature(self) -> tuple:
+        return tuple((e.key, e.path.stat().st_mtime_ns if e.path.exists() else 0) for e in self.entries())
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(e.label, e.key) for e in self.entries()]
+
+    def default_key(self) -> str | None:
+        """The shipped default (mnist_lstm), else any shipped checkpoint, else any run, else None."""
+        entries = self.entries()
+        for e in entries:
+            if e.origin == "shipped" and e.name == self.default_name:
+                return e.key
+        return entries[0].key if entries else None
+
+    def get(self, key: str | None) -> Entry:
+        for e in self.entries():
+            if e.key == key:
+                return e
+        known = ", ".join(e.key for e in self.entries()) or "none"
+        raise inputs.InputError(f"unknown checkpoint {key!r} (available: {known})")
+
+    def model(self, key: str | None) -> tuple[Entry, RowModel]:
+        """The entry and its model (eval, CPU), loaded once and kept while recently used."""
+        entry = self.get(key)
+        try:
+            sig = (str(entry.path), entry.path.stat().st_mtime_ns)
+        except OSError:
+            raise inputs.InputError(f"checkpoint {key!r} is no longer available") from None
+        with self._lock:
+            model = self._models.get(sig)
+            if model is not None:
+                self._models.move_to_end(sig)
+                return entry, model
+        try:
+            model = load_checkpoint(entry.path)
+        except CheckpointError as e:
+            raise inputs.InputError(f"cannot load {entry.name}: {e}") from None
+        with self._lock:
+            self._models[sig] = model
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+        return entry, model

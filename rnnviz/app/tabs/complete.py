@@ -1,0 +1,134 @@
+"""Complete: keep the first rows of a test digit (or a drawing) and let the model draw the rest.
+
+The page's model completes the kept rows a few times (``Explorer.complete``); with digit *auto* it
+completes them as the digit it finds most likely for them (``rnnviz.analysis.class_posterior``).
+A click on a completion opens it in the step view below, to step through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ... import render
+from .. import components as checked
+from ..components import DigitSource, digit_source, message, session_id, warn
+from ..downloads import Downloads, ExportBar
+from ..inputs import DIGITS, InputError
+from ..state import Explorer
+from ..stepview import StepView
+
+NAME = "comp"
+
+
+@dataclass
+class Handle:
+    ex: Explorer
+    ckpt: gr.Dropdown
+    view: StepView
+    downloads: ExportBar
+    digit_source: DigitSource
+    preview: gr.Image
+    keep: gr.Slider
+    n: gr.Slider
+    digit: gr.Dropdown
+    temperature: gr.Slider
+    seed: gr.Number
+    button: gr.Button
+    out: gr.Gallery
+    note: gr.Markdown
+    pick: gr.Number
+
+
+def build(ex: Explorer, ckpt, downloads: Downloads) -> Handle:
+    """The tab's layout (call inside its ``gr.Tab``); it completes with the page's model (``ckpt``)."""
+    view = StepView(ex, NAME, button="Complete")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=300):
+            src = digit_source(ex, "", "complete")
+        with gr.Column(scale=3, min_width=220):
+            preview = gr.Image(label="what the model is given (blue rows are kept)", format="png",
+                               interactive=False, height=200, elem_classes="rv-pixelated", elem_id="preview",
+                               buttons=[])
+            keep = checked.slider("keep_rows", elem_id="keep_rows")
+            n = checked.slider("completions")
+            digit = gr.Dropdown(["auto"] + DIGITS, value="auto", label="complete it as digit",
+                                info="auto: the digit the model finds most likely for the kept rows")
+            temperature = checked.slider("temperature")
+            seed = checked.number("seed")
+            button = gr.Button("Complete", variant="primary", elem_id="complete_btn")
+        with gr.Column(scale=4, min_width=260):
+            gr.Markdown("**Completions**: click one to step through it below.")
+            out = gr.Gallery(label="completions", show_label=False, buttons=[], columns=3, height="auto",
+                             allow_preview=False, object_fit="contain", elem_id="completions",
+                             elem_classes="rv-pixelated")
+            note = gr.Markdown(elem_id="complete_note")
+            pick = checked.Number(0, precision=0, visible=False)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            view.render_canvas()
+            bar = ExportBar(ex, NAME, downloads, button="Complete")
+            bar.render()
+        with gr.Column(scale=7, min_width=300):
+            view.render_gates()
+    view.render_figure()
+    return Handle(ex, ckpt, view, bar, src, preview, keep, n, digit,
+                  temperature, seed, button, out, note, pick)
+
+
+def prefix(ex: Explorer, source, index, sketch):
+    """(binary image, its label or None) for the chosen source."""
+    if source == "drawing":
+        return ex.drawing_binary(sketch), None
+    return ex.gallery_binary(index)
+
+
+def wire(h: Handle, tab=None):
+    ex, comp = h.ex, h.view
+
+    def preview(source, index, sketch, keep):
+        try:
+            img, _ = prefix(ex, source, index, sketch)
+        except InputError as e:
+            gr.Warning(str(e))
+            return None
+        return render.prefix_preview(img, int(keep or 0))
+
+    def do_complete(key, source, index, sketch, keep, n, d, temp, s, request: gr.Request):
+        try:
+            img, label = prefix(ex, source, index, sketch)
+            entry, done, notes = ex.complete(key, img, label, keep, n, d, temp, s)
+        except InputError as e:
+            raise message(str(e)) from None
+        warn(notes)
+        sess = ex.sessions.get(session_id(request))
+        sess.completions, sess.completion_model = done.traces, entry.name
+        items = [(render.thumbnail(tr), f"#{k + 1}: {tr.label}") for k, tr in enumerate(done.traces)]
+        note = (f"{len(done.traces)} completions of the first {done.traces[0].keep_rows} rows by "
+                f"**{entry.name}**, as {done.label_note}. Click one to step through it below.")
+        return [items, note, render.prefix_preview(img, done.traces[0].keep_rows)] + \
+            comp.load(request, done.traces[0], entry.name)
+
+    def open_completion(k, request: gr.Request):
+        sess = ex.sessions.get(session_id(request))
+        if not sess.completions:
+            raise message("No completions yet (or they expired): press Complete first.")
+        k = int(max(0, min(len(sess.completions) - 1, int(k or 0))))
+        return comp.load(request, sess.completions[k], sess.completion_model)
+
+    def pick_completion(evt: gr.SelectData):
+        return evt.index
+
+    comp.wire()
+    h.downloads.wire()
+    src = h.digit_source
+    preview_in = src.inputs + [h.keep]
+    src.wire("", preview, preview_in, [h.preview])
+    for ev, name in ((h.keep.input, "preview_keep"), (src.index.submit, "preview_index"),
+                     (src.source.input, "preview_source"), (src.sketch.change, "preview")):
+        ev(preview, preview_in, [h.preview], api_name=name, trigger_mode="always_last", show_progress="hidden")
+    h.button.click(do_complete, [h.ckpt, *src.inputs, h.keep, h.n, h.digit, h.temperature, h.seed],
+                   [h.out, h.note, h.preview] + comp.load_outputs, api_name="complete", concurrency_limit=2)
+    h.out.select(pick_completion, None, [h.pick], api_name="pick_completion", show_progress="hidden").then(
+        open_completion, [h.pick], comp.load_outputs, api_name="open_completion", show_progress="hidden")

@@ -1,0 +1,209 @@
+"""The one background training run of an explorer server (the Train tab), and what a visitor may ask
+of it. The run itself is ``rnnviz.train.Trainer`` (which knows nothing about Gradio); a finished or
+stopped run's checkpoint lands in the runs folder, where ``registry.Registry`` finds it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import ModelConfig
+from ..data import DataNotFoundError, load_dataset
+from ..train import TrainConfig, Trainer, check_writable
+from . import inputs
+
+
+class TrainingRefused(RuntimeError):
+    """A training request that cannot be honoured now (already running, disabled, not yours)."""
+
+
+@dataclass
+class Run:
+    trainer: Trainer
+    owner: str
+    name: str
+    summary: str
+    started: str
+    out: Path
+    dataset: str
+
+
+# limits of what the page (or the API) may ask for
+TRAIN_LIMITS = {"hidden": (8, 1024), "layers": (1, 4), "lr": (1e-5, 0.05), "batch_size": (8, 512),
+                "minutes": (0.05, 120.0)}
+
+
+class TrainingService:
+    """At most one background training run per server."""
+
+    def __init__(self, runs_dir: Path, default_dataset: str = "mnist", data_root: str | None = None,
+                 enabled: bool = True, disabled_reason: str = "", owner_only: bool = False,
+                 threads: int | None = None, max_minutes: float = 120.0, limits: dict | None = None,
+                 train_options: dict | None = None):
+        self.runs_dir = Path(runs_dir)
+        self.default_dataset = default_dataset
+        self.data_root = data_root
+        self.enabled = enabled
+        self.disabled_reason = disabled_reason
+        self.owner_only = owner_only
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        self.max_minutes = max_minutes
+        # what a visitor may ask for; tests widen "lr" to provoke a diverging run
+        self.limits = {**TRAIN_LIMITS, "minutes": (TRAIN_LIMITS["minutes"][0], max_minutes), **(limits or {})}
+        self.train_options = dict(train_options or {})  # other TrainConfig fields, e.g. warmup_steps
+        self._lock = threading.Lock()
+        self._run: Run | None = None
+        self._datasets: dict[str, object] = {}  # name -> Dataset or error message
+
+    # datasets
+    def dataset_choices(self) -> list[str]:
+        out = [self.default_dataset]
+        for name in ("mnist", "fashionmnist", "kmnist"):
+            if name not in out:
+                out.append(name)
+        return out
+
+    def _dataset(self, name: str, download: bool):
+        with self._lock:
+            got = self._datasets.get(name)
+        if got is not None and not (isinstance(got, str) and download):
+            return got
+        try:
+            got = load_dataset(name, self.data_root, download=download)
+        except (DataNotFoundError, FileNotFoundError, ValueError, OSError) as e:
+            got = str(e)
+        with self._lock:
+            self._datasets[name] = got
+        return got
+
+    def dataset_problem(self, name: str | None = None) -> str | None:
+        """None if ``name`` is on disk (it is then loaded and kept), else how to get it."""
+        got = self._dataset(name or self.default_dataset, download=False)
+        return got if isinstance(got, str) else None
+
+    def dataset(self, name: str | None = None):
+        """The dataset ``name`` (default: the Train tab's) if it is on disk (loaded once and kept),
+        else None. Never downloads (the analysis tabs read test digits from it)."""
+        got = self._dataset(name or self.default_dataset, download=False)
+        return None if isinstance(got, str) else got
+
+    # runs
+    @property
+    def run(self) -> Run | None:
+        return self._run
+
+    def active(self) -> bool:
+        r = self._run
+        return r is not None and r.trainer.alive
+
+    def _who(self, owner: str, session: str | None) -> str:
+        return "you" if owner == (session or "local") else "another visitor"
+
+    def busy_message(self, session: str | None) -> str:
+        r = self._run
+        snap = r.trainer.snapshot()
+        return (f"A training run is already going ({r.summary}, started {r.started} by "
+                f"{self._who(r.owner, session)}, {int(snap['seconds_left'] // 60)} min "
+                f"{int(snap['seconds_left'] % 60)} s left). This server trains one model at a time: "
+                "stop it or wait for it to finish.")
+
+    def checkpoint_path(self, name: str | None, default: str) -> Path:
+        """Where a run called ``name`` (any text a visitor typed) is saved: a new file directly in the
+        runs folder, its stem made of letters, digits, '-' and '_' only."""
+        stem = inputs.safe_name(name, default)
+        path = self.runs_dir / f"{stem}.safetensors"
+        k = 2
+        while path.exists():
+            path = self.runs_dir / f"{stem}_{k}.safetensors"
+            k += 1
+        return path
+
+    def start(self, session: str | None, cell: str, hidden, layers, lr, batch_size, minutes,
+              dataset: str | None, name: str | None = None) -> tuple[str, list[str]]:
+        """Start a run; returns (message, notes about clamped values). Raises TrainingRefused or
+        inputs.InputError."""
+        if not self.enabled:
+            raise TrainingRefused(self.disabled_reason or "training is disabled on this server")
+        cell = str(cell or "").lower()
+        if cell not in ("lstm", "gru", "rnn"):
+            raise inputs.InputError(f"cell must be lstm, gru or rnn; got {cell!r}")
+        lim = self.limits
+        vals = {"hidden": inputs.number("hidden size", hidden, *lim["hidden"], integer=True),
+                "layers": inputs.number("layers", layers, *lim["layers"], integer=True),
+                "lr": inputs.number("learning rate", lr, *lim["lr"]),
+                "batch_size": inputs.number("batch size", batch_size, *lim["batch_size"], integer=True),
+                "minutes": inputs.number("minutes", minutes, *lim["minutes"])}
+        notes = [v.note for v in vals.values() if v.note]
+        v = {k: c.value for k, c in vals.items()}
+        dataset = dataset or self.default_dataset
+        if dataset not in self.dataset_choices():
+            raise inputs.InputError(f"dataset must be one of {self.dataset_choices()}; got {dataset!r}")
+        with self._lock:
+            if self._run is not None and self._run.trainer.alive:
+                raise TrainingRefused(self.busy_message(session))
+        data = self._dataset(dataset, download=True)
+        if isinstance(data, str):
+            raise TrainingRefused(data)
+        default_stem = f"{cell}{v['hidden']}x{v['layers']}_{time.strftime('%m%d_%H%M%S')}"
+        mc = ModelConfig(cell=cell, hidden=v["hidden"], layers=v["layers"], head_hidden=min(512, 2 * v["hidden"]))
+        with self._lock:
+            if self._run is not None and self._run.trainer.alive:
+                raise TrainingRefused(self.busy_message(session))
+            out = self.checkpoint_path(name, default_stem)
+            try:  # fail now, with the reason, rather than after the run
+                check_writable(str(out))
+            except OSError as e:
+                raise TrainingRefused(f"Cannot start: {e}. Nothing was started.") from None
+            tc = TrainConfig(dataset=dataset, data_root=self.data_root, batch_size=v["batch_size"], lr=v["lr"],
+                             minutes=v["minutes"],
+                             eval_every_s=float(min(30.0, max(5.0, v["minutes"] * 60 / 8))),
+                             eval_images=min(500, len(data.test)),
+                             final_eval=False, snapshot_every_s=5.0, snapshot_count=10,
+                             checkpoint_every_min=10.0, out=str(out), **self.train_options)
+            trainer = Trainer(mc, tc, dataset=data)
+            summary = (f"{cell.upper()} {v['layers']}\u00d7{v['hidden']}, lr {v['lr']:g}, batch {v['batch_size']}, "
+                       f"{v['minutes']:g} min on {Path(dataset).name}")
+            self._run = Run(trainer, session or "local", out.stem, summary, time.strftime("%H:%M:%S"), out, dataset)
+            # leave a core for the page: the trainer's intra-op threads are set before its first op
+            # TODO(lead): use the trainer's own thread setting
+            torch.set_num_threads(self.threads)
+            trainer.start()
+        return f"Started {summary}; the checkpoint will be saved as {out.name}.", notes
+
+    def control(self, session: str | None, action: str) -> str:
+        r = self._run
+        if r is None or not r.trainer.alive:
+            return "No training run is going."
+        if self.owner_only and r.owner != (session or "local"):
+            raise TrainingRefused("Only the visitor who started this run can pause, resume or stop it.")
+        if action == "pause":
+            r.trainer.pause()
+            return "Pausing after the current batch."
+        if action == "resume":
+            r.trainer.resume()
+            return "Resumed."
+        if action == "stop":
+            r.trainer.stop()
+            return "Stopping after the current batch; the checkpoint is then saved."
+        raise inputs.InputError(f"unknown action {action!r}")
+
+    def snapshot(self, session: str | None = None) -> tuple[dict | None, dict | None]:
+        """(trainer snapshot, run info) of the current or last run, or (None, None)."""
+        r = self._run
+        if r is None:
+            return None, None
+        info = {"summary": r.summary, "started": r.started, "who": self._who(r.owner, session),
+                "name": r.name, "alive": r.trainer.alive}
+        return r.trainer.snapshot(), info
+
+    def shutdown(self, timeout: float = 10.0):
+        r = self._run
+        if r is not None and r.trainer.alive:
+            r.trainer.stop()
+            r.trainer.join(timeout)
