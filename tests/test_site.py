@@ -36,7 +36,7 @@ def test_default_site_is_the_three_shipped_models_under_8_mb(tmp_path):
     r = cli("--out", out)
     assert r.returncode == 0, r.stderr
     files = sorted(str(p) for p in site_files(out))
-    assert files == sorted(["README.md", "about.html", "digits.json", "models.json", *STATIC_FILES,
+    assert files == sorted([".nojekyll", "README.md", "about.html", "digits.json", "models.json", *STATIC_FILES,
                             "models/mnist_gru.bin", "models/mnist_lstm.bin", "models/mnist_rnn.bin"])
     size = sum((out / f).stat().st_size for f in files)
     assert size <= 8 * 2**20, f"the site is {size / 2**20:.2f} MB"

@@ -106,7 +106,7 @@ def card(title: str, models: list[dict], app_url: str | None) -> str:
     names = ", ".join(m["name"] for m in models)
     link = f"\nThe full Gradio lab (training, interventions, the VAE): {app_url}\n" if app_url else ""
     return (f"---\ntitle: {json.dumps(title)}\nemoji: \u270d\ufe0f\ncolorFrom: indigo\ncolorTo: yellow\nsdk: static\n"
-            f"app_file: index.html\npinned: false\nshort_description: Watch an LSTM, GRU and RNN write digits, "
+            f"app_file: index.html\npinned: false\nshort_description: Watch recurrent networks write digits, "
             f"in your browser\n---\n\n# {title}\n\nA static page that runs recurrent image models ({names}) in "
             "the visitor's browser: generate a digit, scrub through its 28 steps (every gate and state), "
             "complete a drawing, share a link to the exact view. No server: push this folder as a Hugging "
@@ -154,6 +154,7 @@ def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None 
     (out / "digits.json").write_text(json.dumps(gallery()), encoding="utf-8")
     (out / "about.html").write_text(about_page(title), encoding="utf-8")
     (out / "README.md").write_text(card(title, models, app_url), encoding="utf-8")
+    (out / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are
     return manifest
 
 
