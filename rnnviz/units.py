@@ -312,8 +312,14 @@ def _reach_batch(model: RowModel, x: torch.Tensor, labels, zs) -> torch.Tensor:
     """(H, H) sum over the batch of ||d log p(row t) / d row s||_2, s < t."""
     H = model.config.height
     x_in = x.clone().requires_grad_(True)  # the rows as the recurrence reads them
-    prev = model.shift_rows(x_in)
-    out, _ = model.rnn(model.step_inputs(prev, labels, zs))  # the fused module, teacher forced
+    inputs = model.step_inputs(model.shift_rows(x_in), labels, zs)
+    # The fused module one step per call, carrying its state: the graph of h_t then holds steps
+    # <= t only, so the backward for row t does not walk the later steps (half the work).
+    state, steps = None, []
+    for t in range(H):
+        o, state = model.rnn(inputs[:, t:t + 1], state)
+        steps.append(o[:, 0])
+    out = torch.stack(steps, dim=1)
     # The head sees h_t and the row above; d log p(row t) / d h_t for all t in one pass (each
     # log p(row t) depends on h_t and row t-1 only), its own row's terms (s = t) left out.
     h = out.detach().requires_grad_(True)
@@ -323,7 +329,7 @@ def _reach_batch(model: RowModel, x: torch.Tensor, labels, zs) -> torch.Tensor:
     g_h, g_above = torch.autograd.grad(row_logp.sum(), [h, above])
     total = torch.zeros(H, H, dtype=torch.float64)
     for t in range(1, H):  # row 0 has no past
-        (g,) = torch.autograd.grad(out[:, t], x_in, g_h[:, t], retain_graph=t < H - 1)
+        (g,) = torch.autograd.grad(steps[t], x_in, g_h[:, t], retain_graph=t < H - 1)
         g[:, t - 1] += g_above[:, t]  # the head's direct look at the row above
         total[t, :t] = g[:, :t].norm(dim=-1).sum(0).double()
     return total
@@ -336,8 +342,8 @@ def memory_reach(model: RowModel, images, y=None, z=None, batch_size: int = 250)
     before it, and a row's own term (s = t: its pixels as targets and as the head's left context)
     is not memory.
 
-    Autograd through the fused ``nn.LSTM``/``nn.GRU``/``nn.RNN``: one forward per batch, one
-    backward per target row. Row s reaches log p(row t) through the recurrence (it is the input
+    Autograd through the fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (called one step at a time with
+    its state): one forward per batch, one backward per target row t through steps <= t. Row s reaches log p(row t) through the recurrence (it is the input
     of step s + 1) and, for s = t - 1 only, also through the head, which sees the row above; so
     distance 1 includes that direct path, distances >= 2 are the recurrence's memory alone. The
     class (or a VAE's z, the encoder's mean) is held fixed: the path x -> z is not recurrence.
