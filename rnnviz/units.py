@@ -237,6 +237,11 @@ class PatternMatch:
 
 def _trace_values(trace_or_states, name: str, layer: int) -> np.ndarray:
     if isinstance(trace_or_states, Trace):
+        if name not in trace_or_states.names:
+            raise ValueError(f"name must be one of {trace_or_states.names} for this {trace_or_states.cell} trace, got {name!r}")
+        n = len(trace_or_states.layers)
+        if not -n <= layer < n:
+            raise ValueError(f"layer must be in [{-n}, {n - 1}], got {layer}")
         return np.asarray(trace_or_states.state(name, layer))
     a = np.asarray(trace_or_states)
     if a.ndim != 2:

@@ -185,6 +185,10 @@ def test_pattern_search_rejects_bad_input(data):
             units.pattern_search(trace, steps, 0.1)
     with pytest.raises(ValueError, match="threshold"):
         units.pattern_search(trace, (1, 2), float("nan"))
+    with pytest.raises(ValueError, match="name"):
+        units.pattern_search(trace, (1, 2), 0.1, name="f")  # an RNN has no forget gate
+    with pytest.raises(ValueError, match="layer"):
+        units.pattern_search(trace, (1, 2), 0.1, layer=1)
     with pytest.raises(ValueError, match="both model and images"):
         units.pattern_search(trace, (1, 2), 0.1, model=model)
 
