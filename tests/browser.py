@@ -16,7 +16,8 @@ from rnnviz import ModelConfig
 from tests import apps
 from tests.apps import served
 
-__all__ = ["ARGS", "CHROMIUM", "browser_page", "screenshot_folder", "served", "sync_api", "tiny_checkpoints"]
+__all__ = ["ARGS", "CHROMIUM", "browser_page", "screenshot_folder", "screenshots", "served", "served_explorer",
+           "sync_api", "tiny_checkpoints"]
 
 CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
@@ -40,6 +41,25 @@ def tiny_checkpoints(folder: Path, names=("mnist_lstm", "mnist_gru"), metrics: d
 
 
 @contextmanager
+def served_explorer(tmp: Path, names=("mnist_lstm", "mnist_gru"), metrics: dict | None = None, training=True):
+    """The explorer on tiny checkpoints under ``tmp``, served on a free port: yields (url, explorer).
+    ``training``: a one-thread service on the fixture dataset; False: training turned off."""
+    from rnnviz.app.state import Explorer
+    from rnnviz.app.training import TrainingService
+    from tests.conftest import FIXTURE
+
+    runs = tmp / "runs"
+    service = (TrainingService(runs, default_dataset=str(FIXTURE), threads=1, max_minutes=1.0) if training
+               else TrainingService(runs, enabled=False, disabled_reason="off in this test"))
+    ex = Explorer(tiny_checkpoints(tmp / "checkpoints", names, metrics), runs, training=service)
+    try:
+        with served(ex) as url:
+            yield url, ex
+    finally:
+        service.shutdown()
+
+
+@contextmanager
 def browser_page(url: str, **page_options):
     """A 1400 x 1000 page on ``url`` once the first digit is drawn; JavaScript errors fail the test."""
     with sync_api.sync_playwright() as p:
@@ -59,3 +79,11 @@ def screenshot_folder(tmp_path_factory) -> Path:
     folder = Path(os.environ.get("RNNVIZ_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def screenshots(tmp_path_factory):
+    """A module fixture's body (``yield from screenshots(tmp_path_factory)``): the screenshot folder,
+    named at the end."""
+    folder = screenshot_folder(tmp_path_factory)
+    yield folder
+    print(f"\nscreenshots: {folder}")

@@ -10,27 +10,18 @@ import time
 
 import pytest
 
-from rnnviz.app.state import Explorer
-from rnnviz.app.training import TrainingService
-from tests.browser import browser_page, screenshot_folder, served, tiny_checkpoints
-from tests.conftest import FIXTURE
+from tests.browser import browser_page, screenshots, served_explorer
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    training = TrainingService(tmp / "runs", default_dataset=str(FIXTURE), threads=1, max_minutes=1.0)
-    ex = Explorer(tiny_checkpoints(tmp / "checkpoints"), tmp / "runs", training=training)
-    with served(ex) as url:
+    with served_explorer(tmp_path_factory.mktemp("browser")) as (url, ex):
         yield url, ex
-    training.shutdown()
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory):
-    folder = screenshot_folder(tmp_path_factory)
-    yield folder
-    print(f"\nscreenshots: {folder}")
+    yield from screenshots(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

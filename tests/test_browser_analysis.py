@@ -6,20 +6,13 @@ Generate tab to get an animated GIF. Skipped when chromium is not installed.
 import pytest
 from PIL import Image
 
-from rnnviz.app.state import Explorer
-from rnnviz.app.training import TrainingService
-from tests.browser import browser_page, served, tiny_checkpoints
-from tests.conftest import FIXTURE
+from tests.browser import browser_page, served_explorer
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    training = TrainingService(tmp / "runs", default_dataset=str(FIXTURE), threads=1, max_minutes=1.0)
-    ex = Explorer(tiny_checkpoints(tmp / "checkpoints"), tmp / "runs", training=training)
-    with served(ex) as url:
-        yield url, ex
-    training.shutdown()
+    with served_explorer(tmp_path_factory.mktemp("browser")) as got:
+        yield got
 
 
 @pytest.fixture(scope="module")

@@ -9,28 +9,20 @@ chromium is not installed (a failure when RNNVIZ_REQUIRE_BROWSER is set), as tes
 
 import pytest
 
-from rnnviz.app.state import Explorer
-from rnnviz.app.training import TrainingService
 from rnnviz.app.tabs.intervene import DIFF_ADDED
-from tests.browser import browser_page, screenshot_folder, served, tiny_checkpoints
+from tests.browser import browser_page, screenshots, served_explorer
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser_lab")
-    training = TrainingService(tmp / "runs", enabled=False, disabled_reason="off in this test")
-    folder = tiny_checkpoints(tmp / "checkpoints", ("mnist_lstm", "mnist_gru", "mnist_rnn", "mnist_vae"),
-                              {"test_nll": 99.5})
-    ex = Explorer(folder, tmp / "runs", training=training)
-    with served(ex) as url:
-        yield url, ex
+    names = ("mnist_lstm", "mnist_gru", "mnist_rnn", "mnist_vae")
+    with served_explorer(tmp_path_factory.mktemp("browser_lab"), names, {"test_nll": 99.5}, training=False) as got:
+        yield got
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory):
-    folder = screenshot_folder(tmp_path_factory)
-    yield folder
-    print(f"\nscreenshots: {folder}")
+    yield from screenshots(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
