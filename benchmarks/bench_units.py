@@ -56,6 +56,19 @@ def findings(model, x, y) -> dict:
             "tau": units.timescales(model, x, y)}
 
 
+def jobs(m, x, y, trace) -> dict:
+    """The computations timed, each a no-argument callable."""
+    return {
+        "baseline: trace_images": lambda: rnnviz.trace_images(m, x, y=y),
+        "unit_order": lambda: units.unit_order(m, x, y),
+        "unit_profile (unit 0)": lambda: units.unit_profile(m, x, 0, y),
+        "pattern_search (steps 8-14, 0.3)": lambda: units.pattern_search(trace, (8, 14), 0.3, m, x, y),
+        "memory_reach": lambda: units.memory_reach(m, x, y),
+        "timescales": lambda: units.timescales(m, x, y),
+        "unit_order, y=None (argmax class)": lambda: units.unit_order(m, x),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=200)
@@ -68,23 +81,16 @@ def main():
     x, y, where = digits(args.images, args.data_root)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}, "
           f"{args.threads} thread(s); {where}; median of {args.reps} runs")
-    models = {c: rnnviz.load_checkpoint(ROOT / "checkpoints" / f"mnist_{c}.safetensors") for c in ("lstm", "gru", "rnn")}
+    models = {c: rnnviz.load_checkpoint(ROOT / "checkpoints" / f"mnist_{c}.safetensors")
+              for c in ("lstm", "gru", "rnn")}
     if not args.findings_only:
         print(f"\n{'computation':<34}" + "".join(f"{c:>16}" for c in models))
         rows: dict[str, list[str]] = {}
         for c, m in models.items():
             (trace,) = rnnviz.trace_images(m, x[0], y=int(y[0]))
-            base = timed(lambda: rnnviz.trace_images(m, x, y=y), args.reps)
-            jobs = {
-                "baseline: trace_images": lambda: rnnviz.trace_images(m, x, y=y),
-                "unit_order": lambda: units.unit_order(m, x, y),
-                "unit_profile (unit 0)": lambda: units.unit_profile(m, x, 0, y),
-                "pattern_search (steps 8-14, 0.3)": lambda: units.pattern_search(trace, (8, 14), 0.3, m, x, y),
-                "memory_reach": lambda: units.memory_reach(m, x, y),
-                "timescales": lambda: units.timescales(m, x, y),
-                "unit_order, y=None (argmax class)": lambda: units.unit_order(m, x),
-            }
-            for name, fn in jobs.items():
+            todo = jobs(m, x, y, trace)
+            base = timed(todo["baseline: trace_images"], args.reps)
+            for name, fn in todo.items():
                 s = base if name.startswith("baseline") else timed(fn, args.reps)
                 rows.setdefault(name, []).append(f"{s:7.2f} s {s / base:5.1f}x")
         for name, cols in rows.items():
@@ -98,7 +104,8 @@ def main():
     found = {c: findings(m, x, y) for c, m in models.items()}
     for c, f in found.items():
         d = f["curve"]
-        print(f"{c:<6}" + "".join(f"{d[k]:9.3g}" for k in dists) + f"{d[5] / d[1]:8.3f}{d[10] / d[1]:8.3f}{d[20] / d[1]:8.3f}")
+        print(f"{c:<6}" + "".join(f"{d[k]:9.3g}" for k in dists)
+              + f"{d[5] / d[1]:8.3f}{d[10] / d[1]:8.3f}{d[20] / d[1]:8.3f}")
     print("the same with the targets fixed to the bottom rows t = 20..27 (every distance on the same predictions):")
     for c, f in found.items():
         d = f["bottom"]

@@ -90,8 +90,9 @@ def order_from_states(h: np.ndarray) -> np.ndarray:
     everywhere, max mean |h| < 1e-6, go last). Ties (many units peak at the same row) are broken
     by each unit's coordinate on the first principal component of the standardized mean time
     courses mean_b h[b, :, u], so units whose average trajectory has the same shape sit together;
-    that coordinate runs up in one peak group and down in the next. The component's sign is fixed (largest loading positive) and the last key is the unit index,
-    so the order is deterministic for given states.
+    that coordinate runs up in one peak group and down in the next. The component's sign is fixed
+    (largest loading positive) and the last key is the unit index, so the order is deterministic
+    for given states.
     """
     h = np.asarray(h, dtype=np.float64)
     U = h.shape[-1]
@@ -160,14 +161,15 @@ def activity_map(values: np.ndarray, images: np.ndarray) -> np.ndarray:
 
     How to read it: at step t, a positive pixel is one whose ink goes with a high value of the
     unit, a negative one whose ink goes with a low value, near 0 one the unit ignores (or that
-    varies too little over the digits to tell); draw it on a diverging scale from -1 to 1. Rows i >= t are NaN: step t has not read them, so they cannot
-    cause its value (the correlation with them would only say what the unit predicts). A pixel
-    or step that never varies over the digits has no correlation and shows 0.
+    varies too little over the digits to tell); draw it on a diverging scale from -1 to 1. Rows
+    i >= t are NaN: step t has not read them, so they cannot cause its value (the correlation
+    with them would only say what the unit predicts). A pixel or step that never varies over the
+    digits has no correlation and shows 0.
     """
     v = np.asarray(values, np.float64)
     x = np.asarray(images, np.float64)
     B, T = v.shape
-    H, W = x.shape[1:]
+    H = x.shape[1]
     vc = v - v.mean(0)
     xc = x - x.mean(0)
     cov = np.einsum("bt,bij->tij", vc, xc) / B
@@ -238,7 +240,8 @@ class PatternMatch:
 def _trace_values(trace_or_states, name: str, layer: int) -> np.ndarray:
     if isinstance(trace_or_states, Trace):
         if name not in trace_or_states.names:
-            raise ValueError(f"name must be one of {trace_or_states.names} for this {trace_or_states.cell} trace, got {name!r}")
+            raise ValueError(f"name must be one of {trace_or_states.names} for this {trace_or_states.cell} "
+                             f"trace, got {name!r}")
         n = len(trace_or_states.layers)
         if not -n <= layer < n:
             raise ValueError(f"layer must be in [{-n}, {n - 1}], got {layer}")
@@ -267,7 +270,8 @@ def pattern_search(trace_or_states, steps: tuple[int, int], threshold: float, mo
     values = _trace_values(trace_or_states, name, layer)
     T = values.shape[0]
     a, b = steps
-    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in (a, b)) or not 0 <= a <= b < T:
+    integers = all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in (a, b))
+    if not integers or not 0 <= a <= b < T:
         raise ValueError(f"steps must be two integers with 0 <= a <= b < {T}, got {steps!r}")
     if not (isinstance(threshold, (int, float, np.floating)) and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
@@ -348,10 +352,11 @@ def memory_reach(model: RowModel, images, y=None, z=None, batch_size: int = 250)
     is not memory.
 
     Autograd through the fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (called one step at a time with
-    its state): one forward per batch, one backward per target row t through steps <= t. Row s reaches log p(row t) through the recurrence (it is the input
-    of step s + 1) and, for s = t - 1 only, also through the head, which sees the row above; so
-    distance 1 includes that direct path, distances >= 2 are the recurrence's memory alone. The
-    class (or a VAE's z, the encoder's mean) is held fixed: the path x -> z is not recurrence.
+    its state; use a model in eval mode): one forward per batch, one backward per target row t
+    through steps <= t. Row s reaches log p(row t) through the recurrence (it is the input of step
+    s + 1) and, for s = t - 1 only, also through the head, which sees the row above; so distance 1
+    includes that direct path, distances >= 2 are the recurrence's memory alone. The class (or a
+    VAE's z, the encoder's mean) is held fixed: the path x -> z is not recurrence.
 
     How to read it: row t of M is how strongly each earlier row moves the prediction of row t;
     ``reach_by_distance(M)`` summarizes how that decays with the distance t - s.
@@ -364,16 +369,11 @@ def memory_reach(model: RowModel, images, y=None, z=None, batch_size: int = 250)
     labels, zs, _ = conditioning(model, x, y, z)
     H = model.config.height
     total = torch.zeros(H, H, dtype=torch.float64)
-    was_training = model.training
-    model.eval()
-    try:
-        with _plain_cpu_rnn(), torch.enable_grad():
-            for start in range(0, x.shape[0], batch_size):
-                sl = slice(start, start + batch_size)
-                total += _reach_batch(model, x[sl], None if labels is None else labels[sl],
-                                      None if zs is None else zs[sl].detach())
-    finally:
-        model.train(was_training)
+    with _plain_cpu_rnn(), torch.enable_grad():
+        for start in range(0, x.shape[0], batch_size):
+            sl = slice(start, start + batch_size)
+            total += _reach_batch(model, x[sl], None if labels is None else labels[sl],
+                                  None if zs is None else zs[sl].detach())
     return (total / x.shape[0]).numpy()
 
 
