@@ -469,9 +469,10 @@ class Trainer:
             if stop or (not w.distributed and self._stop.is_set()):
                 final_state, message = "stopped", "stopped by request"
                 break
-            if max(clock / budget, step / c.max_steps if c.max_steps else 0.0) >= 1.0:
+            progress = max(clock / budget, step / c.max_steps if c.max_steps else 0.0)
+            if progress >= 1.0:
                 break
-            lr = self._lr(step, max(clock / budget, step / c.max_steps if c.max_steps else 0.0))
+            lr = self._lr(step, progress)
             for g in opt.param_groups:
                 g["lr"] = lr
             x, y = next(data)
