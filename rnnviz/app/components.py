@@ -10,6 +10,11 @@ They are subclasses, not wrappers around instances, because Gradio rebuilds a co
 class (``block.__class__(**kwargs)``) for a session whose page received an update of it; and they
 are Gradio "templates", drawn by the stock front-end components. (Gradio writes a ``.pyi`` stub
 next to a module that defines components, as it does for custom components.)
+
+Also what every tab's Gradio code shares: ``slider``/``number`` (a checked widget over an
+``inputs.LIMITS`` entry), the widget groups several tabs use (``sample_controls``,
+``digit_source``), and the small helpers of a handler (``message``, ``warn``, ``plot``,
+``session_id``).
 """
 
 from __future__ import annotations
