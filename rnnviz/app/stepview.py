@@ -167,14 +167,16 @@ class StepView(Player):
     def frame(self, v: ViewState, step: int) -> list:
         return [cards.canvas_html(v.trace, step), cards.gates_html(v.trace, step, v.layer)]
 
-    def load(self, request, trace, model_name: str, layer: int | None = None) -> list:
-        """Store ``trace`` as this session's current trace and return every view at step 0."""
+    def load(self, request, trace, model_name: str, layer: int | None = None, step: int = 0) -> list:
+        """Store ``trace`` as this session's current trace and return every view at ``step``
+        (0 unless a deep link asks for another)."""
         v = self.view(request)
         nlayers = len(trace.layers)
         v.trace, v.model_name, v.playing = trace, model_name, False
         v.layer = nlayers - 1 if layer is None else max(0, min(int(layer), nlayers - 1))
-        return self.frame(v, 0) + [plot(figures.units_time_figure(trace, v.layer, 0)), 0,
-                                   gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]
+        step = max(0, min(int(step), trace.steps - 1))
+        return self.frame(v, step) + [plot(figures.units_time_figure(trace, v.layer, step)), step,
+                                      gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]
 
     def set_layer(self, layer, t, request: gr.Request):
         try:
