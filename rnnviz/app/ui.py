@@ -8,11 +8,12 @@ has an ``api_name``, so the whole page can be driven with ``gradio_client`` (tes
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import gradio as gr
 
-from . import tabs
+from . import guard, tabs
 from .cards import model_summary
 from .components import message, session_id
 from .downloads import Downloads
@@ -29,11 +30,35 @@ GRADIO_SESSIONS = 128
 
 
 def launch_options() -> dict:
-    """Keyword arguments for ``demo.launch`` (Gradio 6 takes theme, css and head there)."""
+    """Keyword arguments for ``demo.launch`` (Gradio 6 takes theme, css and head there); every API
+    request passes ``guard.RequestGuard`` first (sizes, URL-sourced files, a session's pending jobs)."""
     return {"theme": gr.themes.Soft(primary_hue="cyan", secondary_hue="orange"),
             "css": (HERE / "style.css").read_text(), "head": CURSOR_JS, "run_history": False,
             "max_file_size": MAX_UPLOAD_BYTES,  # larger uploads are refused with HTTP 413
-            "state_session_capacity": GRADIO_SESSIONS}
+            "state_session_capacity": GRADIO_SESSIONS, "app_kwargs": {"middleware": guard.middleware()}}
+
+
+DRAWING_GROUP = "drawings"  # every endpoint that reads a sketchpad: one concurrency group
+DRAWING_CONCURRENCY = 2
+
+
+def setup_queue(demo: gr.Blocks) -> gr.Blocks:
+    """A bounded queue (``guard.MAX_QUEUE`` jobs; ``guard.RequestGuard`` bounds each session's),
+    one shared concurrency group for the endpoints that decode drawings, and Gradio's cache swept
+    every minute (uploads that reached no handler included: ``guard.cache_sweep``)."""
+    for fn in demo.fns.values():
+        if any(isinstance(b, gr.Sketchpad) for b in fn.inputs):
+            fn.concurrency_id, fn.concurrency_limit = DRAWING_GROUP, DRAWING_CONCURRENCY
+    demo.delete_cache = guard.cache_sweep()
+    return demo.queue(max_size=guard.MAX_QUEUE)
+
+
+def link_note_html(notes: list[str]) -> str:
+    """The notes on a deep link's ignored values, as escaped text (empty when there are none)."""
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f'<div class="rv-link-note" role="status"><b>Link:</b> some values were not used<ul>{items}</ul></div>'
 
 
 def build_app(ex: Explorer) -> gr.Blocks:
@@ -50,8 +75,9 @@ def build_app(ex: Explorer) -> gr.Blocks:
             upload = gr.UploadButton(f"Load your own checkpoint ({SUFFIX}, up to {MAX_UPLOAD_BYTES // 2**20} MB)",
                                      file_types=[SUFFIX], file_count="single", type="filepath", size="sm",
                                      scale=1, elem_id="upload_checkpoint")
+        link_note = gr.HTML("", elem_id="link_note", padding=False)  # what a deep link asked that was ignored
         built = []  # (module, handle, gr.Tab), wired once the whole page exists
-        with gr.Tabs():
+        with gr.Tabs(elem_id="tabs") as tab_bar:
             for title, tab_id, module, extra in (
                     ("Generate & step", "generate", tabs.generate, (downloads,)),
                     ("Complete", "complete", tabs.complete, (downloads,)),
@@ -79,30 +105,33 @@ def build_app(ex: Explorer) -> gr.Blocks:
                 return str(e)
             return model_summary(entry.config, entry.metrics, entry.name)
 
-        def upload_checkpoint(path):
+        def upload_checkpoint(path, request: gr.Request):
             if not path:
                 raise message("No file arrived.")
-            try:
-                entry = ex.add_upload(path, Path(path).name)
+            try:  # listed for this session only (unless the server runs with --public-uploads)
+                entry = ex.add_upload(path, Path(path).name, session_id(request))
             except InputError as e:
                 raise message(str(e)) from None
             gr.Info(f"Added {entry.label} to the model list.")
-            return gr.Dropdown(choices=ex.registry.choices(), value=entry.key), describe(entry.key)
+            return gr.Dropdown(choices=ex.registry.choices(session_id(request)), value=entry.key), describe(entry.key)
 
         ckpt.change(describe, [ckpt], [model_info], api_name="describe", show_progress="hidden")
         upload.upload(upload_checkpoint, [upload], [ckpt, model_info], api_name="upload_checkpoint",
                       concurrency_limit=2, show_progress="hidden")  # a refusal shows a toast, not error badges
 
-        # ---- page load: models, a first digit, the training state
+        # ---- page load: models, the view the address asks for (a deep link; else a first 7), training
+        tab_ids = [tab.id for _, _, tab in built] + ["about"]
+
         def on_load(request: gr.Request):
-            key = ex.registry.default_key()
-            return [gr.Dropdown(choices=ex.registry.choices(), value=key), describe(key)] + \
-                tabs.generate.first_digit(generate, request)
+            key, tab, out, notes = tabs.generate.open_link(generate, request.query_params, tab_ids, request)
+            return [gr.Dropdown(choices=ex.registry.choices(), value=key), describe(key),
+                    gr.Tabs(selected=tab), link_note_html(notes)] + out
 
         def train_on_load(request: gr.Request):
             return tabs.train.refresh(ex, request)
 
-        demo.load(on_load, None, [ckpt, model_info] + generate.outputs, api_name="on_load")
+        demo.load(on_load, None, [ckpt, model_info, tab_bar, link_note] + tabs.generate.link_outputs(generate),
+                  api_name="on_load")
         demo.load(train_on_load, None, train.refresh_outputs, api_name="train_on_load", show_progress="hidden")
 
         def end_session(request: gr.Request):
@@ -111,4 +140,4 @@ def build_app(ex: Explorer) -> gr.Blocks:
             downloads.drop(session_id(request))
 
         demo.unload(end_session)
-    return demo
+    return setup_queue(demo)
