@@ -28,7 +28,7 @@ from benchmarks.bench_train import FIXTURE, plain_loop, trainer_loop, warm_up
 from rnnviz.data import load_dataset, training_batches
 from rnnviz.distributed import World
 from rnnviz.model import ModelConfig, RowModel
-from rnnviz.train import Trainer, TrainConfig, _constant_buffers
+from rnnviz.train import TrainConfig, Trainer, _constant_buffers
 
 
 class _Nll(torch.nn.Module):
@@ -129,7 +129,7 @@ def main():
         print(f"round {r + 1}: " + ", ".join(f"{k} {got[k][-1][0]:.0f} ({got[k][-1][1]:.0f} per CPU-s)"
                                               for k in names) + " images/s", flush=True)
     for i, clock in enumerate(("wall clock", "CPU time")):
-        def ratio(a, b):
+        def ratio(a, b, i=i):
             return statistics.median(x[i] / y[i] for x, y in zip(got[a], got[b]))
 
         unit = "images/s" if i == 0 else "images/CPU-s"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from torch import nn
 
 from rnnviz.data import batches, load_dataset
 from rnnviz.model import ModelConfig, RowModel
-from rnnviz.train import Trainer, TrainConfig
+from rnnviz.train import TrainConfig, Trainer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mnist_small.npz"
 

@@ -31,7 +31,7 @@ class World:
         self._control = None  # process group for the CPU control messages
 
     @classmethod
-    def from_env(cls) -> "World":
+    def from_env(cls) -> World:
         """The world torchrun describes in the environment (the one-process world otherwise)."""
         try:
             size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -78,7 +78,7 @@ class MetricsLog:
             if resume_step is not None:  # drop what the run logged after the checkpoint it resumes from
                 kept = [r for r in read_metrics_log(self.path) if r["step"] <= resume_step]
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - open for the run, closed by close()
             for r in kept:
                 self._file.write(json.dumps(r) + "\n")
             self._file.flush()

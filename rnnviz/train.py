@@ -48,14 +48,28 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .analysis import gate_saturation
-from .data import DEFAULT_EVAL_SEED, Dataset, binarize_fixed, load_dataset, training_batches
+from .data import (
+    DEFAULT_EVAL_SEED,
+    Dataset,
+    binarize_fixed,
+    load_dataset,
+    training_batches,
+)
 from .distributed import World, is_peer_failure
 from .evaluate import evaluate, protocol
 from .metrics_log import MetricsLog, metrics_log_path, read_metrics_log
 from .model import ModelConfig, RowModel
 
-__all__ = ["TrainConfig", "Trainer", "Record", "check_writable", "read_metrics_log", "metrics_log_path",
-           "remove_orphan_temps", "thread_count"]
+__all__ = [
+    "Record",
+    "TrainConfig",
+    "Trainer",
+    "check_writable",
+    "metrics_log_path",
+    "read_metrics_log",
+    "remove_orphan_temps",
+    "thread_count",
+]
 
 
 @dataclass
@@ -242,14 +256,19 @@ def _recurrent_layer_in_float32(model: RowModel):
     """Keep the recurrent layer out of a CPU bf16 autocast: oneDNN builds a bf16 LSTM only on CPUs
     with AVX512-BF16 or AMX (it fails on this project's EPYC). The head's matmuls still autocast."""
     before = []
+    try:  # PyTorch >= 2.4 takes the device type; older ones have the CPU-only names
+        torch.is_autocast_enabled("cpu")
+        is_on, set_on = (lambda: torch.is_autocast_enabled("cpu")), (lambda on: torch.set_autocast_enabled("cpu", on))
+    except TypeError:
+        is_on, set_on = torch.is_autocast_cpu_enabled, torch.set_autocast_cpu_enabled
 
     def enter(module, args):
-        before.append(torch.is_autocast_enabled("cpu"))
-        torch.set_autocast_enabled("cpu", False)
+        before.append(is_on())
+        set_on(False)
         return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
     def leave(module, args, out):
-        torch.set_autocast_enabled("cpu", before.pop())
+        set_on(before.pop())
 
     model.rnn.register_forward_pre_hook(enter)
     model.rnn.register_forward_hook(leave)
@@ -303,7 +322,7 @@ class Trainer:
         self._saturation_batch: tuple | None = None  # (images, labels) for the live gate saturation
 
     # ---- control (any thread) -----------------------------------------------------------------
-    def start(self) -> "Trainer":
+    def start(self) -> Trainer:
         if self._thread is not None:
             raise RuntimeError("this trainer has already been started")
         self._set(state="running", message="starting")

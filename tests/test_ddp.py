@@ -29,7 +29,7 @@ from rnnviz import ModelConfig, load_checkpoint
 from rnnviz.checkpoint import read_metadata
 from rnnviz.data import load_dataset, training_batches
 from rnnviz.distributed import World
-from rnnviz.train import Trainer, TrainConfig, read_metrics_log
+from rnnviz.train import TrainConfig, Trainer, read_metrics_log
 from tests.conftest import FIXTURE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +38,9 @@ PER_WORKER = 16
 
 
 def _config(out, **kw):
-    base = dict(dataset=str(FIXTURE), batch_size=PER_WORKER, minutes=60, warmup_steps=3, lr=3e-3, eval_every_s=1e9,
-                final_eval=False, snapshot_every_s=1e9, checkpoint_every_min=1e9, out=str(out), sync_every=3)
+    base = {"dataset": str(FIXTURE), "batch_size": PER_WORKER, "minutes": 60, "warmup_steps": 3, "lr": 3e-3,
+            "eval_every_s": 1e9, "final_eval": False, "snapshot_every_s": 1e9, "checkpoint_every_min": 1e9,
+            "out": str(out), "sync_every": 3}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -146,7 +147,7 @@ def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False).stdout
         return [int(c) for c in out.split()]
 
 
