@@ -86,16 +86,19 @@ def unit_card(vec: np.ndarray, scale: Scale, caption: str, alt: str, stats: str,
             f'<div class="rv-stats">{stats}</div></figure>')
 
 
-def gates_html(trace: Trace, step: int, layer: int = -1, names: tuple[str, ...] | None = None) -> str:
+def gates_html(trace: Trace, step: int, layer: int = -1, names: tuple[str, ...] | None = None,
+               order: np.ndarray | None = None) -> str:
     """Every gate and state (or only ``names``) of one layer at ``step``, units laid out as a grid,
-    with scales."""
+    with scales. ``order`` (a permutation, ``rnnviz.units.unit_order``) fills the grid row by row
+    with units ``order[0], order[1], ...`` (None: unit 0 top left); the wrap's ``data-order``,
+    ``data-cols`` and ``data-layer`` let a click on a cell name its unit in the browser."""
     H = trace.steps
     step = int(np.clip(step, 0, H - 1))
     states = trace.layers[layer]
     cards = []
     for name in (names or trace.names):
         series = states[name]
-        vec = series[step]
+        vec = series[step] if order is None else series[step][order]
         short = html.escape(DESCRIPTIONS.get(name, "").split(":")[0])
         cards.append(unit_card(vec, state_scale(name, series), f"<b>{name}</b> <span>{short}</span>",
                                f"{name} at step {step}", gate_stats(name, vec),
@@ -104,9 +107,12 @@ def gates_html(trace: Trace, step: int, layer: int = -1, names: tuple[str, ...] 
     rows, cols = unit_grid_shape(n)
     nlayers = len(trace.layers)
     which = f"layer {(layer % nlayers) + 1} of {nlayers}, " if nlayers > 1 else ""
-    return (f'<div class="rv-gates-wrap" data-step="{step}"><div class="rv-gates-head">'
-            f'{trace.cell.upper()} {which}step {step}: {n} units as a {rows}\u00d7{cols} grid '
-            f'(unit 0 top left, row by row)</div><div class="rv-gates">{"".join(cards)}</div></div>')
+    how = ("unit 0 top left, row by row" if order is None else
+           "in behaviour order: units that peak at early rows top left, alike units side by side")
+    data = "" if order is None else f' data-order="{" ".join(str(int(u)) for u in order)}"'
+    return (f'<div class="rv-gates-wrap" data-step="{step}" data-layer="{layer % nlayers}" data-cols="{cols}"{data}>'
+            f'<div class="rv-gates-head">{trace.cell.upper()} {which}step {step}: {n} units as a {rows}\u00d7{cols} '
+            f'grid ({how})</div><div class="rv-gates">{"".join(cards)}</div></div>')
 
 
 # ---- linked step views: several traces on one slider (Compare cells, Intervene) -----------------

@@ -64,13 +64,19 @@ def empty_figure(message: str) -> dict:
                                                     "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]}}
 
 
-def units_time_figure(trace: Trace, layer: int = -1, step: int = 0, cols: int = 3) -> dict:
+def units_time_figure(trace: Trace, layer: int = -1, step: int = 0, cols: int = 3, order=None) -> dict:
     """Every gate/state of one layer, units x timesteps, under a bar chart of each row's NLL. A
     cursor (``cursor_line`` on every panel, ``cursor_band`` on the bars) marks ``step``; hover shows
-    unit, step and value."""
+    unit, step and value. ``order`` (a permutation of the units, ``rnnviz.units.unit_order``) puts
+    row k = unit ``order[k]`` (the y axis then lists unit numbers as categories, so hover and clicks
+    still name the unit); None: unit u on row u."""
     names = trace.names
     states = trace.layers[layer]
     H, n = states[names[0]].shape
+    if order is not None:
+        order = np.asarray(order, np.int64)
+        if sorted(order.tolist()) != list(range(n)):
+            raise ValueError(f"order must be a permutation of the {n} units")
     cols = max(1, min(cols, len(names)))
     rows = math.ceil(len(names) / cols)
     top_px, panel_px, gap_px, margin_t, margin_b = 120, 230, 48, 30, 40
@@ -105,13 +111,19 @@ def units_time_figure(trace: Trace, layer: int = -1, step: int = 0, cols: int = 
         if kind not in coloraxes:
             coloraxes[kind] = (f"coloraxis{len(coloraxes) + 1 if coloraxes else ''}", scale)
         cax = coloraxes[kind][0]
-        data.append({"type": "heatmap", "z": typed(states[name].T), "x0": 0, "dx": 1, "y0": 0, "dy": 1,
-                     "xaxis": f"x{ax}", "yaxis": f"y{ax}", "coloraxis": cax, "name": name,
-                     "hovertemplate": f"unit %{{y}}<br>step %{{x}}<br>{name} = %{{z:.3f}}<extra></extra>"})
+        heat = {"type": "heatmap", "x0": 0, "dx": 1, "xaxis": f"x{ax}", "yaxis": f"y{ax}", "coloraxis": cax,
+                "name": name, "hovertemplate": f"unit %{{y}}<br>step %{{x}}<br>{name} = %{{z:.3f}}<extra></extra>"}
+        yaxis = {"domain": ydom, "anchor": f"x{ax}", "range": [n - 0.5, -0.5], "showgrid": False,
+                 "title": {"text": ("unit" if order is None else "unit (by behaviour)") if c == 0 else ""}}
+        if order is None:
+            heat.update(z=typed(states[name].T), y0=0, dy=1)
+        else:  # rows in the given order, labelled with their unit numbers
+            heat.update(z=typed(states[name][:, order].T), y=[str(u) for u in order.tolist()])
+            yaxis.update(type="category", nticks=8)
+        data.append(heat)
         layout[f"xaxis{ax}"] = {"domain": xdom, "anchor": f"y{ax}", "range": [-0.5, H - 0.5],
                                 "showgrid": False, "ticks": "outside", "dtick": 7}
-        layout[f"yaxis{ax}"] = {"domain": ydom, "anchor": f"x{ax}", "range": [n - 0.5, -0.5],
-                                "showgrid": False, "title": {"text": "unit" if c == 0 else ""}}
+        layout[f"yaxis{ax}"] = yaxis
         axes.append((f"x{ax}", f"y{ax}", ydom))
         layout["annotations"].append({"text": f"<b>{name}</b>  {DESCRIPTIONS.get(name, '').split(':')[0]}",
                                       "xref": "paper", "yref": "paper", "x": xdom[0], "y": ydom[1],

@@ -1,5 +1,6 @@
-"""Server side of the Gate saturation and Teacher forcing tabs: which test digits a model is read
-on, a bounded cache of saturation results, and the calls into ``rnnviz.analysis``.
+"""Server side of the analysis tabs: which test digits a model is read on, a bounded cache of
+saturation results and of the unit studies (``UnitStudies``: unit order, inspector, pattern search,
+memory reach, timescales), and the calls into ``rnnviz.analysis`` / ``rnnviz.units``.
 
 Nothing here draws or builds components (that is ``tabs/saturation.py`` and ``tabs/forcing.py``). Every call is bounded in cost: the
 saturation of a model is measured on at most ``MAX_TEST_IMAGES`` test images, once per checkpoint
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import units
 from ..analysis import GATES, ForcingComparison, forcing_comparison, gate_saturation
 from ..data import binarize_fixed
 from . import inputs
@@ -163,3 +166,150 @@ def _read_with(sat: dict, config) -> str:
     if config.latent:
         parts.append("z = the mean of q(z | x) from the encoder")
     return " and ".join(parts) or "nothing (an unconditional model)"
+
+
+# ---- what the units do (Units tab, the step views' unit order, Compare's memory reach) --------------
+UNIT_IMAGES = 200  # test digits the unit studies read (each computation <= 3 s for 200 on the CPU)
+UNITS_CACHE = 48  # results kept (orders and timescales: a few KB; profiles ~1 MB; reach 6 KB)
+
+
+@dataclass(frozen=True)
+class Digits:
+    """The test digits a unit study read, and how to say so in a caption."""
+    images: np.ndarray  # (N, H, W) uint8 in {0, 1}
+    labels: np.ndarray  # (N,) int64 true labels
+    y: np.ndarray | None  # the labels the model is read with (None: its own argmax class / unconditional)
+    source: str  # Markdown: where they come from and how many
+    key: str
+    full: bool
+
+
+class UnitStudies:
+    """``rnnviz.units`` on a model's test digits, cached per checkpoint file (path and mtime),
+    layer and batch: unit orders, unit profiles, pattern searches, memory reach, timescales.
+    One per Explorer (``unit_studies(ex)``), shared by the step views, the Units tab and Compare."""
+
+    def __init__(self, ex: Explorer, images: int = UNIT_IMAGES, cache_size: int = UNITS_CACHE):
+        self.ex = ex
+        self.analyses = Analyses(ex, max_images=max(images, 1))
+        self.images = images
+        self.cache_size = cache_size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple, object] = OrderedDict()
+
+    def digits(self, entry: Entry, model) -> Digits:
+        """The first ``images`` test digits of ``entry``'s dataset (else the 40 shipped digits),
+        read with their true labels by a class-conditional model."""
+        b = self.analyses.test_batch(entry)  # at most ``images`` of them
+        n = min(self.images, len(b.images))
+        source = b.source if b.full else b.source.replace(f"{MAX_TEST_IMAGES} of its", f"{self.images} of its")
+        c = model.config
+        y = b.labels[:n] if c.num_classes and int(b.labels[:n].max()) < c.num_classes else None
+        return Digits(b.images[:n], b.labels[:n], y, source, f"{b.key}:{n}", b.full)
+
+    def _cached(self, key: str | None, what: tuple, compute):
+        """(entry, model, digits, result, cached): ``compute(model, digits)`` once per checkpoint file
+        and ``what`` (``cached``: it was computed earlier)."""
+        entry, model = self.ex.model(key)
+        try:
+            mtime = entry.path.stat().st_mtime_ns
+        except OSError:
+            raise inputs.InputError(f"checkpoint {entry.key!r} is no longer available") from None
+        d = self.digits(entry, model)
+        ck = (str(entry.path), mtime, d.key) + what
+        with self._lock:
+            if ck in self._cache:
+                self._cache.move_to_end(ck)
+                return entry, model, d, self._cache[ck], True
+        try:
+            result = compute(model, d)
+        except ValueError as e:
+            raise inputs.InputError(str(e)) from None
+        with self._lock:
+            self._cache[ck] = result
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return entry, model, d, result, False
+
+    def layer(self, model, layer) -> int:
+        """``layer`` checked (index from 0 = bottom; None: the top)."""
+        n = model.config.layers
+        return n - 1 if layer is None else int(inputs.number("layer", layer, 0, n - 1, integer=True).value)
+
+    def unit(self, model, unit) -> int:
+        U = model.config.hidden
+        got = inputs.number("unit", unit, 0, U - 1, integer=True)
+        if got.note:
+            raise inputs.InputError(f"unit must be a whole number from 0 to {U - 1}, got {unit!r}")
+        return int(got.value)
+
+    def order(self, key: str | None, layer=None):
+        """(entry, digits, permutation) of ``layer``'s units (``units.unit_order``)."""
+        _, model = self.ex.model(key)
+        k = self.layer(model, layer)
+        entry, _, d, order, _ = self._cached(key, ("order", k),
+                                          lambda m, d: units.unit_order(m, d.images, d.y, layer=k))
+        return entry, d, order
+
+    def profile(self, key: str | None, unit, layer=None):
+        """(entry, digits, ``units.UnitProfile``) of one unit."""
+        _, model = self.ex.model(key)
+        k, u = self.layer(model, layer), self.unit(model, unit)
+        entry, _, d, prof, _ = self._cached(key, ("profile", k, u),
+                                         lambda m, d: units.unit_profile(m, d.images, u, d.y, layer=k))
+        return entry, d, prof
+
+    def pattern(self, key: str | None, trace, steps: tuple[int, int], threshold: float, layer=None):
+        """(entry, digits, ``units.PatternMatch``) of a trace drawn by ``key``'s model (not cached:
+        the trace is the visitor's)."""
+        entry, model = self.ex.model(key)
+        k = self.layer(model, layer)
+        if trace.cell != model.config.cell or trace.layers[0]["h"].shape[1] != model.config.hidden:
+            raise inputs.InputError(f"The current trace was not drawn by {entry.name}: press Generate first.")
+        d = self.digits(entry, model)
+        try:
+            match = units.pattern_search(trace, steps, threshold, model, d.images, d.y, layer=k)
+        except ValueError as e:
+            raise inputs.InputError(str(e)) from None
+        return entry, d, match
+
+    def reach(self, key: str | None):
+        """(entry, digits, M, seconds): ``units.memory_reach`` over the test digits, (H, H); seconds
+        is 0 when it came from the cache."""
+        def compute(m, d):
+            t0 = time.perf_counter()
+            return units.memory_reach(m, d.images, d.y), time.perf_counter() - t0
+        entry, _, d, (M, s), hit = self._cached(key, ("reach",), compute)
+        return entry, d, M, 0.0 if hit else s
+
+    def digit_reach(self, key: str | None, index) -> tuple[Entry, np.ndarray, int]:
+        """(entry, M, true label) of one shipped test digit (gallery ``index``), with its label."""
+        entry, model = self.ex.model(key)
+        image, label = self.ex.gallery_binary(index)
+        y = [label] if model.config.num_classes and label < model.config.num_classes else None
+        try:
+            return entry, units.memory_reach(model, image[None], y), label
+        except ValueError as e:
+            raise inputs.InputError(str(e)) from None
+
+    def timescales(self, key: str | None, layer=None):
+        """(entry, digits, tau per unit) of ``layer`` (``units.timescales``)."""
+        _, model = self.ex.model(key)
+        k = self.layer(model, layer)
+        entry, _, d, tau, _ = self._cached(key, ("tau", k), lambda m, d: units.timescales(m, d.images, d.y, layer=k))
+        return entry, d, tau
+
+
+_STUDIES: dict[int, tuple[weakref.ref, UnitStudies]] = {}
+_STUDIES_LOCK = threading.Lock()
+
+
+def unit_studies(ex: Explorer) -> UnitStudies:
+    """The one ``UnitStudies`` of ``ex`` (its cache is shared by every tab and visitor)."""
+    with _STUDIES_LOCK:
+        got = _STUDIES.get(id(ex))
+        if got is None or got[0]() is not ex:
+            for k in [k for k, (ref, _) in _STUDIES.items() if ref() is None]:
+                del _STUDIES[k]
+            got = _STUDIES[id(ex)] = (weakref.ref(ex), UnitStudies(ex))
+        return got[1]

@@ -14,12 +14,17 @@ math: traces come from ``state.Explorer``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
+
 import gradio as gr
+import numpy as np
 
 from . import cards, figures
 from . import components as checked
 from .components import message, plot, session_id
 from .inputs import InputError
+from .measurements import unit_studies
 from .state import Explorer, ViewState
 
 CURSOR_JS = """<script>
@@ -33,7 +38,59 @@ window.rnnvizCursor = function (id, t) {
   });
   window.Plotly.relayout(gd, u);
 };
+// Clicking a unit (a cell of a step view's grids or a row of its units x time figure) opens it in
+// the Units tab: the unit and layer go into that tab's hidden #units_pick box, whose change runs
+// the inspector (the tab is opened first: its content is drawn only once it is shown).
+window.rnnvizInspect = function (unit, layer) {
+  const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Units');
+  if (tab) tab.click();
+  let tries = 0;
+  const put = function () {
+    const box = document.querySelector('#units_pick textarea, #units_pick input');
+    if (!box) { if (tries++ < 50) setTimeout(put, 100); return; }
+    const setter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(box), 'value').set;
+    setter.call(box, unit + ':' + layer + ':' + Date.now());  // always a new value: change fires
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  };
+  put();
+};
+document.addEventListener('click', function (e) {
+  const img = e.target.closest && e.target.closest('.rv-inspectable .rv-gate img');
+  if (!img) return;
+  const wrap = img.closest('.rv-gates-wrap'), r = img.getBoundingClientRect();
+  const cols = Number(wrap.dataset.cols), rows = Math.round(cols * r.height / r.width);
+  const k = Math.floor((e.clientY - r.top) / r.height * rows) * cols + Math.floor((e.clientX - r.left) / r.width * cols);
+  const order = wrap.dataset.order ? wrap.dataset.order.split(' ').map(Number) : null;
+  const unit = order ? order[k] : k;
+  if (unit !== undefined && unit >= 0) window.rnnvizInspect(unit, Number(wrap.dataset.layer || 0));
+});
+new MutationObserver(function () {  // plotly figures are re-mounted on every update: hook each new one
+  document.querySelectorAll('.rv-inspectable .js-plotly-plot').forEach(function (gd) {
+    if (gd.rvHooked || !gd.on) return;
+    gd.rvHooked = true;
+    gd.on('plotly_click', function (ev) {
+      const p = ev.points && ev.points[0];
+      if (!p || p.data.type !== 'heatmap') return;
+      const view = gd.closest('.rv-inspectable').id.replace(/_fig$/, '');
+      const wrap = document.querySelector('#' + view + '_gates .rv-gates-wrap');
+      window.rnnvizInspect(Number(p.y), Number(wrap && wrap.dataset.layer || 0));
+    });
+  });
+}).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""
+
+ORDERS = [("index order", "index"), ("by behaviour", "behaviour")]
+DEFAULT_ORDER = "behaviour"  # the structure reads at once (a sweep of peaks down the rows); hover names each unit
+
+
+@dataclass
+class UnitOrder:
+    """How one visitor's step view orders its units: the choice, and the permutation in use for
+    its trace and layer (None: index order) with a line saying why when it fell back."""
+    mode: str = DEFAULT_ORDER
+    key: str | None = None  # the checkpoint the trace was drawn by
+    perm: np.ndarray | None = None
+    note: str = ""
 
 
 def layer_choices(nlayers: int) -> list[tuple[str, int]]:
@@ -133,10 +190,16 @@ class Player:
 
 
 class StepView(Player):
-    """Canvas, timestep slider, Play/Pause, gate grids and units x time figure for one trace."""
+    """Canvas, timestep slider, Play/Pause, gate grids and units x time figure for one trace.
+
+    The grids and the figure show the units in index order or by behaviour (``units.unit_order``
+    over the model's test digits, cached per model and layer by ``measurements.UnitStudies``);
+    each visitor's choice is kept in a bounded table here (``UnitOrder``). Clicking a unit opens it
+    in the Units tab (``CURSOR_JS``)."""
 
     def __init__(self, ex: Explorer, name: str, button: str = "Generate"):
         super().__init__(ex, name, button)
+        self._orders: OrderedDict[str, UnitOrder] = OrderedDict()  # session -> its order (LRU)
 
     # ---- layout ----------------------------------------------------------------------------------
     def render_canvas(self):
@@ -149,11 +212,16 @@ class StepView(Player):
     def render_gates(self):
         self.layer = gr.Radio([("layer 1", 0)], value=0, label="layer", visible=False,
                               elem_id=f"{self.name}_layer")
-        self.gates = gr.HTML(cards.EMPTY_GATES, elem_id=f"{self.name}_gates", padding=False)
+        self.order = gr.Radio(ORDERS, value=DEFAULT_ORDER, label="units in", elem_id=f"{self.name}_order",
+                              info="by behaviour: sorted by the row where each unit is most active on test "
+                                   "digits. Click a unit to inspect it.")
+        self.gates = gr.HTML(cards.EMPTY_GATES, elem_id=f"{self.name}_gates", padding=False,
+                             elem_classes="rv-inspectable")
 
     def render_figure(self):
-        self.fig = gr.Plot(label="every unit at every step (hover for unit, step and value)",
-                           elem_id=f"{self.name}_fig")
+        self.fig = gr.Plot(label="every unit at every step (hover for unit, step and value; click a unit to "
+                                 "inspect it in the Units tab)", elem_id=f"{self.name}_fig",
+                           elem_classes="rv-inspectable")
 
     @property
     def frame_outputs(self) -> list:
@@ -164,33 +232,98 @@ class StepView(Player):
         return [self.canvas, self.gates, self.fig, self.step, self.layer]
 
     # ---- handlers --------------------------------------------------------------------------------
-    def frame(self, v: ViewState, step: int) -> list:
-        return [cards.canvas_html(v.trace, step), cards.gates_html(v.trace, step, v.layer)]
+    def unit_order(self, request) -> UnitOrder:
+        """This visitor's ``UnitOrder`` (kept for as many visitors as ``ex.sessions`` keeps)."""
+        sid = session_id(request) or "local"
+        got = self._orders.pop(sid, None) or UnitOrder()
+        self._orders[sid] = got
+        while len(self._orders) > self.ex.sessions.max_sessions:
+            self._orders.popitem(last=False)
+        return got
 
-    def load(self, request, trace, model_name: str, layer: int | None = None, step: int = 0) -> list:
+    def _model_key(self, trace, model_name: str) -> str | None:
+        """The checkpoint named ``model_name`` that could have drawn ``trace`` (shipped first)."""
+        for e in self.ex.registry.entries():
+            c = e.config
+            if e.name == model_name and c.cell == trace.cell and c.layers == len(trace.layers) \
+                    and c.hidden == trace.layers[0]["h"].shape[1]:
+                return e.key
+        return None
+
+    def _reorder(self, v: ViewState, o: UnitOrder):
+        """Set ``o.perm`` for the view's trace and layer (None in index order, or when the order
+        cannot be measured: ``o.note`` says why)."""
+        o.perm, o.note = None, ""
+        if o.mode != "behaviour" or v.trace is None:
+            return
+        if o.key is None:
+            o.note = "index order: the model of this trace is not in the model list"
+            return
+        try:
+            _, _, o.perm = unit_studies(self.ex).order(o.key, v.layer)
+        except InputError as e:
+            o.note = f"index order ({e})"
+
+    def _figure(self, v: ViewState, o: UnitOrder, step: int):
+        return plot(figures.units_time_figure(v.trace, v.layer, step, order=o.perm))
+
+    def frame(self, v: ViewState, step: int, o: UnitOrder | None = None) -> list:
+        perm = None if o is None else o.perm
+        return [cards.canvas_html(v.trace, step), cards.gates_html(v.trace, step, v.layer, order=perm)]
+
+    def _frame(self, request, t) -> tuple[int, list]:
+        v = self._current(request)
+        step = int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
+        return step, self.frame(v, step, self.unit_order(request))
+
+    def load(self, request, trace, model_name: str, layer: int | None = None, step: int = 0,
+             key: str | None = None) -> list:
         """Store ``trace`` as this session's current trace and return every view at ``step``
-        (0 unless a deep link asks for another)."""
+        (0 unless a deep link asks for another). ``key``: the checkpoint that drew it (None: found
+        by ``model_name``), for the unit order."""
         v = self.view(request)
         nlayers = len(trace.layers)
         v.trace, v.model_name, v.playing = trace, model_name, False
         v.layer = nlayers - 1 if layer is None else max(0, min(int(layer), nlayers - 1))
         step = max(0, min(int(step), trace.steps - 1))
-        return self.frame(v, step) + [plot(figures.units_time_figure(trace, v.layer, step)), step,
-                                      gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]
+        o = self.unit_order(request)
+        o.key = key or self._model_key(trace, model_name)
+        self._reorder(v, o)
+        return self.frame(v, step, o) + [self._figure(v, o, step), step,
+                                         gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]
+
+    def _redraw(self, request, t):
+        """The grids and the figure again (another layer or order)."""
+        v = self._current(request)
+        o = self.unit_order(request)
+        self._reorder(v, o)
+        step = int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
+        if o.note:
+            gr.Warning(f"Units shown in {o.note}.")
+        return cards.gates_html(v.trace, step, v.layer, order=o.perm), self._figure(v, o, step)
 
     def set_layer(self, layer, t, request: gr.Request):
         try:
             v = self._current(request)
+            v.layer = max(0, min(int(layer or 0), len(v.trace.layers) - 1))
+            return self._redraw(request, t)
         except InputError as e:
             raise message(str(e)) from None
-        v.layer = max(0, min(int(layer or 0), len(v.trace.layers) - 1))
-        step = int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
-        return cards.gates_html(v.trace, step, v.layer), plot(figures.units_time_figure(v.trace, v.layer, step))
+
+    def set_order(self, mode, t, request: gr.Request):
+        """Index order or by behaviour (the Radio refuses other values)."""
+        self.unit_order(request).mode = mode
+        try:
+            return self._redraw(request, t)
+        except InputError as e:
+            raise message(str(e)) from None
 
     def wire(self):
         super().wire()
         self.layer.input(self.set_layer, [self.layer, self.step], [self.gates, self.fig],
                          api_name=f"{self.name}_layer", show_progress="hidden")
+        self.order.input(self.set_order, [self.order, self.step], [self.gates, self.fig],
+                         api_name=f"{self.name}_order", show_progress="hidden")
 
 
 class LinkedViews(Player):

@@ -81,6 +81,7 @@ def build_app(ex: Explorer) -> gr.Blocks:
             for title, tab_id, module, extra in (
                     ("Generate & step", "generate", tabs.generate, (downloads,)),
                     ("Complete", "complete", tabs.complete, (downloads,)),
+                    ("Units", "units", tabs.units, ()),
                     ("Compare cells", "compare", tabs.compare, ()),
                     ("Intervene", "intervene", tabs.intervene, ()),
                     ("Reconstruct (VAE)", "reconstruct", tabs.reconstruct, ()),

@@ -6,4 +6,4 @@ Every module exposes ``build(ex, ckpt, ...) -> Handle`` (its layout, called insi
 built in). A tab's figures and captions live in its module; ``ui.build_app`` only adds the tabs.
 """
 
-from . import compare, complete, forcing, generate, intervene, reconstruct, saturation, train  # noqa: F401
+from . import compare, complete, forcing, generate, intervene, reconstruct, saturation, train, units  # noqa: F401
