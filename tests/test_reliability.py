@@ -213,6 +213,9 @@ class App:
         except AppError as e:
             assert GENERIC not in str(e), f"{api}{args!r:.200}: the handler crashed"
             return "error", str(e)
+        except httpx.HTTPStatusError as e:  # refused by guard.RequestGuard before Gradio read it
+            assert e.response.status_code in (400, 413, 503), e
+            return "error", e.response.json()["error"]
 
     def raw(self, api: str, body: str, refused_by_gradio: bool = False) -> tuple[str, object]:
         """Call ``api`` with a raw JSON body (NaN and Infinity included), as a script could.
@@ -285,8 +288,10 @@ def test_a_good_upload_joins_the_model_list_and_generates(app, tmp_path):
     status, (dropdown, info) = app.call("/upload_checkpoint", handle_file(str(path)))
     assert status == "ok" and "GRU" in info
     key = dropdown["value"]
-    assert key.startswith("upload/my_model_v2_") and key in [k for _, k in app.ex.registry.choices()]
-    assert any("(uploaded)" in label for label, k in app.ex.registry.choices() if k == key)
+    mine = app.ex.registry.choices(app.client.session_hash)  # listed for the uploading session only
+    assert key.startswith("upload/my_model_v2_") and key in [k for _, k in mine]
+    assert key not in [k for _, k in app.ex.registry.choices()] + [k for _, k in app.ex.registry.choices("other")]
+    assert any("(uploaded)" in label for label, k in mine if k == key)
     stored = app.ex.registry.get(key).path
     assert stored.parent == app.ex.uploads.folder and stored.read_bytes() == path.read_bytes()
     status, out = app.call("/generate", key, "3", 1.0, 0)
@@ -648,8 +653,8 @@ def test_checkpoint_keys_cannot_leave_the_folders(app, monkeypatch):
 
     opened = []
     real_read, real_load = registry.read_metadata, registry.load_checkpoint
-    monkeypatch.setattr(registry, "read_metadata", lambda p: opened.append(Path(p)) or real_read(p))
-    monkeypatch.setattr(registry, "load_checkpoint", lambda p: opened.append(Path(p)) or real_load(p))
+    monkeypatch.setattr(registry, "read_metadata", lambda p, **kw: opened.append(Path(p)) or real_read(p, **kw))
+    monkeypatch.setattr(registry, "load_checkpoint", lambda p, **kw: opened.append(Path(p)) or real_load(p, **kw))
     app.ex.registry._meta.clear()
     folders = {p.resolve() for p in app.ex.registry.folders.values()}
     keys = ["shipped/../../etc/passwd", "shipped/..\\..\\x", "upload/../shipped/mnist_lstm", "run/../../../etc/shadow",
@@ -658,7 +663,7 @@ def test_checkpoint_keys_cannot_leave_the_folders(app, monkeypatch):
         with pytest.raises(inputs.InputError, match="unknown checkpoint"):
             app.ex.model(name)
         status, message = app.call("/generate", name, "7", 1.0, 0)
-        assert status == "error" and "unknown checkpoint" in message
+        assert status == "error" and ("unknown checkpoint" in message or "too long" in message), message
     assert opened and all(p.resolve().parent in folders for p in opened)
 
 
@@ -689,3 +694,322 @@ def test_gradio_serves_no_file_outside_its_cache(app):
                    "../../../../etc/passwd"):
         r = httpx.get(f"{app.url}gradio_api/file={target}", timeout=30)
         assert r.status_code in (403, 404), (target, r.status_code)
+
+
+# ---- issue 11: a hostile visitor of a public explorer --------------------------------------------------
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _claims(path: Path, **config) -> Path:
+    """A 300-byte file whose header describes a model of ``config`` (and one tiny tensor)."""
+    meta = {"format": "rnnviz", "format_version": "1", "config": json.dumps(dict(SMALL.to_dict(), **config))}
+    return _raw(path, {"__metadata__": meta, "model.x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+                b"\0" * 4)
+
+
+def _post(app, api: str, data: list, **extra) -> httpx.Response:
+    return httpx.post(f"{app.url}gradio_api/call/{api}", json={"data": data, **extra}, timeout=60)
+
+
+def test_a_model_over_the_explorer_budget_is_refused_from_the_header(app, tmp_path, capfd):
+    before = _rss_mb()
+    for i, cfg in enumerate([{"hidden": 4096, "layers": 8, "head_hidden": 8192, "num_classes": 1000},
+                             {"hidden": 1024, "layers": 4, "head_hidden": 1024}]):  # each field in range, too many in all
+        path = _claims(tmp_path / f"bomb{i}.safetensors", **cfg)
+        status, message = app.call("/upload_checkpoint", __import__("gradio_client").handle_file(str(path)))
+        assert status == "error" and "limit" in message, message
+    assert _rss_mb() - before < 300  # nothing the header claims was allocated (it was gigabytes)
+    shipped = tmp_path / "shipped"  # the registry reads files in its folders within the same budget
+    shipped.mkdir()
+    _claims(shipped / "big.safetensors", hidden=4096, layers=8, head_hidden=8192)
+    reg = Registry({"shipped": shipped})
+    assert reg.entries() == [] and "limit" in reg.problems[0] and str(tmp_path) not in reg.problems[0]
+    assert not unhandled(capfd.readouterr().err)
+
+
+def test_start_refuses_a_model_the_explorer_could_not_load(tmp_path):
+    svc = TrainingService(tmp_path / "runs", default_dataset=str(FIXTURE), threads=1)
+    with pytest.raises(inputs.InputError, match="parameters, over the explorer's limit"):
+        svc.start("a", "lstm", 1024, 4, 1e-3, 32, 0.05, None)  # within TRAIN_LIMITS, over APP_LIMITS
+    assert svc.run is None and not (tmp_path / "runs").exists()
+
+
+class _Alive:
+    alive = True
+
+
+def test_finished_runs_are_capped_oldest_first_and_the_live_run_is_kept(tmp_path):
+    from rnnviz.app.training import Run
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for i in range(6):
+        p = runs / f"run{i}.safetensors"
+        p.write_bytes(b"\0" * 1000)
+        (runs / f"run{i}.metrics.jsonl").write_text("{}\n")
+        os.utime(p, ns=(i * 10**9, i * 10**9))
+    svc = TrainingService(runs, max_runs=3, max_run_bytes=10**6)
+    svc._run = Run(_Alive(), "a", "run0", "", "", runs / "run0.safetensors", "x")  # the oldest is still training
+    assert svc.prune_runs() == ["run2", "run1"]
+    assert sorted(p.name for p in runs.glob("*.safetensors")) == ["run0.safetensors", "run3.safetensors",
+                                                                  "run4.safetensors", "run5.safetensors"]
+    assert not (runs / "run1.metrics.jsonl").exists()
+    assert svc.prune_runs(keep=10, keep_bytes=2500) == ["run3"]  # by bytes too (two runs fit)
+    assert (runs / "run0.safetensors").exists()
+
+
+def test_start_removes_the_oldest_runs_with_a_message(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for i in range(3):
+        save_checkpoint(runs / f"old{i}.safetensors", RowModel(SMALL))
+        os.utime(runs / f"old{i}.safetensors", ns=(i * 10**9, i * 10**9))
+    svc = TrainingService(runs, default_dataset=str(FIXTURE), threads=1, max_runs=2)
+    try:
+        _, notes = svc.start("a", "lstm", 16, 1, 1e-3, 32, 0.05, None)
+    finally:
+        svc.shutdown(60)
+    assert any("removed the oldest, old1, old0" in n for n in notes), notes
+    assert not (runs / "old0.safetensors").exists() and (runs / "old2.safetensors").exists()
+
+
+def test_a_run_cannot_take_a_shipped_checkpoints_name(app):
+    for name in ("mnist_lstm", "MNIST_LSTM", "deep_rnn"):
+        assert app.ex.training.checkpoint_path(name, "x").stem.lower() != name.lower()
+    assert app.ex.training.checkpoint_path("my_run", "x").stem == "my_run"
+
+
+def test_uploads_that_reach_no_handler_are_swept(tmp_path, monkeypatch):
+    from rnnviz.app.ui import launch_options
+
+    monkeypatch.setenv("RNNVIZ_CACHE_SWEEP", "1,2")  # every second, files older than 2 s
+    assert launch_options()["max_file_size"] <= 50 * 2**20
+    a = App(tmp_path)
+    try:
+        assert a.demo.delete_cache == (1, 2)
+        r = httpx.post(f"{a.url}gradio_api/upload", files={"files": ("junk.bin", b"\0" * 100_000)}, timeout=30)
+        r.raise_for_status()
+        (stored,) = r.json()
+        assert Path(stored).exists()
+        deadline = time.time() + 20
+        while Path(stored).exists() and time.time() < deadline:
+            time.sleep(0.5)
+        assert not Path(stored).exists(), "the upload no handler read is still in Gradio's cache"
+    finally:
+        a.close()
+
+
+@pytest.mark.parametrize("api, index", [("generate", 0), ("generate", 1), ("intervene", 1), ("intervene", 4)])
+def test_a_huge_string_gets_a_short_message_and_stays_out_of_the_log(app, api, index, capfd):
+    data = {"generate": ["shipped/mnist_lstm", "7", 1.0, 0],
+            "intervene": ["shipped/mnist_lstm", "clamp forget gate f = 0 (forget)", 5, 8, "all", 0.5, -1, "7", 1.0, 0]}
+    for size in (10 * 2**20, 300):  # a 10 MB string, and one of a few hundred characters to a choice
+        if size == 300 and index == 4:
+            continue  # a text field (units) takes up to 2000 characters and names only 40 of them
+        values = list(data[api])
+        values[index] = "\u00a7" * size
+        r = _post(app, api, values)
+        assert r.status_code in (400, 413) and len(r.content) < 500, (r.status_code, r.content[:300])
+        assert "too long" in r.json()["error"] or "too large" in r.json()["error"]
+    assert "\u00a7" * 100 not in capfd.readouterr().err  # nothing of it reached the log
+    app.generate_works()
+
+
+def test_uploads_are_listed_only_for_the_session_that_made_them(app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    path = save_checkpoint(tmp_path / "private.safetensors", RowModel(SMALL))
+    other = Client(app.url, verbose=False)
+    try:
+        status, (dropdown, _) = app.call("/upload_checkpoint", handle_file(str(path)))
+        key = dropdown["value"]
+        assert status == "ok" and key in [k for _, k in dropdown["choices"]]
+        mine, theirs = app.client.session_hash, other.session_hash
+        assert key in [k for _, k in app.ex.registry.choices(mine)]
+        assert key not in [k for _, k in app.ex.registry.choices(theirs)]
+        stored = app.ex.registry.get(key).path
+        app.ex.sessions.drop(mine)  # the tab closed (demo.unload)
+        assert key not in [k for _, k in app.ex.registry.choices(mine)] and not stored.exists()
+    finally:
+        other.close()
+
+
+def test_public_uploads_are_listed_for_everyone(tmp_path):
+    from rnnviz.app.__main__ import make_explorer, parse_args
+
+    path = save_checkpoint(tmp_path / "shared.safetensors", RowModel(SMALL))
+    args = parse_args(["--public-uploads", "--checkpoint-dir", str(make_checkpoints(tmp_path / "ck")),
+                       "--runs-dir", str(tmp_path / "runs" / "explorer")], root=tmp_path)
+    ex = make_explorer(args)
+    entry = ex.add_upload(path, "shared.safetensors", "visitor-a")
+    assert entry.key in [k for _, k in ex.registry.choices("visitor-b")] + [k for _, k in ex.registry.choices()]
+    ex.sessions.drop("visitor-a")
+    assert entry.path.exists() and entry.key in [k for _, k in ex.registry.choices("visitor-b")]
+    default = make_explorer(parse_args(["--checkpoint-dir", str(tmp_path / "ck"), "--runs-dir",
+                                        str(tmp_path / "runs" / "explorer")], root=tmp_path))
+    assert not default.registry.public_uploads
+    help_text = subprocess.run([sys.executable, "-m", "rnnviz.app", "--help"], capture_output=True, text=True,
+                               cwd=ROOT, check=True).stdout
+    assert "--public-uploads" in help_text and "--open-training-controls" in help_text
+
+
+EVIL = "<img src=x onerror=alert(1)> ![x](http://evil/) [click](http://evil/) <script>alert(2)</script>"
+
+
+def test_text_from_a_checkpoints_metadata_is_escaped_wherever_shown(app, tmp_path):
+    from gradio_client import handle_file
+
+    from rnnviz.app.cards import column_title_html, model_summary
+
+    path = save_checkpoint(tmp_path / "evil.safetensors", RowModel(SMALL),
+                           {"dataset": EVIL, "test_nll_protocol": EVIL, "test_nll": 100.0})
+    status, (dropdown, info) = app.call("/upload_checkpoint", handle_file(str(path)))
+    assert status == "ok"
+    entry = app.ex.registry.get(dropdown["value"])
+    trace = app.ex.generate(entry.key, "3", 1.0, 0)[1][0]
+    for text in (info, model_summary(entry.config, entry.metrics, entry.name)):  # Markdown: every sign escaped
+        assert not re.search(r"(?<!\\)(<|!\[|\]\()", text), text
+    title = column_title_html(entry.name, entry.config, entry.metrics, trace)
+    assert "<img" not in title and "<script" not in title
+
+
+def _fn_index(app, api: str) -> int:
+    return next(i for i, fn in app.demo.fns.items() if fn.api_name == api)
+
+
+def test_one_session_flooding_gets_busy_while_another_is_served(app, monkeypatch):
+    from rnnviz.app import guard
+
+    real = app.ex.generate
+
+    def slow(*a, **k):
+        time.sleep(0.4)
+        return real(*a, **k)
+
+    monkeypatch.setattr(app.ex, "generate", slow)
+    assert app.demo._queue.max_size == guard.MAX_QUEUE
+    body = {"data": ["shipped/mnist_lstm", "7", 1.0, 0], "fn_index": _fn_index(app, "generate"),
+            "session_hash": "flooder", "event_data": None, "trigger_id": None}
+    answers = [httpx.post(f"{app.url}gradio_api/queue/join", json=body, timeout=30) for _ in range(12)]
+    busy = [r for r in answers if r.status_code == 503]
+    assert len(busy) >= 12 - guard.MAX_PENDING - 2 and "try again" in busy[0].json()["detail"]
+    t0 = time.time()
+    app.generate_works()  # another visitor is still served, ahead of the flood's refused jobs
+    assert time.time() - t0 < 8
+
+
+def test_the_drawing_endpoints_share_one_concurrency_group(app):
+    from rnnviz.app.components import Sketchpad
+    from rnnviz.app.ui import DRAWING_GROUP
+
+    drawing = [fn for fn in app.demo.fns.values() if any(isinstance(b, Sketchpad) for b in fn.inputs)]
+    assert len(drawing) >= 4 and {fn.concurrency_id for fn in drawing} == {DRAWING_GROUP}
+
+
+def _png_claiming(path: Path, w: int, h: int) -> Path:
+    """A small PNG whose header says it is w x h pixels (nothing that size is ever written)."""
+    import zlib
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = data[12:29]  # b"IHDR" + width, height, depth, colour, ...
+    ihdr[4:12] = struct.pack(">II", w, h)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_drawing_sizes_are_checked_from_the_header_and_urls_are_refused(app, tmp_path, monkeypatch, capfd):
+    from gradio import processing_utils
+
+    fetched = []
+    monkeypatch.setattr(processing_utils, "async_ssrf_protected_download",
+                        lambda *a, **k: fetched.append(a) or (_ for _ in ()).throw(RuntimeError("fetched")))
+    big = _png_claiming(tmp_path / "big.png", 9000, 9000)
+    t0 = time.time()
+    status, message = app.call("/complete", "shipped/mnist_lstm", "drawing", 0,
+                               _drawing(tmp_path, None, composite=big), 14, 1, "1", 1.0, 0)
+    assert status == "error" and "too large" in message and time.time() - t0 < 5, message
+    tiny = "data:image/png;base64," + __import__("base64").b64encode(big.read_bytes()).decode()
+    meta = {"_type": "gradio.FileData"}
+    for file in ({"path": tiny, "meta": meta}, {"path": "https://example.com/a.png", "meta": meta},
+                 {"url": "https://example.com/a.png", "meta": meta}):
+        sketch = {"background": None, "layers": [], "composite": file}
+        r = _post(app, "preview", ["drawing", 0, sketch, 14])
+        assert r.status_code == 400 and "URL" in r.json()["error"], r.text[:300]
+        r = _post(app, "upload_checkpoint", [dict(file, orig_name="x.safetensors")])
+        assert r.status_code == 400 and "URL" in r.json()["error"], r.text[:300]
+    assert not fetched and not unhandled(capfd.readouterr().err)
+
+
+@pytest.mark.parametrize("body, field", [
+    ('["shipped/mnist_lstm", "7", 1.0, ' + "9" * 401 + "]", "seed"),
+    ('["shipped/mnist_lstm", "7", 1.0, "' + "9" * 401 + '"]', "seed"),
+    ('["shipped/mnist_lstm", "7", "\u096d", 0]', "temperature"),
+    ('["shipped/mnist_lstm", "\u096d", 1.0, 0]', "digit"),
+])
+def test_huge_and_non_ascii_numbers_get_a_message_naming_the_field(app, body, field, capfd):
+    status, message = app.raw("/generate", '{"data": ' + body + "}")
+    assert status == "error" and (field in message or "list of choices" in message) and len(message) < 300, message
+    assert not unhandled(capfd.readouterr().err)
+
+
+@pytest.mark.parametrize("kind", [["a", "b"], {"a": 1}, 7])
+def test_intervene_with_a_kind_that_is_not_text(app, kind, capfd):
+    data = ["shipped/mnist_lstm", kind, 5, 8, "all", 0.5, -1, "7", 1.0, 0]
+    status, message = app.raw("/intervene", json.dumps({"data": data}))
+    assert status == "error" and message, message
+    assert not unhandled(capfd.readouterr().err)
+
+
+def test_messages_show_paths_relative_to_the_apps_folders(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    svc = TrainingService(blocker / "runs", default_dataset=str(FIXTURE), threads=1)
+    with pytest.raises(TrainingRefused) as e:
+        svc.start("a", "lstm", 16, 1, 1e-3, 32, 0.05, None)
+    assert str(tmp_path) not in str(e.value) and "runs" in str(e.value)
+    svc = TrainingService(tmp_path / "runs", default_dataset="mnist", data_root=str(tmp_path / "nodata"))
+    problem = svc.dataset_problem()
+    assert problem and str(tmp_path) not in svc.relative(problem)
+    from rnnviz.app.tabs.train import training_status
+
+    snap = {"state": "done", "message": "", "history": [], "step": 1, "seconds": 1, "seconds_left": 0,
+            "checkpoint": str(tmp_path / "runs" / "x.safetensors")}
+    assert str(tmp_path) not in training_status(snap)
+
+
+def test_pause_and_stop_belong_to_the_starter_off_loopback(monkeypatch):
+    from rnnviz.app.__main__ import training_policy
+
+    env = {}
+    assert training_policy(env, "127.0.0.1")[2] is False
+    assert training_policy(env, "localhost")[2] is False
+    assert training_policy(env, "0.0.0.0")[2] is True
+    assert training_policy(env, "192.168.1.5")[2] is True
+    assert training_policy(env, "127.0.0.1", share=True)[2] is True
+    assert training_policy(env, "0.0.0.0", open_controls=True)[2] is False
+    assert training_policy({"SYSTEM": "spaces", "RNNVIZ_ALLOW_TRAINING": "1"}, "0.0.0.0")[2] is True
+
+
+@pytest.mark.parametrize("owner_only", [True, False])
+def test_another_visitor_can_pause_only_when_the_operator_allows_it(tmp_path, owner_only):
+    svc = TrainingService(tmp_path / "runs", default_dataset=str(FIXTURE), threads=1, owner_only=owner_only)
+    try:
+        svc.start("starter", "rnn", 16, 1, 1e-3, 32, 0.5, None)
+        if owner_only:
+            with pytest.raises(TrainingRefused, match="Only the visitor who started"):
+                svc.control("someone-else", "stop")
+            assert svc.active()
+            assert "Stopping" in svc.control("starter", "stop")
+        else:
+            assert "Stopping" in svc.control("someone-else", "stop")
+        svc.run.trainer.join(60)
+        assert not svc.active()
+    finally:
+        svc.shutdown(60)

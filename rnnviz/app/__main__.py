@@ -10,6 +10,10 @@ GRADIO_SERVER_NAME and GRADIO_SERVER_PORT set the defaults of --host and --port.
 Space (SYSTEM=spaces) the Space's own settings apply and training is off unless
 RNNVIZ_ALLOW_TRAINING=1. The Train tab trains on MNIST (--train-dataset or RNNVIZ_TRAIN_DATASET
 to change it, e.g. to a .npz file with x_train, y_train, x_test, y_test).
+
+A public server: an uploaded checkpoint is listed only for the visitor who uploaded it
+(--public-uploads lists it for everyone), and only a run's starter may pause or stop it whenever
+the app serves anything other than loopback (--open-training-controls lets anyone).
 """
 
 from __future__ import annotations
@@ -50,29 +54,50 @@ def parse_args(argv=None, root: Path | None = None) -> argparse.Namespace:
     ap.add_argument("--data-root", default=None, help="folder holding MNIST/ (default: $RNNVIZ_DATA or ./data)")
     ap.add_argument("--max-train-minutes", type=float, default=None,
                     help="longest training run a visitor may ask for (default 120, 15 on Spaces)")
+    ap.add_argument("--public-uploads", action="store_true",
+                    help="list every uploaded checkpoint for every visitor (default: an upload is listed only "
+                         "for the browser session that uploaded it, and removed when that session ends)")
+    ap.add_argument("--open-training-controls", action="store_true",
+                    help="let any visitor pause or stop the training run (default: only its starter may, "
+                         "whenever the app serves anything other than loopback: --host 0.0.0.0, --share, a Space)")
     return ap.parse_args(argv)
 
 
-def training_policy(env=os.environ) -> tuple[bool, str, bool]:
-    """(enabled, reason when disabled, only the starter may control the run)."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serves_network(host: str | None, share: bool = False, env=os.environ) -> bool:
+    """Whether visitors other than this machine's can reach the app."""
+    return env.get("SYSTEM") == "spaces" or bool(share) or (host or "") not in LOOPBACK and \
+        not str(host or "").startswith("127.")
+
+
+def training_policy(env=os.environ, host: str = "127.0.0.1", share: bool = False,
+                    open_controls: bool = False) -> tuple[bool, str, bool]:
+    """(enabled, reason when disabled, only the starter may control the run). Pause and stop belong
+    to the run's starter whenever the app serves a network, unless ``open_controls``."""
     on_spaces = env.get("SYSTEM") == "spaces"
+    owner_only = serves_network(host, share, env) and not open_controls
     if on_spaces and env.get("RNNVIZ_ALLOW_TRAINING") != "1":
         return False, ("Training is turned off on this public Space (it would share 2 CPUs among all "
                        "visitors). Run the explorer on your own machine to train, or set the Space "
-                       "variable RNNVIZ_ALLOW_TRAINING=1."), True
-    return True, "", on_spaces
+                       "variable RNNVIZ_ALLOW_TRAINING=1."), owner_only
+    return True, "", owner_only
 
 
 def make_explorer(args):
     from .state import Explorer, TrainingService
 
-    enabled, reason, owner_only = training_policy()
+    enabled, reason, owner_only = training_policy(os.environ, getattr(args, "host", "127.0.0.1"),
+                                                  getattr(args, "share", False),
+                                                  getattr(args, "open_training_controls", False))
     on_spaces = os.environ.get("SYSTEM") == "spaces"
     max_minutes = args.max_train_minutes or (15.0 if on_spaces else 120.0)
     training = TrainingService(Path(args.runs_dir), default_dataset=args.train_dataset, data_root=args.data_root,
                                enabled=enabled, disabled_reason=reason, owner_only=owner_only,
                                max_minutes=max_minutes)
-    return Explorer(args.checkpoint_dir, args.runs_dir, training=training)
+    return Explorer(args.checkpoint_dir, args.runs_dir, training=training,
+                    public_uploads=getattr(args, "public_uploads", False))
 
 
 def main(argv=None, root: Path | None = None):

@@ -130,7 +130,7 @@ def column_title_html(name: str, config, metrics: dict, trace: Trace, what: str 
     if getattr(config, "latent", 0):
         arch += f", VAE z\u2208R<sup>{config.latent}</sup>"
     test = "test NLL not recorded" if nll is None else f"test NLL <b>{float(nll):.2f}</b> nats"
-    how = html.escape(str(protocol or "how it was measured is not recorded"))
+    how = html.escape(str(protocol or "how it was measured is not recorded")[:200], quote=True)
     given = " | z" if trace.latent is not None else (" | digit" if trace.label is not None else "")
     color = CELL_COLORS.get(trace.cell, "#9aa5b1")
     return (f'<div class="rv-col-title"><div class="rv-line"><span class="rv-dot" style="background:{color}"></span>'
@@ -150,16 +150,28 @@ def step_column_html(trace: Trace, step: int, title: str = "", layer: int = -1,
 
 
 # ---- Markdown shared by several tabs -------------------------------------------------------------
+MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~&:\"'=")
+
+
+def md_text(value, max_len: int = 80) -> str:
+    """Text from a checkpoint's metadata (a visitor's upload) as inert Markdown: cut to ``max_len``
+    characters, HTML escaped and every Markdown sign backslash-escaped (no link, image or tag)."""
+    text = " ".join(str(value).split())
+    text = text if len(text) <= max_len else text[:max_len] + "\u2026"
+    return "".join(f"\\{ch}" if ch in MD_SPECIAL else html.escape(ch) for ch in text)
+
+
 def model_summary(config, metrics: dict, name: str) -> str:
-    """Markdown line describing a checkpoint (``metrics``: its registry entry's)."""
+    """Markdown line describing a checkpoint (``metrics``: its registry entry's; every text from it
+    is escaped: an upload's metadata is a visitor's)."""
     nll = metrics.get("test_nll")
-    parts = [f"**{name}**: {config.cell.upper()}, {config.layers} \u00d7 {config.hidden} units"]
+    parts = [f"**{md_text(name)}**: {config.cell.upper()}, {config.layers} \u00d7 {config.hidden} units"]
     if metrics.get("parameters"):
         parts.append(f"{int(metrics['parameters']) / 1e6:.2f} M parameters")
     if nll is not None:
         parts.append(f"test NLL {float(nll):.2f} nats")
     if metrics.get("dataset"):
-        parts.append(f"trained on {metrics['dataset']}")
+        parts.append(f"trained on {md_text(metrics['dataset'])}")
     if metrics.get("train_seconds"):
         parts.append(f"{float(metrics['train_seconds']) / 60:.0f} min, {int(metrics.get('step', 0))} steps")
     return " \u00b7 ".join(parts)

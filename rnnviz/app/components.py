@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from numbers import Real
 
 import gradio as gr
 from gradio.components.plot import PlotData
+from PIL import Image
 
 from ..render import digit_thumbnail
-from .inputs import DIGITS, FIRST_TEST_DIGIT, LIMITS
+from .inputs import DIGITS, FIRST_TEST_DIGIT, LIMITS, MAX_DRAWING_PIXELS
 
 
 def message(text: str) -> gr.Error:
@@ -62,12 +64,14 @@ def number_payload(component, payload) -> float | None:
         return None
     if isinstance(payload, bool) or not isinstance(payload, (Real, str)):
         raise message(f"{name} must be a number, got {str(payload)[:40]!r}")
+    if isinstance(payload, str) and not payload.isascii():  # float() reads "७" as 7
+        raise message(f"{name} must be a number written with the digits 0-9, got {payload[:40]!r}")
     try:
         x = float(payload)
-    except ValueError:
-        raise message(f"{name} must be a number, got {payload[:40]!r}") from None
+    except (ValueError, OverflowError):  # OverflowError: a 401-digit integer
+        raise message(f"{name} must be a number of at most 300 digits, got {str(payload)[:40]!r}") from None
     if not math.isfinite(x):
-        raise message(f"{name} must be a finite number, got {payload!r}")
+        raise message(f"{name} must be a finite number, got {str(payload)[:40]!r}")
     lo, hi = component.minimum, component.maximum
     if (lo is not None and x < lo) or (hi is not None and x > hi):
         raise message(f"{name}: the value {x:g} is outside the allowed range "
@@ -112,12 +116,51 @@ class Sketchpad(gr.Sketchpad):
         return "imageeditor"
 
     def preprocess(self, payload):
+        check_drawing_files(payload)
         try:
             return super().preprocess(payload)
         except gr.Error:
             raise
         except Exception as e:  # PIL and file errors: whatever was sent is not a drawing
             raise message(f"The drawing could not be read as an image ({type(e).__name__}).") from None
+
+
+def _drawing_paths(payload) -> list:
+    """The file paths (or whatever stands in their place) of a sketchpad payload."""
+    if payload is None:
+        return []
+
+    def get(obj, key):
+        return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+    if not isinstance(payload, dict) and not hasattr(payload, "layers"):
+        return [payload]
+    out = [get(payload, "background"), get(payload, "composite")] + list(get(payload, "layers") or [])
+    paths = []
+    for item in out:
+        if item is None:
+            continue
+        path = get(item, "path") if isinstance(item, dict) or hasattr(item, "path") else item
+        paths.append(path)
+    return paths
+
+
+def check_drawing_files(payload):
+    """Refuse a drawing whose files are URLs or data URLs (never fetched), or whose image header
+    (read without decoding a pixel) gives more than ``inputs.MAX_DRAWING_PIXELS`` pixels."""
+    for path in _drawing_paths(payload):
+        if not isinstance(path, (str, os.PathLike)):
+            raise message(f"The drawing must be an uploaded image file, got {type(path).__name__}.")
+        text = str(path)
+        if text.strip().lower().startswith(("http:", "https:", "data:", "ftp:", "file:", "//")) or len(text) > 4096:
+            raise message("The drawing must be an image uploaded to this server: URLs and data URLs are not read.")
+        try:
+            with Image.open(text) as im:  # lazy: reads the header only
+                w, h = im.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # not readable as an image: Gradio's own reading gives the message below
+        if w * h > MAX_DRAWING_PIXELS:
+            raise message(f"The drawing is too large ({w}\u00d7{h} pixels; at most {MAX_DRAWING_PIXELS:,} pixels).")
 
 
 def _limited(name: str, kw: dict) -> dict:

@@ -29,6 +29,12 @@ class InputError(ValueError):
     """Input that cannot be used; the message is meant for the visitor."""
 
 
+def short(value, n: int = 40) -> str:
+    """``repr(value)`` cut to about ``n`` characters: messages never echo more of what was sent."""
+    text = repr(value) if not isinstance(value, (list, dict, tuple, set)) else f"a {type(value).__name__}"
+    return text if len(text) <= n else text[:n] + "\u2026"
+
+
 @dataclass
 class Clamped:
     value: float | int
@@ -41,16 +47,20 @@ def number(name: str, value, lo: float, hi: float, integer: bool = False, defaul
         if default is None:
             raise InputError(f"{name} is missing")
         value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number, got {short(value)}")
+    if isinstance(value, str) and not value.isascii():  # float() reads "\u096d" as 7
+        raise InputError(f"{name} must be a number written with the digits 0-9, got {short(value)}")
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 401-digit integer
+        raise InputError(f"{name} must be a number of at most 300 digits, got {short(value)}") from None
     if not math.isfinite(x):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
+        raise InputError(f"{name} must be a finite number, got {short(value)}")
     y = min(max(x, lo), hi)
     if integer:
         y = int(round(y))
-    note = None if y == x else f"{name} {value!r} is outside [{lo:g}, {hi:g}]; using {y:g}"
+    note = None if y == x else f"{name} {short(value)} is outside [{lo:g}, {hi:g}]; using {y:g}"
     if integer and note is None and y != x:
         note = f"{name} must be a whole number; using {y}"
     return Clamped(y, note)
@@ -96,7 +106,11 @@ def digit(value, num_classes: int, allow_auto: bool = False) -> int | str | None
     """A class choice: an int in [0, num_classes), None for "any", or "auto" (if allowed)."""
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, np.integer)):
+        raise InputError(f"digit must be a digit or 'any', got {short(value)}")
     text = str(value).strip().lower()
+    if not text.isascii():
+        raise InputError(f"digit must be written with the digits 0-9, got {short(value)}")
     if text in ("", "any", "none", "random"):
         return None
     if allow_auto and text == "auto":
@@ -105,11 +119,11 @@ def digit(value, num_classes: int, allow_auto: bool = False) -> int | str | None
         raise InputError("this model is unconditional: choose 'any'")
     try:
         d = float(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         d = float("nan")
     if not (d.is_integer() and 0 <= d < num_classes):
         choices = "'any', " + ("'auto', " if allow_auto else "") + f"or 0-{num_classes - 1}"
-        raise InputError(f"digit must be {choices}; got {value!r}")
+        raise InputError(f"digit must be {choices}; got {short(value)}")
     return int(d)
 
 
@@ -237,14 +251,14 @@ def units(text, hidden: int) -> tuple[int, ...] | None:
     for part in re.split(r"[,;\s]+", text):
         if not part:
             continue
-        m = re.fullmatch(r"(\d+)(?:\s*(?:-|\.\.|:|\u2013)\s*(\d+))?", part)
+        m = re.fullmatch(r"([0-9]+)(?:\s*(?:-|\.\.|:|\u2013)\s*([0-9]+))?", part)  # ASCII digits only
         if m is None:
             raise InputError(f"units: {part[:40]!r} is not a unit number or range; write e.g. '3, 17, 200-210' "
                              f"(units 0-{hidden - 1}) or 'all'")
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
-            raise InputError(f"units: the range {part!r} runs backwards; write it as {hi}-{lo}")
+            raise InputError(f"units: the range {part[:40]!r} runs backwards; write it as {hi}-{lo}")
         if hi >= hidden:
             raise InputError(f"units: unit {hi} does not exist: this layer has units 0-{hidden - 1}")
         out.update(range(lo, hi + 1))
@@ -261,7 +275,7 @@ def step_range(start, stop, height: int) -> tuple[int, int]:
         c = number(name, v, -math.inf, math.inf)
         x = float(c.value)
         if not x.is_integer():
-            raise InputError(f"{name} must be a whole number, got {v!r}")
+            raise InputError(f"{name} must be a whole number, got {short(v)}")
         if not 0 <= x <= height - 1:
             raise InputError(f"{name} {int(x)} is outside the image: steps are rows 0-{height - 1}")
         vals.append(int(x))

@@ -3,7 +3,11 @@ uploads, read lazily (metadata only) and validated, with the loaded models kept 
 
 A key from the page ("<origin>/<stem>") is looked up among the files found on disk, so it can never
 name another path. The metrics shown beside a model come from its ``Entry`` (the checkpoint's
-metadata), never from the model object.
+metadata), never from the model object. Every file is read within ``checkpoint.APP_LIMITS`` (the
+model its header describes is checked before anything is allocated).
+
+Uploads are private: an upload is listed only for the sessions that uploaded it (``claim``), until
+they end (``release``), unless the registry is ``public_uploads`` (``--public-uploads``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import CheckpointError, ModelConfig, RowModel, load_checkpoint
-from ..checkpoint import read_metadata
+from ..checkpoint import APP_LIMITS, read_metadata
 from . import inputs
 from .uploads import explorer_problem
 
@@ -44,16 +48,49 @@ class Registry:
     from the page can never name another path. Files the explorer cannot show (unreadable, another
     image size, bad metadata) are skipped and listed in ``problems``."""
 
-    def __init__(self, folders: dict[str, Path], default: str = DEFAULT_CHECKPOINT, max_models: int = 6):
+    def __init__(self, folders: dict[str, Path], default: str = DEFAULT_CHECKPOINT, max_models: int = 6,
+                 public_uploads: bool = False):
         self.folders = {origin: Path(p) for origin, p in folders.items()}
         self.default_name = default
         self.max_models = max_models
+        self.public_uploads = public_uploads
+        self._owners: dict[str, set[str]] = {}  # upload stem -> sessions that may see it
         self._lock = threading.Lock()
         self._meta: dict[tuple, Entry | str] = {}  # (path, mtime, size) -> Entry or error message
         self._models: OrderedDict[tuple, RowModel] = OrderedDict()
         self.problems: list[str] = []
 
-    def entries(self) -> list[Entry]:
+    # who sees which upload
+    def claim(self, stem: str, session: str | None):
+        """List the upload ``stem`` for ``session`` (None: the in-process "local" session)."""
+        with self._lock:
+            self._owners.setdefault(stem, set()).add(session or "local")
+
+    def release(self, session: str | None) -> list[str]:
+        """``session`` ended: its uploads are no longer listed for it. Returns the stems nobody
+        holds any more."""
+        key, orphans = session or "local", []
+        with self._lock:
+            for stem, owners in list(self._owners.items()):
+                if key in owners:
+                    owners.discard(key)
+                    if not owners:
+                        del self._owners[stem]
+                        orphans.append(stem)
+        return orphans
+
+    def visible(self, entry: Entry, session: str | None) -> bool:
+        if entry.origin != "upload" or self.public_uploads:
+            return True
+        with self._lock:
+            return session is not None and session in self._owners.get(entry.name, ())
+
+    def entries(self, session: str | None = None) -> list[Entry]:
+        """The checkpoints ``session`` may list: shipped first, then runs, then its uploads (all
+        uploads with ``public_uploads``; none for ``session`` None), by name."""
+        return [e for e in self.all_entries() if self.visible(e, session)]
+
+    def all_entries(self) -> list[Entry]:
         """Every readable checkpoint, shipped first, then runs, by name. Unreadable files are
         skipped and listed in ``problems``."""
         found, problems, seen = [], [], set()
@@ -86,19 +123,19 @@ class Registry:
     def _read_entry(origin: str, path: Path) -> Entry | str:
         """The entry for ``path``, or why the explorer cannot use it."""
         try:
-            meta = read_metadata(path)
+            meta = read_metadata(path, limits=APP_LIMITS)
         except CheckpointError as e:
-            return str(e)
+            return str(e).replace(str(path.parent), path.parent.name)
         problem = explorer_problem(meta["config"], meta["metrics"])
         if problem:
-            return f"{path}: {problem}"
+            return f"{path.parent.name}/{path.name}: {problem}"
         return Entry(f"{origin}/{path.stem}", path.stem, origin, path, meta["config"], meta["metrics"])
 
-    def signature(self) -> tuple:
-        return tuple((e.key, e.path.stat().st_mtime_ns if e.path.exists() else 0) for e in self.entries())
+    def signature(self, session: str | None = None) -> tuple:
+        return tuple((e.key, e.path.stat().st_mtime_ns if e.path.exists() else 0) for e in self.entries(session))
 
-    def choices(self) -> list[tuple[str, str]]:
-        return [(e.label, e.key) for e in self.entries()]
+    def choices(self, session: str | None = None) -> list[tuple[str, str]]:
+        return [(e.label, e.key) for e in self.entries(session)]
 
     def default_key(self) -> str | None:
         """The shipped default (mnist_lstm), else any shipped checkpoint, else any run, else None."""
@@ -109,10 +146,12 @@ class Registry:
         return entries[0].key if entries else None
 
     def get(self, key: str | None) -> Entry:
-        for e in self.entries():
+        """The entry of ``key`` (an upload's key works for whoever holds it; it is listed only for
+        its session)."""
+        for e in self.all_entries():
             if e.key == key:
                 return e
-        known = ", ".join(e.key for e in self.entries()) or "none"
+        known = ", ".join(e.key for e in self.entries()) or "none"  # uploads are not named
         raise inputs.InputError(f"unknown checkpoint {key!r} (available: {known})")
 
     def model(self, key: str | None) -> tuple[Entry, RowModel]:
@@ -128,7 +167,7 @@ class Registry:
                 self._models.move_to_end(sig)
                 return entry, model
         try:
-            model = load_checkpoint(entry.path)
+            model = load_checkpoint(entry.path, limits=APP_LIMITS)
         except CheckpointError as e:
             raise inputs.InputError(f"cannot load {entry.name}: {e}") from None
         with self._lock:

@@ -85,6 +85,7 @@ class Sessions:
         self.max_sessions = max_sessions
         self._lock = threading.Lock()
         self._data: OrderedDict[str, Session] = OrderedDict()
+        self.on_drop: list = []  # called with the session hash when a session ends (its uploads)
 
     def get(self, session_hash: str | None) -> Session:
         key = session_hash or "local"
@@ -101,7 +102,10 @@ class Sessions:
     def drop(self, session_hash: str | None) -> bool:
         """Forget a session (its tab was closed). True if it was held."""
         with self._lock:
-            return self._data.pop(session_hash or "local", None) is not None
+            held = self._data.pop(session_hash or "local", None) is not None
+        for hook in self.on_drop:
+            hook(session_hash)
+        return held
 
     def __len__(self) -> int:
         return len(self._data)
@@ -124,12 +128,17 @@ class Explorer:
 
     def __init__(self, checkpoint_dir: str | os.PathLike = "checkpoints", runs_dir: str | os.PathLike = "runs/explorer",
                  training: TrainingService | None = None, max_sessions: int = 64,
-                 uploads_dir: str | os.PathLike | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+                 uploads_dir: str | os.PathLike | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+                 public_uploads: bool = False):
         uploads_dir = Path(uploads_dir) if uploads_dir is not None else Path(runs_dir).parent / "uploads"
         self.uploads = UploadStore(uploads_dir, max_bytes=max_upload_bytes)
-        self.registry = Registry({"shipped": Path(checkpoint_dir), "run": Path(runs_dir), "upload": uploads_dir})
+        self.registry = Registry({"shipped": Path(checkpoint_dir), "run": Path(runs_dir), "upload": uploads_dir},
+                                 public_uploads=public_uploads)
         self.sessions = Sessions(max_sessions)
+        self.sessions.on_drop.append(self._session_ended)
         self.training = training or TrainingService(Path(runs_dir))
+        # runs may not take a shipped checkpoint's name (a run called mnist_lstm is renamed)
+        self.training.reserved_names = self._shipped_names
         with np.load(GALLERY, allow_pickle=False) as z:
             self.gallery_images = z["images"].astype(np.uint8)
             self.gallery_labels = z["labels"].astype(np.int64)
@@ -142,13 +151,26 @@ class Explorer:
                 raise inputs.InputError(self.no_checkpoint_message())
         return self.registry.model(key)
 
-    def add_upload(self, path: str | os.PathLike, name: str | None) -> Entry:
-        """Check a visitor's checkpoint and add it to the model list; InputError says what is wrong."""
+    def add_upload(self, path: str | os.PathLike, name: str | None, session: str | None = None) -> Entry:
+        """Check a visitor's checkpoint and add it to ``session``'s model list (everyone's with
+        ``public_uploads``); InputError says what is wrong."""
         stored = self.uploads.add(path, name)
+        self.registry.claim(stored.stem, session)
         return self.registry.get(f"upload/{stored.stem}")
 
+    def _session_ended(self, session: str | None):
+        """A visitor left: their uploads leave the model list, and the files nobody else holds go
+        (unless uploads are public)."""
+        for stem in self.registry.release(session):
+            if not self.registry.public_uploads:
+                self.uploads.remove(stem)
+
+    def _shipped_names(self) -> set[str]:
+        folder = self.registry.folders.get("shipped")
+        return {p.stem.lower() for p in folder.glob("*.safetensors")} if folder and folder.is_dir() else set()
+
     def no_checkpoint_message(self) -> str:
-        folders = " or ".join(str(p) for p in self.registry.folders.values())
+        folders = " or ".join(f"{p.name}/" for p in self.registry.folders.values())
         return (f"No checkpoint found in {folders}. Train one in the Train tab, or from a shell: "
                 "python -m rnnviz.train --minutes 10 --out checkpoints/mnist_lstm.safetensors")
 
@@ -257,6 +279,8 @@ class Explorer:
         t0, t1 = inputs.step_range(first, last, c.height)
         where = f"at step {t0}" if t0 == t1 else f"at steps {t0}-{t1}"
         presets = presets_for(c.cell)
+        if not isinstance(kind, str):
+            raise inputs.InputError(f"intervention must be one of the choices (text), got {inputs.short(kind)}")
         if kind in presets:
             preset = presets[kind]
             chosen = inputs.units(units, c.hidden)

@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 
 from .. import ModelConfig
+from ..checkpoint import APP_LIMITS, parameter_count
 from ..data import DataNotFoundError, load_dataset
+from ..metrics_log import metrics_log_path
 from ..train import TrainConfig, Trainer, check_writable
 from . import inputs
 
@@ -34,9 +36,12 @@ class Run:
     dataset: str
 
 
-# limits of what the page (or the API) may ask for
+# limits of what the page (or the API) may ask for; the model must also fit APP_LIMITS (the explorer's
+# own loading budget), so that every run can be shown once it is saved
 TRAIN_LIMITS = {"hidden": (8, 1024), "layers": (1, 4), "lr": (1e-5, 0.05), "batch_size": (8, 512),
                 "minutes": (0.05, 120.0)}
+MAX_RUNS = 8  # finished or stopped runs kept in the runs folder, the oldest removed first
+MAX_RUN_BYTES = 400 * 2**20  # their checkpoints and logs together
 
 
 class TrainingService:
@@ -45,8 +50,10 @@ class TrainingService:
     def __init__(self, runs_dir: Path, default_dataset: str = "mnist", data_root: str | None = None,
                  enabled: bool = True, disabled_reason: str = "", owner_only: bool = False,
                  threads: int | None = None, max_minutes: float = 120.0, limits: dict | None = None,
-                 train_options: dict | None = None):
+                 train_options: dict | None = None, max_runs: int = MAX_RUNS, max_run_bytes: int = MAX_RUN_BYTES):
         self.runs_dir = Path(runs_dir)
+        self.max_runs, self.max_run_bytes = max_runs, max_run_bytes
+        self.reserved_names = lambda: set()  # stems a run may not take (the Explorer: its shipped checkpoints)
         self.default_dataset = default_dataset
         self.data_root = data_root
         self.enabled = enabled
@@ -117,6 +124,8 @@ class TrainingService:
         """Where a run called ``name`` (any text a visitor typed) is saved: a new file directly in the
         runs folder, its stem made of letters, digits, '-' and '_' only."""
         stem = inputs.safe_name(name, default)
+        if stem.lower() in self.reserved_names():  # a shipped model's name stays unambiguous
+            stem = f"{stem}_run"
         path = self.runs_dir / f"{stem}.safetensors"
         k = 2
         while path.exists():
@@ -130,9 +139,11 @@ class TrainingService:
         inputs.InputError."""
         if not self.enabled:
             raise TrainingRefused(self.disabled_reason or "training is disabled on this server")
+        if not isinstance(cell, (str, type(None))):
+            raise inputs.InputError(f"cell must be lstm, gru or rnn; got {inputs.short(cell)}")
         cell = str(cell or "").lower()
         if cell not in ("lstm", "gru", "rnn"):
-            raise inputs.InputError(f"cell must be lstm, gru or rnn; got {cell!r}")
+            raise inputs.InputError(f"cell must be lstm, gru or rnn; got {inputs.short(cell)}")
         lim = self.limits
         vals = {"hidden": inputs.number("hidden size", hidden, *lim["hidden"], integer=True),
                 "layers": inputs.number("layers", layers, *lim["layers"], integer=True),
@@ -141,17 +152,23 @@ class TrainingService:
                 "minutes": inputs.number("minutes", minutes, *lim["minutes"])}
         notes = [v.note for v in vals.values() if v.note]
         v = {k: c.value for k, c in vals.items()}
+        mc = ModelConfig(cell=cell, hidden=v["hidden"], layers=v["layers"], head_hidden=min(512, 2 * v["hidden"]))
+        n = parameter_count(mc)
+        if n > APP_LIMITS.parameters:
+            raise inputs.InputError(
+                f"a {cell.upper()} {v['layers']}\u00d7{v['hidden']} has {n:,} parameters, over the explorer's "
+                f"limit of {APP_LIMITS.parameters:,} (it could not be shown here): choose fewer hidden units or layers")
         dataset = dataset or self.default_dataset
-        if dataset not in self.dataset_choices():
-            raise inputs.InputError(f"dataset must be one of {self.dataset_choices()}; got {dataset!r}")
+        if not isinstance(dataset, str) or dataset not in self.dataset_choices():
+            names = [Path(c).name for c in self.dataset_choices()]
+            raise inputs.InputError(f"dataset must be one of {names}; got {inputs.short(dataset)}")
         with self._lock:
             if self._run is not None and self._run.trainer.alive:
                 raise TrainingRefused(self.busy_message(session))
         data = self._dataset(dataset, download=True)
         if isinstance(data, str):
-            raise TrainingRefused(data)
+            raise TrainingRefused(self.relative(data))
         default_stem = f"{cell}{v['hidden']}x{v['layers']}_{time.strftime('%m%d_%H%M%S')}"
-        mc = ModelConfig(cell=cell, hidden=v["hidden"], layers=v["layers"], head_hidden=min(512, 2 * v["hidden"]))
         with self._lock:
             if self._run is not None and self._run.trainer.alive:
                 raise TrainingRefused(self.busy_message(session))
@@ -159,7 +176,11 @@ class TrainingService:
             try:  # fail now, with the reason, rather than after the run
                 check_writable(str(out))
             except OSError as e:
-                raise TrainingRefused(f"Cannot start: {e}. Nothing was started.") from None
+                raise TrainingRefused(f"Cannot start: {self.relative(str(e))}. Nothing was started.") from None
+            removed = self.prune_runs(keep=self.max_runs - 1, keep_bytes=self.max_run_bytes)
+            if removed:
+                notes.append(f"The runs folder keeps {self.max_runs} runs ({self.max_run_bytes // 2**20} MB): "
+                             f"removed the oldest, {', '.join(removed)}.")
             tc = TrainConfig(dataset=dataset, data_root=self.data_root, batch_size=v["batch_size"], lr=v["lr"],
                              minutes=v["minutes"],
                              eval_every_s=float(min(30.0, max(5.0, v["minutes"] * 60 / 8))),
@@ -176,12 +197,52 @@ class TrainingService:
             trainer.start()
         return f"Started {summary}; the checkpoint will be saved as {out.name}.", notes
 
+    def relative(self, text: str) -> str:
+        """``text`` with the server's folders named relative to the app's (runs folder, data folder)."""
+        names = [(self.runs_dir, f"{self.runs_dir.name}/ (the runs folder)")]
+        if self.data_root:
+            names.append((Path(self.data_root), f"{Path(self.data_root).name}/ (the data folder)"))
+        for folder, shown in names:
+            for form in {str(folder.resolve()), str(folder.absolute()), str(folder)}:
+                if len(form) > 1:
+                    text = text.replace(form, shown)
+        return text
+
+    def prune_runs(self, keep: int | None = None, keep_bytes: int | None = None) -> list[str]:
+        """Remove the oldest finished runs (checkpoint and metrics log) beyond ``keep`` runs or
+        ``keep_bytes`` in all; the run that is training is never removed. Returns their names."""
+        keep = self.max_runs if keep is None else keep
+        keep_bytes = self.max_run_bytes if keep_bytes is None else keep_bytes
+        r = self._run
+        live = r.out.resolve() if r is not None and r.trainer.alive else None
+        runs = []
+        for p in self.runs_dir.glob("*.safetensors") if self.runs_dir.is_dir() else []:
+            try:
+                if p.resolve() == live:
+                    continue
+                log = metrics_log_path(p)
+                size = p.stat().st_size + (log.stat().st_size if log.exists() else 0)
+                runs.append((p.stat().st_mtime_ns, p, log, size))
+            except OSError:
+                continue
+        runs.sort(key=lambda t: t[0], reverse=True)  # newest first
+        removed, total = [], 0
+        for i, (_, p, log, size) in enumerate(runs):
+            total += size
+            if i >= max(0, keep) or total > keep_bytes:
+                p.unlink(missing_ok=True)
+                log.unlink(missing_ok=True)
+                removed.append(p.stem)
+        return removed
+
     def control(self, session: str | None, action: str) -> str:
         r = self._run
         if r is None or not r.trainer.alive:
             return "No training run is going."
         if self.owner_only and r.owner != (session or "local"):
             raise TrainingRefused("Only the visitor who started this run can pause, resume or stop it.")
+        if not isinstance(action, str):
+            raise inputs.InputError(f"unknown action {inputs.short(action)}")
         if action == "pause":
             r.trainer.pause()
             return "Pausing after the current batch."
@@ -191,7 +252,7 @@ class TrainingService:
         if action == "stop":
             r.trainer.stop()
             return "Stopping after the current batch; the checkpoint is then saved."
-        raise inputs.InputError(f"unknown action {action!r}")
+        raise inputs.InputError(f"unknown action {inputs.short(action)}")
 
     def snapshot(self, session: str | None = None) -> tuple[dict | None, dict | None]:
         """(trainer snapshot, run info) of the current or last run, or (None, None)."""

@@ -18,7 +18,7 @@ import tempfile
 import threading
 from pathlib import Path, PurePosixPath
 
-from ..checkpoint import CheckpointError, load_state
+from ..checkpoint import APP_LIMITS, CheckpointError, load_state
 from ..model import ModelConfig
 from .inputs import IMAGE_SIZE, InputError, safe_name
 
@@ -83,7 +83,7 @@ def check(path: Path, name: str | None, max_bytes: int = MAX_UPLOAD_BYTES) -> No
     if size > max_bytes:
         raise InputError(f"{shown}: {_size(size)} is over the {_size(max_bytes)} upload limit")
     try:
-        model, meta = load_state(path)
+        model, meta = load_state(path, limits=APP_LIMITS)  # the header is checked before the model is built
     except CheckpointError as e:
         raise InputError(str(e).replace(str(path), shown)) from None
     problem = explorer_problem(model.config, meta.get("metrics")) or contradictions(model, meta)
@@ -135,6 +135,17 @@ class UploadStore:
             os.utime(target)  # uploading it again makes it the newest
             self._prune()
         return target
+
+    def remove(self, stem: str) -> bool:
+        """Delete the stored upload ``stem`` (nobody may list it any more). True if it was there."""
+        name = f"{stem}{SUFFIX}"
+        if not STORED.match(name):
+            return False
+        with self._lock:
+            path = self.folder / name
+            existed = path.exists()
+            path.unlink(missing_ok=True)
+        return existed
 
     def _prune(self):
         files = sorted((p for p in self.folder.iterdir() if STORED.match(p.name)), key=lambda p: p.stat().st_mtime_ns)

@@ -77,7 +77,7 @@ def training_status(snap: dict | None, run: dict | None = None) -> str:
     lines.append(f"train loss {dash if loss is None else f'{loss:.2f}'} nats \u00b7 "
                  f"test NLL {dash if test is None else f'{test:.2f}'} nats")
     if snap.get("checkpoint"):
-        lines.append(f"checkpoint: `{snap['checkpoint']}`")
+        lines.append(f"checkpoint: `{Path(snap['checkpoint']).name}`")  # never the server's full path
     return "  \n".join(lines)
 
 
@@ -164,7 +164,7 @@ def _notice(ex: Explorer) -> str:
         return f'<div class="rv-notice">{tr.disabled_reason}</div>'
     return ("Train a model on this server while you explore: the other tabs stay usable. One run at a time per "
             "server; a finished or stopped run's checkpoint is added to the model list (saved in "
-            f"`{tr.runs_dir}`).")
+            f"`{tr.runs_dir.name}/` on the server; the oldest of more than {tr.max_runs} are removed).")
 
 
 def _curve_frame(rows: list[dict]) -> pd.DataFrame:
@@ -229,9 +229,10 @@ def wire(h: Handle, tab=None):
         snap, _ = tr.snapshot()
         version = None if snap is None else (snap["state"], snap["step"], len(snap["history"]), snap["paused"],
                                              snap["checkpoint"], snap["message"])
-        models = ex.registry.signature()
+        models = ex.registry.signature(session_id(request))
         out = list(_views(ex, request)) if version != sess.seen.train else [gr.skip()] * 3
-        out.append(gr.Dropdown(choices=ex.registry.choices()) if models != sess.seen.models else gr.skip())
+        out.append(gr.Dropdown(choices=ex.registry.choices(session_id(request))) if models != sess.seen.models
+                   else gr.skip())
         sess.seen.train, sess.seen.models = version, models
         out.append(gr.Timer(active=tr.active()))
         return out
