@@ -317,6 +317,27 @@ def test_only_the_owner_controls_a_run_on_spaces(tmp_path):
         svc.shutdown(60)
 
 
+def test_a_run_started_from_the_page_leaves_the_page_thread_count_alone(tmp_path):
+    """The trainer sets its thread count for its own thread: the page's handlers (this thread, and
+    threads started while it trains) keep theirs."""
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    svc = TrainingService(tmp_path, default_dataset=str(FIXTURE), threads=1 if before > 1 else 2)
+    try:
+        svc.start("me", "rnn", 16, 1, 1e-3, 32, 0.05, None)
+        time.sleep(0.5)  # the trainer's thread is running and has set its own count
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start(), t.join()
+        assert torch.get_num_threads() == before and seen == [before]
+    finally:
+        svc.shutdown(60)
+    assert torch.get_num_threads() == before
+
+
 # ---- explorer.py ----------------------------------------------------------------------------------
 def test_explorer_options_and_environment(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))

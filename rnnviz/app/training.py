@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .. import ModelConfig
 from ..checkpoint import APP_LIMITS, parameter_count
 from ..data import DataNotFoundError, load_dataset
@@ -186,15 +184,13 @@ class TrainingService:
                              eval_every_s=float(min(30.0, max(5.0, v["minutes"] * 60 / 8))),
                              eval_images=min(500, len(data.test)),
                              final_eval=False, snapshot_every_s=5.0, snapshot_count=10,
-                             checkpoint_every_min=10.0, out=str(out), **self.train_options)
+                             checkpoint_every_min=10.0, out=str(out), threads=self.threads,
+                             **self.train_options)
             trainer = Trainer(mc, tc, dataset=data)
             summary = (f"{cell.upper()} {v['layers']}\u00d7{v['hidden']}, lr {v['lr']:g}, batch {v['batch_size']}, "
                        f"{v['minutes']:g} min on {Path(dataset).name}")
             self._run = Run(trainer, session or "local", out.stem, summary, time.strftime("%H:%M:%S"), out, dataset)
-            # leave a core for the page: the trainer's intra-op threads are set before its first op
-            # TODO(lead): use the trainer's own thread setting
-            torch.set_num_threads(self.threads)
-            trainer.start()
+            trainer.start()  # with its own thread count (a core left for the page); the page's is unchanged
         return f"Started {summary}; the checkpoint will be saved as {out.name}.", notes
 
     def relative(self, text: str) -> str:
