@@ -8,8 +8,9 @@ playwright in Debian's Chromium (``/usr/bin/chromium``) and saves a full-page PN
     .venv/bin/python docs/screenshots.py --out /tmp/shots --width 1400
 
 Views: generate, complete, compare, intervene, reconstruct, analysis (gate saturation), forcing (teacher
-forcing vs free running), train. Set ``RNNVIZ_DATA`` to the folder that holds ``MNIST/`` so that
-'analysis' reads 500 MNIST test digits (without it, the explorer's 40 gallery digits). A view whose tab is not
+forcing vs free running), units (the unit inspector and a pattern search), memory (Compare's memory
+reach and timescales of the LSTM, GRU and RNN), train. Set ``RNNVIZ_DATA`` to the folder that holds ``MNIST/`` so that
+'analysis' reads 500 MNIST test digits and 'units'/'memory' 200 (without it, the explorer's 40 gallery digits). A view whose tab is not
 on the page (e.g. 'analysis' before it exists) is skipped with a note; Reconstruct without a VAE
 checkpoint shows how to train one. To add a view, write ``shoot_<view>(page)`` (open its tab, run it,
 wait for the result) and add it to ``VIEWS``.
@@ -123,6 +124,47 @@ def shoot_forcing(page):
     page.wait_for_timeout(500)
 
 
+UNIT = 186  # a unit of the shipped LSTM that tells digit classes apart, most active around row 8
+
+
+def shoot_units(page):
+    """Units: a click on a unit of Generate's figure opens the inspector; then UNIT and a pattern search."""
+    open_tab(page, "Units")
+    open_tab(page, "Generate & step")
+    panel = page.locator("#gen_fig .js-plotly-plot .nsewdrag").nth(1)
+    panel.scroll_into_view_if_needed()
+    box = panel.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.3)
+    page.wait_for_function("() => /unit \\d+ of layer/.test(document.querySelector('#units_note').innerText)")
+    set_number(page, "units_unit", UNIT)
+    page.click("#units_btn")
+    page.wait_for_function(f"() => document.querySelector('#units_note').innerText.includes('unit {UNIT} of')")
+    page.click("#units_search_btn")
+    page.wait_for_function("() => document.querySelector('#units_search_note').innerText.length > 0")
+    page.wait_for_selector("#units_maps .js-plotly-plot")
+    page.wait_for_timeout(800)
+    page.evaluate("window.scrollTo(0, 0)")
+    return region(page, "#units_explain", "#units_search_digits")
+
+
+def shoot_memory(page):
+    """Compare cells: memory reach of the LSTM, GRU and RNN, one digit's matrices, the timescales."""
+    open_tab(page, "Compare cells")
+    page.click("#compare_reach_btn")
+    page.wait_for_function("() => { const gd = document.querySelector('#compare_tau_fig .js-plotly-plot');"
+                           " return gd && gd.data && gd.data.length > 0; }", timeout=120_000)
+    page.wait_for_timeout(800)
+    return region(page, "#compare_reach_explain", "#compare_tau_fig")
+
+
+def region(page, first: str, last: str, pad: int = 8) -> dict:
+    """The clip (page coordinates) from the top of ``first`` to the bottom of ``last``."""
+    top = page.eval_on_selector(first, "e => e.getBoundingClientRect().top + window.scrollY")
+    bottom = page.eval_on_selector(last, "e => e.getBoundingClientRect().bottom + window.scrollY")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    return {"x": 0, "y": max(0, top - pad), "width": width, "height": bottom - top + 2 * pad}
+
+
 def shoot_train(page):
     open_tab(page, "Train")  # hook: the form as a visitor first sees it (no run is started)
     page.wait_for_timeout(1000)
@@ -130,7 +172,7 @@ def shoot_train(page):
 
 VIEWS = {"generate": shoot_generate, "complete": shoot_complete, "compare": shoot_compare,
          "intervene": shoot_intervene, "reconstruct": shoot_reconstruct, "analysis": shoot_analysis,
-         "forcing": shoot_forcing,
+         "forcing": shoot_forcing, "units": shoot_units, "memory": shoot_memory,
          "train": shoot_train}
 
 
@@ -172,14 +214,14 @@ def main(argv=None):
                 page.goto(url)
                 page.wait_for_selector("#gen_canvas img")  # the page has loaded and drawn its first digit
                 try:
-                    VIEWS[view](page)
+                    clip = VIEWS[view](page)  # a view may return the part of the page to keep
                 except Skip as e:
                     print(f"{view}: skipped ({e})")
                     page.close()
                     continue
                 page.mouse.move(0, 0)
                 path = out / f"explorer_{view}.png"
-                page.screenshot(path=str(path), full_page=True)
+                page.screenshot(path=str(path), full_page=True, clip=clip)
                 saved.append(path)
                 print(f"{view}: {path}")
                 page.close()

@@ -146,10 +146,11 @@ def reach_figure(series: list[tuple[str, str, np.ndarray]], title: str = "Memory
                      "marker": {"size": 5},
                      "hovertemplate": f"{html.escape(label)}<br>distance %{{x}} rows: %{{y:.3g}}<extra></extra>"})
     layout = base_layout(
-        380, (70, 20, 60, 50), font=12, hovermode="x unified", title=f"<b>{html.escape(title)}</b>",
+        380, (80, 20, 60, 50), font=12, hovermode="x unified", title=f"<b>{html.escape(title)}</b>",
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
         xaxis={"range": [0.5, H - 0.5], "dtick": 2, "title": {"text": "distance t − s (rows back)"}},
-        yaxis={"type": "log", "title": {"text": "‖∂ log p(row t) / ∂ row s‖ (mean over t)"}})
+        yaxis={"type": "log", "dtick": 1, "exponentformat": "power",
+               "title": {"text": "‖∂ log p(row t) / ∂ row t−d‖, mean over t"}})
     return {"data": data, "layout": layout}
 
 
@@ -222,7 +223,7 @@ def timescales_figure(series: list[tuple[str, str, np.ndarray]], title: str) -> 
                                 "range": [-0.6, TAU_CAP + 0.6], "tickvals": [0, 5, 10, 15, 20, 25, TAU_CAP],
                                 "ticktext": ["0", "5", "10", "15", "20", "25", f"≥{TAU_CAP}"],
                                 "title": {"text": "timescale (rows)"}}
-        layout[f"yaxis{ax}"] = {"domain": [0, 1], "anchor": f"x{ax}", "type": "log",
+        layout[f"yaxis{ax}"] = {"domain": [0, 1], "anchor": f"x{ax}", "type": "log", "dtick": 1,
                                 "title": {"text": "units" if k == 0 else ""}}
         annotations.append({"text": f"<b>{html.escape(label)}</b>: median {med:.2f} rows, {int((finite > 5).sum())} "
                                     f"of {len(tau)} units > 5", "xref": "paper", "yref": "paper",

@@ -47,7 +47,8 @@ HOW = {
     "examples": "**How to read it:** the digits where the unit reaches its highest (and lowest) value; the rows "
                 "above the blue line are what it had read at that step, the blue row is the one it predicts.",
     "maps": "**How to read it:** at each step, red pixels are ink that goes with a high value of the unit, "
-            "blue ink that goes with a low one (correlation over the test digits); grey rows are not read yet.",
+            "blue ink that goes with a low one (correlation over the test digits); at step t the unit has read rows "
+            "0 to t \u2212 1, the grey rows below are not read yet.",
     "search": "**How to read it:** the units above the threshold at every selected step of the trace in "
               "*Generate & step*, and the test digits on which the same units hold the same pattern (best "
               "overlap first): what those digits share at those rows is what the units track.",
@@ -104,8 +105,8 @@ def build(ex: Explorer, ckpt) -> Handle:
     gr.Markdown("### Pattern search\n" + HOW["search"])
     with gr.Row(equal_height=True):
         first = checked.slider("first_step", elem_id="units_from", value=10)
-        last = checked.slider("last_step", elem_id="units_through", value=14)
-        threshold = checked.Slider(minimum=-1.0, maximum=1.0, step=0.05, value=0.3, label="threshold on h",
+        last = checked.slider("last_step", elem_id="units_through", value=12)
+        threshold = checked.Slider(minimum=-1.0, maximum=1.0, step=0.05, value=0.2, label="threshold on h",
                                    elem_id="units_threshold")
         search = gr.Button("Search", elem_id="units_search_btn", scale=0, min_width=120)
     search_note = gr.Markdown(elem_id="units_search_note")
@@ -133,11 +134,11 @@ def unit_lines_figure(prof, labels: np.ndarray, max_lines: int = MAX_LINES) -> d
     n = len(names)
     gap = 0.05
     width = (1 - gap * (n - 1)) / n
-    layout = base_layout(330, (55, 20, 70, 45), hovermode="closest",
+    layout = base_layout(340, (55, 20, 78, 45), hovermode="closest",
                          title=f"<b>unit {prof.unit}</b> of {prof.cell.upper()} layer {prof.layer + 1}: "
                                f"{len(labels)} test digits, coloured by class",
-                         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom",
-                                 "title": {"text": "digit"}})
+                         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.1, "yanchor": "bottom",
+                                 "title": {"text": "digit class"}})
     data, annotations = [], []
     for k, name in enumerate(names):
         ax = "" if k == 0 else str(k + 1)
@@ -171,8 +172,8 @@ def activity_maps_figure(prof, steps=MAP_STEPS) -> dict:
     n = len(steps)
     gap = 0.02
     width = (1 - gap * (n - 1)) / n
-    layout = base_layout(230, (10, 60, 40, 10), showlegend=False, plot_bgcolor="#d1d5db",
-                         coloraxis={"colorscale": "RdBu", "reversescale": True, "cmin": -1, "cmax": 1,
+    layout = base_layout(250, (10, 60, 30, 10), showlegend=False, plot_bgcolor="#d1d5db",
+                         coloraxis={"colorscale": "RdBu", "reversescale": False, "cmin": -1, "cmax": 1,
                                     "colorbar": {"title": {"text": "corr"}, "thickness": 10, "len": 0.9}})
     data, annotations = [], []
     for k, s in enumerate(steps):
@@ -186,7 +187,7 @@ def activity_maps_figure(prof, steps=MAP_STEPS) -> dict:
                                 "visible": False, "range": [-0.5, W - 0.5]}
         layout[f"yaxis{ax}"] = {"domain": [0, 1], "anchor": f"x{ax}", "visible": False, "range": [H - 0.5, -0.5],
                                 "scaleanchor": f"x{ax}"}
-        annotations.append({"text": f"step {s} (rows 0\u2013{s - 1} read)", "xref": "paper", "yref": "paper",
+        annotations.append({"text": f"step {s}", "xref": "paper", "yref": "paper",
                             "x": x0 + width / 2, "y": 1.0, "xanchor": "center", "yanchor": "bottom",
                             "showarrow": False})
     layout["annotations"] = annotations
