@@ -122,8 +122,12 @@ def test_inspector_values_equal_the_units_and_the_traces(served):
 
 def test_a_click_pick_fills_the_inspector(served):
     _, client = served
-    unit, note, layer, *_ = client.predict(DEEP, "5:0:1234", api_name="/units_pick")
-    assert unit == 5 and "unit **5** of layer 1" in note and layer["value"] == 0
+    unit, note, layer, *_ = client.predict(DEEP, "5:0:none:1234", api_name="/units_pick")
+    assert unit == 5 and "unit **5** of layer 1" in note and layer["value"] == 0 and "deep_gru" in note
+    # a click in a step view inspects the model that drew its trace, whatever the page's menu says
+    client.predict(RNN, "1", 1.0, 0, api_name="/generate")
+    unit, note, *_ = client.predict(LSTM, "3:0:gen:99", api_name="/units_pick")
+    assert unit == 3 and "mnist_rnn" in note and "16 units" in note
 
 
 def test_inspector_bad_inputs(served):

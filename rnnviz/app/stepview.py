@@ -39,9 +39,9 @@ window.rnnvizCursor = function (id, t) {
   window.Plotly.relayout(gd, u);
 };
 // Clicking a unit (a cell of a step view's grids or a row of its units x time figure) opens it in
-// the Units tab: the unit and layer go into that tab's hidden #units_pick box, whose change runs
-// the inspector (the tab is opened first: its content is drawn only once it is shown).
-window.rnnvizInspect = function (unit, layer) {
+// the Units tab: the unit, layer and step view go into that tab's hidden #units_pick box, whose
+// change runs the inspector (the tab is opened first: its content is drawn only once it is shown).
+window.rnnvizInspect = function (unit, layer, view) {
   const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Units');
   if (tab) tab.click();
   let tries = 0;
@@ -49,7 +49,7 @@ window.rnnvizInspect = function (unit, layer) {
     const box = document.querySelector('#units_pick textarea, #units_pick input');
     if (!box) { if (tries++ < 50) setTimeout(put, 100); return; }
     const setter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(box), 'value').set;
-    setter.call(box, unit + ':' + layer + ':' + Date.now());  // always a new value: change fires
+    setter.call(box, unit + ':' + layer + ':' + view + ':' + Date.now());  // always new: change fires
     box.dispatchEvent(new Event('input', {bubbles: true}));
   };
   put();
@@ -62,7 +62,8 @@ document.addEventListener('click', function (e) {
   const k = Math.floor((e.clientY - r.top) / r.height * rows) * cols + Math.floor((e.clientX - r.left) / r.width * cols);
   const order = wrap.dataset.order ? wrap.dataset.order.split(' ').map(Number) : null;
   const unit = order ? order[k] : k;
-  if (unit !== undefined && unit >= 0) window.rnnvizInspect(unit, Number(wrap.dataset.layer || 0));
+  const view = img.closest('.rv-inspectable').id.replace(/_gates$/, '');
+  if (unit !== undefined && unit >= 0) window.rnnvizInspect(unit, Number(wrap.dataset.layer || 0), view);
 });
 new MutationObserver(function () {  // plotly figures are re-mounted on every update: hook each new one
   document.querySelectorAll('.rv-inspectable .js-plotly-plot').forEach(function (gd) {
@@ -73,7 +74,7 @@ new MutationObserver(function () {  // plotly figures are re-mounted on every up
       if (!p || p.data.type !== 'heatmap') return;
       const view = gd.closest('.rv-inspectable').id.replace(/_fig$/, '');
       const wrap = document.querySelector('#' + view + '_gates .rv-gates-wrap');
-      window.rnnvizInspect(Number(p.y), Number(wrap && wrap.dataset.layer || 0));
+      window.rnnvizInspect(Number(p.y), Number(wrap && wrap.dataset.layer || 0), view);
     });
   });
 }).observe(document.documentElement, {childList: true, subtree: true});
@@ -96,6 +97,19 @@ class UnitOrder:
 def layer_choices(nlayers: int) -> list[tuple[str, int]]:
     """The layer menu of a model with ``nlayers`` recurrent layers (0 = bottom)."""
     return [(f"layer {k + 1}" + (" (top)" if k == nlayers - 1 else ""), k) for k in range(nlayers)]
+
+
+def trace_model_key(ex: Explorer, trace, model_name: str) -> str | None:
+    """The checkpoint named ``model_name`` that could have drawn ``trace`` (same cell and sizes;
+    the first listed: shipped before runs and uploads), or None."""
+    if trace is None:
+        return None
+    for e in ex.registry.entries():
+        c = e.config
+        if e.name == model_name and c.cell == trace.cell and c.layers == len(trace.layers) \
+                and c.hidden == trace.layers[0]["h"].shape[1]:
+            return e.key
+    return None
 
 
 class Player:
@@ -241,15 +255,6 @@ class StepView(Player):
             self._orders.popitem(last=False)
         return got
 
-    def _model_key(self, trace, model_name: str) -> str | None:
-        """The checkpoint named ``model_name`` that could have drawn ``trace`` (shipped first)."""
-        for e in self.ex.registry.entries():
-            c = e.config
-            if e.name == model_name and c.cell == trace.cell and c.layers == len(trace.layers) \
-                    and c.hidden == trace.layers[0]["h"].shape[1]:
-                return e.key
-        return None
-
     def _reorder(self, v: ViewState, o: UnitOrder):
         """Set ``o.perm`` for the view's trace and layer (None in index order, or when the order
         cannot be measured: ``o.note`` says why)."""
@@ -287,7 +292,7 @@ class StepView(Player):
         v.layer = nlayers - 1 if layer is None else max(0, min(int(layer), nlayers - 1))
         step = max(0, min(int(step), trace.steps - 1))
         o = self.unit_order(request)
-        o.key = key or self._model_key(trace, model_name)
+        o.key = key or trace_model_key(self.ex, trace, model_name)
         self._reorder(v, o)
         return self.frame(v, step, o) + [self._figure(v, o, step), step,
                                          gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]

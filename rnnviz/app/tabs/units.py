@@ -26,7 +26,7 @@ from ..figures import base_layout
 from ..inputs import InputError
 from ..measurements import Digits, unit_studies
 from ..state import Explorer
-from ..stepview import layer_choices
+from ..stepview import layer_choices, trace_model_key
 
 NAME = "units"
 MAP_STEPS = (6, 10, 14, 18, 22, 27)  # the steps whose activity maps are drawn
@@ -89,7 +89,7 @@ def build(ex: Explorer, ckpt) -> Handle:
         layer = gr.Radio([("layer 1 (top)", 0)], value=0, label="layer", visible=False, elem_id="units_layer",
                          scale=2)
         button = gr.Button("Inspect", variant="primary", elem_id="units_btn", scale=0, min_width=120)
-    pick = gr.Textbox(visible="hidden", elem_id="units_pick")  # "unit:layer:time", written by a click
+    pick = gr.Textbox(visible="hidden", elem_id="units_pick")  # "unit:layer:view:time", written by a click
     note = gr.Markdown(elem_id="units_note")
     gr.Markdown(HOW["lines"])
     lines = gr.Plot(label="the unit and its gates over the steps of each test digit", show_label=False,
@@ -275,13 +275,15 @@ def inspect(ex: Explorer, key, unit, layer) -> list:
             plot(activity_maps_figure(prof))]
 
 
-def parse_pick(text) -> tuple[int, int]:
-    """(unit, layer) from the "unit:layer:time" a click writes."""
+def parse_pick(text) -> tuple[int, int, str]:
+    """(unit, layer, step view) from the "unit:layer:view:time" a click writes."""
+    parts = str(text).split(":")
     try:
-        unit, layer = (int(p) for p in str(text).split(":")[:2])
-    except ValueError:
-        raise InputError(f"unit pick must be 'unit:layer', got {str(text)[:40]!r}") from None
-    return unit, layer
+        unit, layer = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        raise InputError(f"unit pick must be 'unit:layer:view', got {str(text)[:40]!r}") from None
+    return unit, layer, parts[2] if len(parts) > 2 else ""
+
 
 
 def wire(h: Handle, tab=None):
@@ -293,11 +295,14 @@ def wire(h: Handle, tab=None):
         except InputError as e:
             raise message(str(e)) from None
 
-    def run_pick(key, text):
+    def run_pick(key, text, request: gr.Request):
+        """A click in a step view: inspect that view's model (its trace's; else the page's)."""
         if not text:
             return [gr.skip()] * (1 + len(h.outputs))
         try:
-            unit, layer = parse_pick(text)
+            unit, layer, view = parse_pick(text)
+            v = ex.sessions.get(session_id(request)).views.get(view)
+            key = (trace_model_key(ex, v.trace, v.model_name) if v is not None else None) or key
             return [unit] + inspect(ex, key, unit, layer)
         except InputError as e:
             raise message(str(e)) from None
