@@ -222,6 +222,8 @@ class App:
         ``refused_by_gradio``: Gradio itself rejects the request before any handler (no message)."""
         r = httpx.post(f"{self.url}gradio_api/call/{api.strip('/')}", content=body.encode(),
                        headers={"content-type": "application/json"}, timeout=60)
+        if r.status_code in (400, 413, 503):  # refused by guard.RequestGuard before Gradio read it
+            return "error", r.json()["error"]
         r.raise_for_status()
         events = httpx.get(f"{self.url}gradio_api/call/{api.strip('/')}/{r.json()['event_id']}", timeout=120).text
         kind = data = None
@@ -326,12 +328,12 @@ def test_upload_size_is_limited_by_the_server_and_the_handler(app, tmp_path):
 
 
 def test_an_upload_cannot_point_at_a_server_file(app):
-    """A FileData naming a file on the server (not one uploaded) is refused by Gradio itself, before
-    any handler runs (InvalidPathError: "... it was not uploaded by a user")."""
+    """A FileData naming a file on the server (not one uploaded) is refused with a message before
+    Gradio reads it (Gradio's own InvalidPathError had no message and a traceback in the log)."""
     for target in ("/etc/passwd", str(app.ex.registry.get("shipped/mnist_lstm").path)):
         file_data = json.dumps({"path": target, "meta": {"_type": "gradio.FileData"}})
-        status, message = app.raw("/upload_checkpoint", '{"data": [' + file_data + ']}', refused_by_gradio=True)
-        assert status == "error", message
+        status, message = app.raw("/upload_checkpoint", '{"data": [' + file_data + ']}')
+        assert status == "error" and "uploaded first" in message, message
     assert not any(n.startswith("mnist_lstm") for n in _uploaded(app))
 
 
@@ -783,6 +785,24 @@ def test_a_run_cannot_take_a_shipped_checkpoints_name(app):
     assert app.ex.training.checkpoint_path("my_run", "x").stem == "my_run"
 
 
+def test_visitors_uploads_in_gradios_cache_are_bounded_in_bytes(tmp_path):
+    from rnnviz.app.guard import trim_uploads
+
+    class Blocks:
+        upload_file_set: set
+
+    files = []
+    for i in range(5):
+        p = tmp_path / f"up{i}.bin"
+        p.write_bytes(b"\0" * 1000)
+        os.utime(p, ns=(i * 10**9, i * 10**9))
+        files.append(str(p))
+    b = Blocks()
+    b.upload_file_set = set(files)
+    assert sorted(trim_uploads(b, max_bytes=2500)) == files[:3]  # the oldest go first
+    assert b.upload_file_set == set(files[3:]) and all(Path(f).exists() for f in files[3:])
+
+
 def test_uploads_that_reach_no_handler_are_swept(tmp_path, monkeypatch):
     from rnnviz.app.ui import launch_options
 
@@ -896,7 +916,7 @@ def test_one_session_flooding_gets_busy_while_another_is_served(app, monkeypatch
             "session_hash": "flooder", "event_data": None, "trigger_id": None}
     answers = [httpx.post(f"{app.url}gradio_api/queue/join", json=body, timeout=30) for _ in range(12)]
     busy = [r for r in answers if r.status_code == 503]
-    assert len(busy) >= 12 - guard.MAX_PENDING - 2 and "try again" in busy[0].json()["detail"]
+    assert len(busy) >= 12 - guard.MAX_PENDING_PER_ENDPOINT - 2 and "try again" in busy[0].json()["detail"]
     t0 = time.time()
     app.generate_works()  # another visitor is still served, ahead of the flood's refused jobs
     assert time.time() - t0 < 8

@@ -8,8 +8,14 @@ ASGI middleware, before any of that, refuses with a short message naming the fie
 - a request body over ``MAX_BODY`` bytes (files travel through ``/gradio_api/upload``, not here);
 - a string longer than ``MAX_CHOICE`` characters sent to a Radio or Dropdown, or longer than
   ``MAX_TEXT`` to any other field;
-- a file field whose path is a URL or a data URL (files must be uploaded to this server first);
-- a new job from a session that already has ``max_pending`` jobs waiting or running ("busy").
+- a file field whose path is a URL, a data URL or a server path outside Gradio's upload folder
+  (files must be uploaded to this server first), or a value of a type the field cannot take;
+- an integer of more than ``MAX_DIGITS`` digits; a select event without its event data;
+- a new job from a session that already has ``MAX_PENDING`` jobs waiting or running, or
+  ``MAX_PENDING_PER_ENDPOINT`` of the same endpoint ("busy, try again").
+
+Visitors' uploads in Gradio's cache are also kept under ``MAX_UPLOAD_CACHE`` bytes (the oldest go
+first, before each new upload), besides the age-based sweep of ``delete_cache``.
 
 Refusals are HTTP 413/400/503 answers with ``{"detail": message, "error": message}``; nothing of
 the value is written to the log. ``cache_sweep`` says how often Gradio's cache is swept.
@@ -19,17 +25,22 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import gradio as gr
 
 MAX_BODY = 1024 * 1024  # bytes of one API request's JSON body
 MAX_CHOICE = 200  # characters of a value sent to a Radio or Dropdown
 MAX_TEXT = 4096  # characters of any other string (a unit list is at most 2000)
-MAX_PENDING = 4  # jobs one session may have waiting or running
+MAX_DIGITS = 300  # of an integer (a 401-digit one overflows a float)
+MAX_PENDING = 8  # jobs one session may have waiting or running (a page sends a few at once)
+MAX_PENDING_PER_ENDPOINT = 2  # of one endpoint (a page waits for its answer before asking again)
+MAX_UPLOAD_CACHE = 512 * 2**20  # bytes of visitors' uploads in Gradio's cache, the oldest removed first
 MAX_QUEUE = 64  # jobs the whole queue holds
 CACHE_SWEEP = (60, 600)  # every minute, remove Gradio cache files (uploads included) older than 10 minutes
 JOB_ROUTES = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
 URL_PREFIXES = ("http:", "https:", "data:", "ftp:", "file:", "//")
+FILE_META = {"_type": "gradio.FileData"}
 
 
 def cache_sweep() -> tuple[int, int]:
@@ -60,23 +71,86 @@ def _is_url(path) -> bool:
     return isinstance(path, str) and path.strip().lower().startswith(URL_PREFIXES)
 
 
+def _in_cache(path: str) -> bool:
+    """Whether ``path`` lies in Gradio's upload folder (where every uploaded file is put)."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        Path(path).resolve().relative_to(Path(get_upload_folder()).resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def _check_file(value: dict, name: str):
+    path = value.get("path")
+    if _is_url(path) or "path" not in value and _is_url(value.get("url")):
+        raise Refused(400, f"{name}: files are not fetched from URLs or data URLs; upload the file instead")
+    if "path" in value and not (isinstance(path, str) and path and _in_cache(path)):
+        raise Refused(400, f"{name}: the file must be uploaded first (through /gradio_api/upload)")
+
+
 def _check_value(value, name: str, max_len: int, depth: int = 0):
-    """Raise ``Refused`` for an oversized string or a URL-sourced file anywhere in ``value``."""
+    """Raise ``Refused`` for an oversized string or number, or a file that was not uploaded (a URL,
+    a data URL, a server path), anywhere in ``value``."""
     if depth > 20:
         raise Refused(400, f"{name}: the value is nested too deeply")
     if isinstance(value, str):
         if len(value) > max_len:
             raise Refused(413, f"{name}: the value is too long ({len(value):,} characters; at most {max_len:,})")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= 10**MAX_DIGITS:
+            raise Refused(400, f"{name}: the number is too large (more than {MAX_DIGITS} digits)")
     elif isinstance(value, dict):
-        for key in ("path", "url"):
-            if key == "path" and _is_url(value.get(key)) or key == "url" and "path" not in value and _is_url(
-                    value.get(key)):
-                raise Refused(400, f"{name}: files are not fetched from URLs or data URLs; upload the file instead")
+        if "path" in value or "url" in value or value.get("meta") == FILE_META:
+            _check_file(value, name)
         for v in value.values():
             _check_value(v, name, max_len, depth + 1)
     elif isinstance(value, list):
         for v in value:
             _check_value(v, name, max_len, depth + 1)
+
+
+def _file_or_none(value, name: str, what: str):
+    if value is not None and not (isinstance(value, dict) and "path" in value):
+        raise Refused(400, f"{name}: expected {what} (an uploaded file) or nothing")
+
+
+def _check_shape(block, value, name: str):
+    """Refuse a value of a type the component cannot take, before Gradio's own parsing raises."""
+    if isinstance(block, gr.ImageEditor):  # the sketchpad: {"background", "layers", "composite"}
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            raise Refused(400, f"{name}: a drawing is {{'background', 'layers', 'composite'}} of uploaded images")
+        for key in ("background", "composite"):
+            _file_or_none(value.get(key), name, f"its {key} as an image")
+        layers = value.get("layers")
+        if layers is not None and not isinstance(layers, list):
+            raise Refused(400, f"{name}: the drawing's layers must be a list of images")
+        for layer in layers or []:
+            _file_or_none(layer, name, "each layer as an image")
+    elif isinstance(block, (gr.UploadButton, gr.File, gr.Image)):
+        for item in value if isinstance(value, list) and getattr(block, "file_count", "single") != "single" \
+                else [value]:
+            _file_or_none(item, name, "a file")
+    elif isinstance(block, (gr.Radio, gr.Dropdown)):
+        scalar = (str, int, float, type(None))
+        if getattr(block, "multiselect", False):
+            if not (isinstance(value, (str, type(None))) or isinstance(value, list) and all(
+                    isinstance(v, scalar) for v in value)):
+                raise Refused(400, f"{name}: choose from the list (a list of choices)")
+        elif not isinstance(value, scalar) or isinstance(value, bool):
+            raise Refused(400, f"{name}: choose one of the choices (got a {type(value).__name__})")
+
+
+def _check_event(fn, body: dict):
+    """A select event's handler reads which item was chosen: refuse a call without it."""
+    events = {getattr(t, "event_name", None) or (t[1] if isinstance(t, (tuple, list)) else None)
+              for t in getattr(fn, "targets", []) or []}
+    data = body.get("event_data")
+    if "select" in events and not (isinstance(data, dict) and "index" in data and "value" in data):
+        raise Refused(400, "this event needs its event data ({'index': ..., 'value': ...}: the item selected)")
 
 
 def _function(blocks, path: str, body: dict):
@@ -97,25 +171,52 @@ def check_request(blocks, path: str, body: dict, max_pending: int = MAX_PENDING)
         block = inputs[i] if i < len(inputs) else None
         choice = isinstance(block, (gr.Radio, gr.Dropdown))
         _check_value(value, _field(block, i), MAX_CHOICE if choice else MAX_TEXT)
+        _check_shape(block, value, _field(block, i))
+    if fn is not None:
+        _check_event(fn, body)
     for key, value in body.items():
         if key != "data":
             _check_value(value, key, MAX_TEXT)
     session = body.get("session_hash")
     queue = getattr(blocks, "_queue", None)
-    if (path.startswith("/gradio_api/queue/join") and isinstance(session, str) and queue is not None
-            and pending_jobs(queue, session) >= max_pending):
-        raise Refused(503, f"busy: you already have {max_pending} jobs waiting; wait for them to finish, "
-                           "then try again")
+    if path.startswith("/gradio_api/queue/join") and isinstance(session, str) and queue is not None:
+        total, same = pending_jobs(queue, session, fn)
+        if total >= max_pending or same >= MAX_PENDING_PER_ENDPOINT:
+            raise Refused(503, f"busy: you already have {total} jobs waiting ({same} of this one); wait for "
+                               "them to finish, then try again")
 
 
-def pending_jobs(queue, session: str) -> int:
-    """Jobs of ``session`` waiting in Gradio's queue or running."""
-    n = 0
-    for event_queue in list(queue.event_queue_per_concurrency_id.values()):
-        n += sum(1 for e in list(event_queue.queue) if e.session_hash == session)
-    for events in list(queue.active_jobs):
-        n += sum(1 for e in (events or []) if e.session_hash == session)
-    return n
+def pending_jobs(queue, session: str, fn=None) -> tuple[int, int]:
+    """(jobs of ``session`` waiting in Gradio's queue or running, those of them for ``fn``)."""
+    events = [e for q in list(queue.event_queue_per_concurrency_id.values()) for e in list(q.queue)]
+    events += [e for job in list(queue.active_jobs) for e in (job or [])]
+    mine = [e for e in events if e.session_hash == session]
+    return len(mine), sum(1 for e in mine if fn is not None and e.fn is fn)
+
+
+def trim_uploads(blocks, max_bytes: int = MAX_UPLOAD_CACHE) -> list[str]:
+    """Remove the oldest visitor uploads in Gradio's cache beyond ``max_bytes`` in all (files
+    that no handler has taken are otherwise only removed by age, by ``delete_cache``)."""
+    files = []
+    for name in list(getattr(blocks, "upload_file_set", ())):
+        try:
+            st = os.stat(name)
+        except OSError:
+            blocks.upload_file_set.discard(name)
+            continue
+        files.append((st.st_mtime_ns, st.st_size, name))
+    files.sort(reverse=True)  # newest first
+    total, removed = 0, []
+    for _, size, name in files:
+        total += size
+        if total > max_bytes:
+            try:
+                os.remove(name)
+            except OSError:
+                pass
+            blocks.upload_file_set.discard(name)
+            removed.append(name)
+    return removed
 
 
 class RequestGuard:
@@ -126,6 +227,10 @@ class RequestGuard:
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope["type"] == "http" and scope.get("method") == "POST" and path.startswith("/gradio_api/upload"):
+            app = scope.get("app")
+            if app is not None and hasattr(app, "get_blocks"):
+                trim_uploads(app.get_blocks())  # room for this one: the cache stays bounded in bytes
         if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith(JOB_ROUTES):
             return await self.app(scope, receive, send)
         chunks, size, more = [], 0, True

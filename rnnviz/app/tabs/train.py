@@ -199,7 +199,7 @@ def wire(h: Handle, tab=None):
         problem = tr.dataset_problem()
         if problem:
             return (f'<div class="rv-notice"><b>The dataset is not on this machine.</b> Start will try to '
-                    f"download it; if this machine is offline:<br>{problem}</div>")
+                    f"download it; if this machine is offline:<br>{html.escape(tr.relative(problem))}</div>")
         return _notice(ex)
 
     def start(cell, hidden, layers, lr, batch, minutes, dataset, name, request: gr.Request):
