@@ -4,6 +4,7 @@
     python benchmarks/load_test.py --users 5 --duration 10  # a quick check
     python benchmarks/load_test.py --scrub-http             # scrub steps as the browser sends them
     python benchmarks/load_test.py --json load.json
+    python benchmarks/load_test.py --hostile                # a flood, hostile uploads, a 60 s abuse loop
 
 Loopback only and bounded in time. It starts ``explorer.py`` in a subprocess on a free port of
 127.0.0.1 (with ``checkpoints/mnist_lstm.safetensors`` if present, else an untrained model of the
@@ -169,15 +170,16 @@ def cpu_seconds(pid: int | None = None) -> float:
 
 
 def start_server(ckpts: Path, dataset: str, port: int, log: Path) -> subprocess.Popen:
+    """``explorer.py`` on ``port``; ``proc.dirs`` names its runs, uploads and Gradio cache folders."""
     import httpx
 
-    env = dict(os.environ, GRADIO_TEMP_DIR=tempfile.mkdtemp(prefix="rnnviz-load-gradio-"),
-               GRADIO_ANALYTICS_ENABLED="False")
+    cache, root = tempfile.mkdtemp(prefix="rnnviz-load-gradio-"), Path(tempfile.mkdtemp(prefix="rnnviz-load-runs-"))
+    env = dict(os.environ, GRADIO_TEMP_DIR=cache, GRADIO_ANALYTICS_ENABLED="False")
     env.pop("SYSTEM", None)
     cmd = [sys.executable, str(ROOT / "explorer.py"), "--host", "127.0.0.1", "--port", str(port),
-           "--checkpoint-dir", str(ckpts), "--runs-dir", tempfile.mkdtemp(prefix="rnnviz-load-runs-"),
-           "--train-dataset", dataset]
+           "--checkpoint-dir", str(ckpts), "--runs-dir", str(root / "explorer"), "--train-dataset", dataset]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    proc.dirs = {"runs": root / "explorer", "uploads": root / "uploads", "cache": Path(cache)}
     url, t0 = f"http://127.0.0.1:{port}/", time.perf_counter()
     while time.perf_counter() - t0 < 120:
         if proc.poll() is not None:
@@ -243,6 +245,200 @@ def report(res: dict):
           f"(1 min, other processes included)")
 
 
+# ---- a hostile visitor (issue 11) ---------------------------------------------------------------------
+def _fn_index(client, api_name: str) -> int:
+    deps = client.config["dependencies"]
+    return next(d.get("id", i) for i, d in enumerate(deps) if d.get("api_name") == api_name)
+
+
+def _timed_generates(client, n: int, rng: random.Random) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        client.predict(MODEL, str(rng.randrange(10)), 1.0, rng.randrange(100_000), api_name="/generate")
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def flood(url: str, samples: int = 20) -> dict:
+    """One session floods Generate (queue joins as fast as it can send them) while another visitor
+    presses Generate ``samples`` times; against that visitor's Generate with the server idle."""
+    import httpx
+    from gradio_client import Client
+
+    victim, rng = Client(url, verbose=False), random.Random(0)
+    _timed_generates(victim, 2, rng)  # warm
+    idle = _timed_generates(victim, samples, rng)
+    body = {"data": [MODEL, "7", 1.0, 0], "fn_index": _fn_index(victim, "generate"), "session_hash": "flooder",
+            "event_data": None, "trigger_id": None}
+    counts, stop = defaultdict(int), threading.Event()
+
+    def flooder():
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                counts[http.post(url + "gradio_api/queue/join", json=body).status_code] += 1
+
+    threads = [threading.Thread(target=flooder, daemon=True) for _ in range(2)]
+    for th in threads:
+        th.start()
+    time.sleep(1.0)
+    flooded = _timed_generates(victim, samples, rng)
+    stop.set()
+    for th in threads:
+        th.join(30)
+    victim.close()
+    res = {"idle_p50_ms": round(statistics.median(idle), 1), "idle_p95_ms": round(pct(idle, 95), 1),
+           "flood_p50_ms": round(statistics.median(flooded), 1), "flood_p95_ms": round(pct(flooded, 95), 1),
+           "flood_joins": dict(counts)}
+    res["p95_ratio"] = round(res["flood_p95_ms"] / res["idle_p95_ms"], 2)
+    return res
+
+
+def _reset_peak(pid: int):
+    try:  # "5" resets VmHWM to the current RSS (Linux)
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def hostile_files(folder: Path) -> list[Path]:
+    """The hostile checkpoints of tests/test_reliability.py, and headers claiming huge models."""
+    from tests.test_reliability import APP_CASES, _claims, hostile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [hostile(folder, case)[0] for case in APP_CASES]
+    files.append(_claims(folder / "bomb_4096x8.safetensors", hidden=4096, layers=8, head_hidden=8192,
+                         num_classes=1000))
+    files.append(_claims(folder / "bomb_1024x4.safetensors", hidden=1024, layers=4, head_hidden=1024))
+    return files
+
+
+def hostile_uploads(url: str, pid: int, rounds: int = 3) -> dict:
+    """The server's RSS through the hostile-upload set, sent ``rounds`` times."""
+    from gradio_client import Client, handle_file
+
+    files = hostile_files(Path(tempfile.mkdtemp(prefix="rnnviz-hostile-")))
+    c = Client(url, verbose=False)
+    _reset_peak(pid)
+    before, refused = rss_mb(pid)["VmRSS"], 0
+    for _ in range(rounds):
+        for f in files:
+            try:
+                c.predict(handle_file(str(f)), api_name="/upload_checkpoint")
+            except Exception:  # each is refused with a message
+                refused += 1
+    c.close()
+    m = rss_mb(pid)
+    return {"files": len(files) * rounds, "refused": refused, "rss_before_mb": before, "rss_after_mb": m["VmRSS"],
+            "rss_peak_mb": m["VmHWM"]}
+
+
+def _du(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under ``folder``."""
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def abuse(url: str, proc, dataset: str, seconds: float = 60.0) -> dict:
+    """``seconds`` of abuse from four threads: new checkpoints and hostile files uploaded, junk sent
+    to Gradio's upload route with no handler, training runs started and stopped, 10 MB strings;
+    then the disk used by runs, uploads and Gradio's cache against the caps."""
+    import httpx
+    import torch
+    from gradio_client import Client, handle_file
+
+    from rnnviz import ModelConfig, RowModel, save_checkpoint
+    from rnnviz.app import guard, training, uploads
+
+    tmp = Path(tempfile.mkdtemp(prefix="rnnviz-abuse-"))
+    hostile = hostile_files(tmp / "hostile")
+    deadline, counts, lock = time.monotonic() + seconds, defaultdict(int), threading.Lock()
+
+    def count(key):
+        with lock:
+            counts[key] += 1
+
+    def uploader():
+        c, k = Client(url, verbose=False), 0
+        while time.monotonic() < deadline:
+            torch.manual_seed(k)
+            path = save_checkpoint(tmp / f"ok{k}.safetensors", RowModel(ModelConfig(hidden=16, head_hidden=32)))
+            for f in (path, hostile[k % len(hostile)]):
+                try:
+                    c.predict(handle_file(str(f)), api_name="/upload_checkpoint")
+                    count("uploads stored")
+                except Exception:
+                    count("uploads refused")
+            path.unlink()
+            k += 1
+        c.close()
+
+    def junk():
+        with httpx.Client(timeout=60) as http:
+            while time.monotonic() < deadline:
+                r = http.post(url + "gradio_api/upload", files={"files": ("junk.bin", os.urandom(4 * 2**20))})
+                count(f"junk uploads {r.status_code}")
+
+    def trainer():
+        c = Client(url, verbose=False)
+        while time.monotonic() < deadline:
+            try:
+                c.predict("lstm", 16, 1, 0.002, 32, 1.0, dataset, "abuse", api_name="/train_start")
+                time.sleep(1.0)
+                c.predict(api_name="/train_stop")
+                count("runs started and stopped")
+                while "**running**" in c.predict(api_name="/train_refresh")[0] and time.monotonic() < deadline + 30:
+                    time.sleep(0.2)
+            except Exception:
+                count("train errors")
+        c.close()
+
+    def strings():
+        big = "x" * (10 * 2**20)
+        with httpx.Client(timeout=60) as http:
+            while time.monotonic() < deadline:
+                for data in ([big, "7", 1.0, 0], [MODEL, "y" * 300, 1.0, 0], [MODEL, "7", 1.0, int("9" * 401)]):
+                    r = http.post(url + "gradio_api/call/generate", json={"data": data})
+                    count(f"hostile strings {r.status_code}")
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (uploader, junk, trainer, strings)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(seconds + 90)
+    wall = time.perf_counter() - t0
+    disk = {name: dict(zip(("files", "bytes"), _du(folder))) for name, folder in proc.dirs.items()}
+    runs = len(list(proc.dirs["runs"].glob("*.safetensors")))
+    caps = {"runs": {"files": training.MAX_RUNS + 1, "bytes": training.MAX_RUN_BYTES},
+            "uploads": {"files": uploads.MAX_UPLOADS, "bytes": uploads.MAX_UPLOADS * uploads.MAX_UPLOAD_BYTES},
+            "cache": {"bytes": guard.MAX_UPLOAD_CACHE + 64 * 2**20}}  # uploads + the app's own files (gallery, exports)
+    within = runs <= caps["runs"]["files"] and all(disk[k]["bytes"] <= caps[k]["bytes"] for k in caps)
+    return {"seconds": round(wall, 1), "counts": dict(sorted(counts.items())), "disk": disk, "run_checkpoints": runs,
+            "caps": caps, "within_caps": within, "rss_mb": rss_mb(proc.pid)}
+
+
+def report_hostile(res: dict):
+    if "flood" in res:
+        f = res["flood"]
+        print(f"\nflood: another visitor's Generate p50 / p95 {f['idle_p50_ms']:.0f} / {f['idle_p95_ms']:.0f} ms idle, "
+              f"{f['flood_p50_ms']:.0f} / {f['flood_p95_ms']:.0f} ms while one session floods "
+              f"(p95 ratio {f['p95_ratio']:.2f}; target <= 2); the flood's joins by HTTP status: {f['flood_joins']}")
+    if "hostile_uploads" in res:
+        h = res["hostile_uploads"]
+        print(f"hostile uploads: {h['files']} files ({h['refused']} refused); server RSS {h['rss_before_mb']} -> "
+              f"{h['rss_after_mb']} MB, peak {h['rss_peak_mb']} MB (target <= 1536 MB)")
+    if "abuse" in res:
+        a = res["abuse"]
+        print(f"abuse loop ({a['seconds']:.0f} s): {a['counts']}")
+        for name, d in a["disk"].items():
+            cap = a["caps"].get(name, {})
+            print(f"  {name:8s} {d['files']:5d} files {d['bytes'] / 2**20:8.1f} MB   cap "
+                  f"{cap.get('files', '-')} files, {cap.get('bytes', 0) / 2**20:.0f} MB")
+        print(f"  run checkpoints {a['run_checkpoints']}; within the caps: {a['within_caps']}; "
+              f"server RSS {a['rss_mb']['VmRSS']} MB (peak {a['rss_mb']['VmHWM']} MB)")
+
+
 def _step_line(status: str) -> str:
     return next((line for line in status.split("  \n") if line.startswith("step ")), status[:80])
 
@@ -263,6 +459,10 @@ def main(argv=None):
                     help="run the users this many times, each time as new sessions (memory after each)")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds to wait before each memory reading")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--hostile", action="store_true",
+                    help="instead of the visitors: a flood of Generate from one session (another visitor's p95 "
+                         "against idle), the server's RSS through the hostile uploads, and the abuse loop")
+    ap.add_argument("--abuse-seconds", type=float, default=60.0, help="length of the abuse loop (--hostile)")
     args = ap.parse_args(argv)
     if not (1 <= args.users <= 200 and 1 <= args.duration <= 3600 and 1 <= args.waves <= 20):
         raise SystemExit("error: --users must be in [1, 200], --duration in [1, 3600] s, --waves in [1, 20]")
@@ -271,6 +471,8 @@ def main(argv=None):
     log = Path(tempfile.mkdtemp(prefix="rnnviz-load-")) / "server.log"
     proc = start_server(ckpts, args.train_dataset, free_port(), log)
     url = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/"
+    if args.hostile:
+        return hostile_main(args, proc, url, log)
     try:
         training = None
         if not args.no_train:
@@ -307,6 +509,29 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 1 if res["errors"] else 0
+
+
+def hostile_main(args, proc, url: str, log: Path) -> int:
+    try:
+        res = {"flood": flood(url), "hostile_uploads": hostile_uploads(url, proc.pid),
+               "abuse": abuse(url, proc, args.train_dataset, args.abuse_seconds)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    text = log.read_text(errors="replace")
+    res["server_log"] = {"bytes": len(text.encode()), "longest_line": max((len(x) for x in text.splitlines()), default=0),
+                         "unhandled": sum(1 for chunk in text.split("Traceback (most recent call last):")[1:]
+                                          if "gradio.exceptions.Error" not in chunk.strip().splitlines()[-1])}
+    report_hostile(res)
+    print(f"server log: {log} ({res['server_log']['bytes']} bytes, longest line {res['server_log']['longest_line']} "
+          f"characters, {res['server_log']['unhandled']} unhandled exceptions)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2, default=str))
+    ok = res["abuse"]["within_caps"] and res["hostile_uploads"]["rss_peak_mb"] <= 1536
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ the value is written to the log. ``cache_sweep`` says how often Gradio's cache i
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -144,12 +145,24 @@ def _check_shape(block, value, name: str):
             raise Refused(400, f"{name}: choose one of the choices (got a {type(value).__name__})")
 
 
+def _reads_selection(fn) -> bool:
+    """Whether the handler takes a ``gr.SelectData`` (which item was selected)."""
+    try:
+        params = inspect.signature(fn.fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    for p in params:
+        ann = p.annotation
+        name = ann if isinstance(ann, str) else getattr(ann, "__name__", "")
+        if "SelectData" in str(name):
+            return True
+    return False
+
+
 def _check_event(fn, body: dict):
-    """A select event's handler reads which item was chosen: refuse a call without it."""
-    events = {getattr(t, "event_name", None) or (t[1] if isinstance(t, (tuple, list)) else None)
-              for t in getattr(fn, "targets", []) or []}
+    """A select handler reads which item was chosen: refuse a call without it."""
     data = body.get("event_data")
-    if "select" in events and not (isinstance(data, dict) and "index" in data and "value" in data):
+    if not (isinstance(data, dict) and "index" in data and "value" in data) and _reads_selection(fn):
         raise Refused(400, "this event needs its event data ({'index': ..., 'value': ...}: the item selected)")
 
 
