@@ -23,6 +23,7 @@ the value is written to the log. ``cache_sweep`` says how often Gradio's cache i
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -35,7 +36,8 @@ MAX_CHOICE = 200  # characters of a value sent to a Radio or Dropdown
 MAX_TEXT = 4096  # characters of any other string (a unit list is at most 2000)
 MAX_DIGITS = 300  # of an integer (a 401-digit one overflows a float)
 MAX_PENDING = 8  # jobs one session may have waiting or running (a page sends a few at once)
-MAX_PENDING_PER_ENDPOINT = 2  # of one endpoint (a page waits for its answer before asking again)
+MAX_PENDING_PER_ENDPOINT = 1  # of one endpoint (a page waits for the answer before it asks again)
+BUSY_DELAY = 0.5  # seconds before a "busy" answer: a flooding script's loop slows down to its pace
 MAX_UPLOAD_CACHE = 512 * 2**20  # bytes of visitors' uploads in Gradio's cache, the oldest removed first
 MAX_QUEUE = 64  # jobs the whole queue holds
 CACHE_SWEEP = (60, 600)  # every minute, remove Gradio cache files (uploads included) older than 10 minutes
@@ -284,6 +286,8 @@ class RequestGuard:
 
     @staticmethod
     async def _refuse(send, e: Refused):
+        if e.status == 503:
+            await asyncio.sleep(BUSY_DELAY)
         payload = json.dumps({"detail": e.message, "error": e.message}).encode()
         await send({"type": "http.response.start", "status": e.status,
                     "headers": [(b"content-type", b"application/json"),

@@ -169,7 +169,8 @@ class Registry:
         try:
             model = load_checkpoint(entry.path, limits=APP_LIMITS)
         except CheckpointError as e:
-            raise inputs.InputError(f"cannot load {entry.name}: {e}") from None
+            raise inputs.InputError(f"cannot load {entry.name}: {str(e).replace(str(entry.path), entry.path.name)}"
+                                    ) from None
         with self._lock:
             self._models[sig] = model
             while len(self._models) > self.max_models:
