@@ -91,3 +91,37 @@ def test_one_table_of_limits_for_widgets_and_handlers():
     t, s, notes = inputs.sampling(9, -4)
     assert (t, s) == (inputs.LIMITS["temperature"].hi, 0) and len(notes) == 2
     assert inputs.STEPS == inputs.IMAGE_SIZE[0] == inputs.LIMITS["step"].hi + 1
+
+
+@pytest.mark.parametrize("value, match", [(int("9" * 401), "at most 300 digits"), ("9" * 401, "finite"),
+                                          ("\u096d", "digits 0-9"), ("\uff17", "digits 0-9"), ([1], "a list"),
+                                          ({"a": 1}, "a dict"), (True, "must be a number")])
+def test_numbers_are_ascii_and_never_overflow(value, match):
+    """Issue 11: a 401-digit integer raised OverflowError; float() reads "\u096d" (Devanagari 7) as 7."""
+    with pytest.raises(inputs.InputError, match=match) as e:
+        inputs.number("seed", value, 0, 10)
+    assert len(str(e.value)) < 120  # the value is not echoed in full
+
+
+def test_components_refuse_huge_and_non_ascii_numbers():
+    import gradio as gr
+
+    from rnnviz.app import components
+
+    box = components.number("seed")
+    for bad in (int("9" * 401), "\u096d", "9" * 401):
+        with pytest.raises(gr.Error, match="seed") as e:
+            box.preprocess(bad)
+        assert len(str(e.value)) < 120
+
+
+@pytest.mark.parametrize("value", ["\u096d", "\u0663", [3], {"d": 3}])
+def test_digits_are_ascii_and_text(value):
+    with pytest.raises(inputs.InputError, match="digit"):
+        inputs.digit(value, 10)
+
+
+def test_unit_lists_take_ascii_digits_only():
+    assert inputs.units("3, 5-6", 10) == (3, 5, 6)
+    with pytest.raises(inputs.InputError, match="not a unit number"):
+        inputs.units("\u0663", 10)
