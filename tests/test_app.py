@@ -338,6 +338,25 @@ def test_a_run_started_from_the_page_leaves_the_page_thread_count_alone(tmp_path
     assert torch.get_num_threads() == before
 
 
+def test_the_train_tab_curve_reads_the_runs_metrics_log(tmp_path):
+    """The Train tab draws the same stream scripts and TensorBoard users read: the run's
+    <name>.metrics.jsonl beside its checkpoint."""
+    from rnnviz.app.tabs.train import curve_rows
+    from rnnviz.train import read_metrics_log
+
+    svc = TrainingService(tmp_path, default_dataset=str(FIXTURE), threads=1)
+    try:
+        svc.start("me", "rnn", 16, 1, 1e-3, 32, 0.05, None, "logged")
+        assert svc.run.trainer.join(120)
+    finally:
+        svc.shutdown(60)
+    log = read_metrics_log(tmp_path / "logged.safetensors")
+    assert log and svc.history() == log
+    rows = curve_rows(svc.history())
+    assert [r["step"] for r in rows if r["series"] == "train loss"] == [r["step"] for r in log
+                                                                    if r.get("train_loss") is not None]
+
+
 # ---- explorer.py ----------------------------------------------------------------------------------
 def test_explorer_options_and_environment(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))

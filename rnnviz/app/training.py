@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import ModelConfig
 from ..checkpoint import APP_LIMITS, parameter_count
 from ..data import DataNotFoundError, load_dataset
-from ..metrics_log import metrics_log_path
+from ..metrics_log import metrics_log_path, read_metrics_log
 from ..train import TrainConfig, Trainer, check_writable
 from . import inputs
 
@@ -64,6 +64,7 @@ class TrainingService:
         self.train_options = dict(train_options or {})  # other TrainConfig fields, e.g. warmup_steps
         self._lock = threading.Lock()
         self._run: Run | None = None
+        self._history: tuple[tuple | None, list[dict]] = (None, [])  # (log file signature, its records)
         self._datasets: dict[str, object] = {}  # name -> Dataset or error message
 
     # datasets
@@ -258,6 +259,29 @@ class TrainingService:
         info = {"summary": r.summary, "started": r.started, "who": self._who(r.owner, session),
                 "name": r.name, "alive": r.trainer.alive}
         return r.trainer.snapshot(), info
+
+    def history(self) -> list[dict]:
+        """The current or last run's metrics, read from the JSON-lines log it writes beside its
+        checkpoint (the stream ``rnnviz.train.read_metrics_log`` and TensorBoard users read); the
+        trainer's in-memory history when it keeps no log. Re-read only when the file changed."""
+        r = self._run
+        if r is None:
+            return []
+        path = r.trainer.metrics_log
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            st = None
+        if st is None:
+            return r.trainer.snapshot()["history"]
+        sig = (str(path), st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if self._history[0] == sig:
+                return self._history[1]
+        records = read_metrics_log(path)
+        with self._lock:
+            self._history = (sig, records)
+        return records
 
     def shutdown(self, timeout: float = 10.0):
         r = self._run

@@ -178,7 +178,7 @@ def _views(ex: Explorer, request) -> tuple:
     snap, info = ex.training.snapshot(session_id(request))
     if snap is None:
         return training_status(None), gr.skip(), gr.skip()
-    rows = curve_rows(snap["history"])
+    rows = curve_rows(ex.training.history())  # the run's metrics log, as TensorBoard and scripts read it
     frame = _curve_frame(rows) if rows else gr.skip()  # never send an empty frame (see build)
     return training_status(snap, info), frame, sample_grid(snap["samples"])
 
