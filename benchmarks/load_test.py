@@ -79,6 +79,26 @@ class Tally:
                     for ep, v in sorted(self.ms.items())}
 
 
+def stop_server(proc: subprocess.Popen, timeout: float = 30):
+    """Terminate the explorer's process; kill it if it has not gone within ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_threads(threads: list[threading.Thread], timeout: float) -> tuple[float, int]:
+    """Start the threads, wait for each (at most ``timeout`` s), and return (wall seconds, how many
+    are still running)."""
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout)
+    return time.perf_counter() - t0, sum(th.is_alive() for th in threads)
+
+
 def plain_http(client, url: str, api_name: str):
     """A function calling the ``queue=False`` listener ``api_name`` the way the browser does: one
     plain HTTP POST in the visitor's session (gradio_client instead waits on a stream of messages)."""
@@ -132,13 +152,7 @@ def run_visitors(url: str, users: int, duration: float, scrubs: int = 10, think:
                                 args=(c, tally, deadline, k, scrubs, think,
                                       plain_http(c, url, "gen_step") if scrub_http else None))
                for k, c in enumerate(clients)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(duration + 120)
-    wall = time.perf_counter() - t0
-    stuck = sum(th.is_alive() for th in threads)
+    wall, stuck = run_threads(threads, duration + 120)
     for c in clients:
         c.close()
     if stuck:
@@ -413,12 +427,7 @@ def abuse(url: str, proc, dataset: str, seconds: float = 60.0) -> dict:
             time.sleep(1.0)
 
     threads = [threading.Thread(target=f, daemon=True) for f in (uploader, junk, trainer, strings, monitor)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(seconds + 90)
-    wall = time.perf_counter() - t0
+    wall, _ = run_threads(threads, seconds + 90)
     disk = {name: dict(zip(("files", "bytes"), _du(folder)), peak_bytes=peak[name])
             for name, folder in proc.dirs.items()}
     runs = len(list(proc.dirs["runs"].glob("*.safetensors")))
@@ -511,11 +520,7 @@ def main(argv=None):
             res["training"] = training
         res["load_average"] = os.getloadavg()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     tracebacks = log.read_text(errors="replace").count("Traceback")
     res["server_tracebacks"] = tracebacks
     report(res)
@@ -530,11 +535,7 @@ def hostile_main(args, proc, url: str, log: Path) -> int:
         res = {"flood": flood(url), "hostile_uploads": hostile_uploads(url, proc.pid),
                "abuse": abuse(url, proc, args.train_dataset, args.abuse_seconds)}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     text = log.read_text(errors="replace")
     res["server_log"] = {"bytes": len(text.encode()), "longest_line": max((len(x) for x in text.splitlines()), default=0),
                          "unhandled": sum(1 for chunk in text.split("Traceback (most recent call last):")[1:]

@@ -2,9 +2,11 @@
 (Gradio's cache folder is a fresh one per test run: the ``_gradio_cache`` fixture in conftest.py.)
 """
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import torch
 
 from rnnviz import ModelConfig, RowModel, save_checkpoint
@@ -30,3 +32,37 @@ def served(ex):
         yield url
     finally:
         demo.close()
+
+
+# ---- the API over plain HTTP, as a script (or the page) calls it --------------------------------------
+def post_call(url: str, name: str, body: str, query: str = "", timeout: float = 60) -> httpx.Response:
+    """``POST /gradio_api/call/<name><query>`` with a raw JSON ``body`` (NaN and Infinity included)."""
+    return httpx.post(f"{url}gradio_api/call/{name.strip('/')}{query}", content=body.encode(),
+                      headers={"content-type": "application/json"}, timeout=timeout)
+
+
+def call_result(url: str, name: str, event_id: str, timeout: float = 60) -> tuple[str | None, object, str]:
+    """(last event kind, its data, the whole stream) of a call's answer. An unhandled exception is
+    ``("error", {"error": None})``; a ``gr.Error`` carries its message. Data that is not JSON is
+    returned as text."""
+    text = httpx.get(f"{url}gradio_api/call/{name.strip('/')}/{event_id}", timeout=timeout).text
+    kind = data = None
+    for line in text.splitlines():
+        if line.startswith("event: "):
+            kind = line[7:].strip()
+        elif line.startswith("data: ") and kind in ("complete", "error"):
+            try:
+                data = json.loads(line[6:])
+            except ValueError:
+                data = line[6:]
+    return kind, data, text
+
+
+def unhandled(log: str) -> list[str]:
+    """The exceptions in a server log that are not a ``gr.Error`` (a message for the visitor)."""
+    found = []
+    for chunk in log.split("Traceback (most recent call last):")[1:]:
+        last = next((line for line in reversed(chunk.strip().splitlines()) if line and not line[0].isspace()), "")
+        if not last.startswith("gradio.exceptions.Error"):
+            found.append(last)
+    return found

@@ -9,16 +9,14 @@ to the defaults with an escaped note, and Copy link writes back a link that open
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 
 from rnnviz import ModelConfig, sample_traces
 from rnnviz.app.state import Explorer
 from rnnviz.app.training import TrainingService
-from tests.apps import served, tiny_checkpoints
+from tests.apps import call_result, post_call, served, tiny_checkpoints
 
 TINY = {"mnist_lstm": ModelConfig(hidden=16, head_hidden=32), "mnist_gru": ModelConfig(cell="gru", hidden=16, head_hidden=32)}
 
@@ -35,11 +33,9 @@ def app(tmp_path_factory):
 def call(url: str, name: str, data=(), query: str = "") -> tuple[str, object]:
     """(event, data) of one call of ``name`` over plain HTTP, ``query`` added to the request as the
     page adds its own address's query."""
-    r = httpx.post(f"{url}gradio_api/call/{name}{query}", json={"data": list(data)}, timeout=30)
+    r = post_call(url, name, json.dumps({"data": list(data)}), query, timeout=30)
     r.raise_for_status()
-    body = httpx.get(f"{url}gradio_api/call/{name}/{r.json()['event_id']}", timeout=60).text
-    event = re.findall(r"^event: (\w+)", body, re.M)[-1]
-    payload = json.loads(re.findall(r"^data: (.*)$", body, re.M)[-1])
+    event, payload, _ = call_result(url, name, r.json()["event_id"])
     return event, payload
 
 

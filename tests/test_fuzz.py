@@ -23,7 +23,7 @@ from rnnviz import ModelConfig
 from rnnviz.app.state import Explorer
 from rnnviz.app.training import TrainingService
 
-from .apps import served, tiny_checkpoints
+from .apps import call_result, post_call, served, tiny_checkpoints, unhandled
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist_small.npz"
 HUGE = "9" * 401
@@ -41,16 +41,6 @@ HOSTILE = [("None", "null"), ("huge int", HUGE), ("huge int string", json.dumps(
 BIG_STRING_ENDPOINTS = ("/generate", "/intervene", "/describe", "/complete", "/train_start")
 PER_PARAMETER = 3  # hostile values per parameter (rotated through HOSTILE)
 MAX_ECHO = 4096  # bytes an answer may have when it repeats part of the input
-
-
-def unhandled(log: str) -> list[str]:
-    """The exceptions in a server log that are not a ``gr.Error`` (a message for the visitor)."""
-    found = []
-    for chunk in log.split("Traceback (most recent call last):")[1:]:
-        last = next((line for line in reversed(chunk.strip().splitlines()) if line and not line[0].isspace()), "")
-        if not last.startswith("gradio.exceptions.Error"):
-            found.append(last)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -78,26 +68,14 @@ def _baseline(p: dict):
 def _call(url: str, name: str, args: list[str]) -> tuple[str, str]:
     """(outcome, text): "ok", "message" (a gr.Error or a refusal), "refused" (HTTP 4xx/503 with a
     message) or "crash"/"hang"/"echo" with what was seen."""
-    body = '{"data": [' + ", ".join(args) + "]}"
-    r = httpx.post(f"{url}gradio_api/call/{name}", content=body.encode(),
-                   headers={"content-type": "application/json"}, timeout=60)
+    r = post_call(url, name, '{"data": [' + ", ".join(args) + "]}")
     if r.status_code != 200:
         ok = r.status_code in (400, 404, 413, 422, 503) and len(r.content) < MAX_ECHO
         return ("refused" if ok else "echo"), f"{r.status_code} {r.text[:200]}"
-    event_id = r.json()["event_id"]
     try:
-        text = httpx.get(f"{url}gradio_api/call/{name}/{event_id}", timeout=60).text
+        kind, data, text = call_result(url, name, r.json()["event_id"])
     except httpx.TimeoutException:
         return "hang", "no answer within 60 s"
-    kind = data = None
-    for line in text.splitlines():
-        if line.startswith("event: "):
-            kind = line[7:].strip()
-        elif line.startswith("data: ") and kind in ("complete", "error"):
-            try:
-                data = json.loads(line[6:])
-            except ValueError:
-                data = line[6:]
     if len(text) > MAX_ECHO and any(s[:200] in text for s in (HUGE, BIG[:300], DATA_URL)):
         return "echo", text[:200]
     if kind == "complete":

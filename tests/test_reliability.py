@@ -31,6 +31,7 @@ from rnnviz.app import inputs, uploads
 from rnnviz.app.registry import Registry
 from rnnviz.app.state import Explorer
 from rnnviz.app.training import TrainingRefused, TrainingService
+from tests.apps import call_result, post_call, unhandled
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "mnist_small.npz"
@@ -220,18 +221,11 @@ class App:
     def raw(self, api: str, body: str, refused_by_gradio: bool = False) -> tuple[str, object]:
         """Call ``api`` with a raw JSON body (NaN and Infinity included), as a script could.
         ``refused_by_gradio``: Gradio itself rejects the request before any handler (no message)."""
-        r = httpx.post(f"{self.url}gradio_api/call/{api.strip('/')}", content=body.encode(),
-                       headers={"content-type": "application/json"}, timeout=60)
+        r = post_call(self.url, api, body)
         if r.status_code in (400, 413, 503):  # refused by guard.RequestGuard before Gradio read it
             return "error", r.json()["error"]
         r.raise_for_status()
-        events = httpx.get(f"{self.url}gradio_api/call/{api.strip('/')}/{r.json()['event_id']}", timeout=120).text
-        kind = data = None
-        for line in events.splitlines():
-            if line.startswith("event: "):
-                kind = line[7:].strip()
-            elif line.startswith("data: ") and kind in ("complete", "error"):
-                data = json.loads(line[6:])
+        kind, data, events = call_result(self.url, api, r.json()["event_id"], timeout=120)
         assert kind in ("complete", "error"), events[:300]
         if kind == "complete":
             return "ok", data
@@ -249,16 +243,6 @@ def app(tmp_path_factory):
     a = App(tmp_path_factory.mktemp("reliability"), max_sessions=32)
     yield a
     a.close()
-
-
-def unhandled(log: str) -> list[str]:
-    """The exceptions in a server log that are not a ``gr.Error`` (a message for the visitor)."""
-    found = []
-    for chunk in log.split("Traceback (most recent call last):")[1:]:
-        last = next((line for line in reversed(chunk.strip().splitlines()) if line and not line[0].isspace()), "")
-        if not last.startswith("gradio.exceptions.Error"):
-            found.append(last)
-    return found
 
 
 def _uploaded(app) -> list[str]:

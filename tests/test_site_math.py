@@ -116,16 +116,20 @@ def compare(py, js: dict, cell: str) -> dict:
     return worst
 
 
+def model_and_export(tmp_path, two_layer, cell: str):
+    """(model, manifest entry, weights file) of a shipped cell or the 2-layer test model."""
+    ckpt = two_layer if cell == "two_layer" else SHIPPED[cell]
+    if not ckpt.exists():
+        pytest.skip(f"{ckpt} is not shipped here")
+    return (load_checkpoint(ckpt), *exported(tmp_path, ckpt))
+
+
 CASES = [(7, 1.0, 0), (3, 0.0, 5), (None, 1.0, 11), (0, 0.7, 2**31 - 1), (9, 1.5, 42)]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "two_layer"])
 def test_same_uniforms_same_image_and_states(tmp_path, two_layer, cell):
-    ckpt = two_layer if cell == "two_layer" else SHIPPED[cell]
-    if not ckpt.exists():
-        pytest.skip(f"{ckpt} is not shipped here")
-    model = load_checkpoint(ckpt)
-    entry, bin_path = exported(tmp_path, ckpt)
+    model, entry, bin_path = model_and_export(tmp_path, two_layer, cell)
     cases, expected = [], []
     for digit, temperature, seed in CASES:
         traces = sample_traces(model, n=2, y=digit, temperature=temperature, seed=seed)
@@ -144,11 +148,7 @@ def test_same_uniforms_same_image_and_states(tmp_path, two_layer, cell):
 @pytest.mark.parametrize("cell", ["lstm", "two_layer"])
 def test_same_seed_same_image_end_to_end(tmp_path, two_layer, cell):
     """Only the seed crosses over: the JS generator makes the labels and uniforms itself."""
-    ckpt = two_layer if cell == "two_layer" else SHIPPED[cell]
-    if not ckpt.exists():
-        pytest.skip(f"{ckpt} is not shipped here")
-    model = load_checkpoint(ckpt)
-    entry, bin_path = exported(tmp_path, ckpt)
+    model, entry, bin_path = model_and_export(tmp_path, two_layer, cell)
     settings = [(7, 1.0, 0), (None, 1.0, 0), (None, 0.8, 2**31 - 1), (2, 1.0, 123456789)]
     cases = [{"seeded": True, "n": 1, "digit": d, "seed": s, "temperature": t, "keep": 0} for d, t, s in settings]
     # a completion as the page makes it: 3 images keeping 14 rows of a prefix, any digit
