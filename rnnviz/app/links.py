@@ -9,7 +9,7 @@ each entry parses one query value or says why it cannot. ``parse`` turns a query
 ``link`` puts it after the app's public address (on a Hugging Face Space, ``https://$SPACE_HOST/``:
 the page itself runs in an iframe whose own address the visitor never sees).
 
-Pure functions: nothing here touches Gradio or a model.
+Pure functions: nothing here touches Gradio or a model. The limits are the widgets' (``inputs.LIMITS``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
+from .inputs import DIGITS, LIMITS, STEPS
+
 MAX_VALUE_CHARS = 64  # a longer value is refused unread; a note shows at most this much of it
-SEED_MAX = 2**31 - 1
-DIGITS = ("any",) + tuple(str(d) for d in range(10))
+SEED_MAX = int(LIMITS["seed"].hi)
 _ASCII_INT = re.compile(r"[0-9]{1,10}")  # ASCII only: "७" and "٣" are digits to str.isdigit
 _ASCII_FLOAT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,6})?")
 
@@ -47,8 +48,8 @@ class Context:
 
     models: Sequence[str]
     tabs: Sequence[str] = ("generate",)
-    steps: int = 28
-    temperature: tuple[float, float] = (0.1, 2.0)
+    steps: int = STEPS
+    temperature: tuple[float, float] = (LIMITS["temperature"].lo, LIMITS["temperature"].hi)
 
 
 class Refused(ValueError):

@@ -45,6 +45,9 @@ GALLERY = Path(__file__).resolve().parent.parent / "assets" / "gallery.npz"
 
 
 # ---- sessions ---------------------------------------------------------------------------------
+DEFAULT_UNIT_ORDER = "behaviour"  # the structure reads at once (a sweep of peaks down the rows)
+
+
 @dataclass
 class ViewState:
     """One step view of one visitor: the trace(s) on its slider and how they are shown."""
@@ -55,6 +58,10 @@ class ViewState:
     traces: list[Trace] = field(default_factory=list)  # several traces on one slider (LinkedViews)
     titles: list[str] = field(default_factory=list)  # the column titles of a linked view
     comparison: Comparison | None = None  # Intervene: the two runs, for the difference column
+    model_key: str | None = None  # the checkpoint that drew ``trace`` (the unit order is measured on it)
+    unit_order: str = DEFAULT_UNIT_ORDER  # "index" or "behaviour": how the grids and figure lay out units
+    unit_perm: np.ndarray | None = None  # the behaviour order in use (None: index order)
+    order_note: str = ""  # why the view fell back to index order, if it did
 
 
 @dataclass
@@ -72,6 +79,7 @@ class Session:
     views: dict[str, ViewState] = field(default_factory=dict)
     completions: list[Trace] = field(default_factory=list)
     completion_model: str = ""
+    completion_key: str | None = None  # the checkpoint that drew them
     seen: Seen = field(default_factory=Seen)
 
     def view(self, name: str) -> ViewState:

@@ -14,35 +14,21 @@ math: traces come from ``state.Explorer``.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from . import cards, figures
 from . import components as checked
 from .components import message, plot, session_id
 from .inputs import InputError
 from .measurements import unit_studies
-from .state import Explorer, ViewState
+from .state import DEFAULT_UNIT_ORDER, Explorer, ViewState
 
 # the page's own JavaScript (page.js): the figures' step cursor, and a click on a unit opening it
 CURSOR_JS = "<script>\n" + Path(__file__).with_name("page.js").read_text(encoding="utf-8") + "</script>"
 
 ORDERS = [("index order", "index"), ("by behaviour", "behaviour")]
-DEFAULT_ORDER = "behaviour"  # the structure reads at once (a sweep of peaks down the rows); hover names each unit
-
-
-@dataclass
-class UnitOrder:
-    """How one visitor's step view orders its units: the choice, and the permutation in use for
-    its trace and layer (None: index order) with a line saying why when it fell back."""
-    mode: str = DEFAULT_ORDER
-    key: str | None = None  # the checkpoint the trace was drawn by
-    perm: np.ndarray | None = None
-    note: str = ""
 
 
 def layer_choices(nlayers: int) -> list[tuple[str, int]]:
@@ -100,9 +86,14 @@ class Player:
             raise InputError(f"Nothing to step through yet (or it expired): press {self.button} first.")
         return v
 
+    @staticmethod
+    def clamp_step(v: ViewState, t) -> int:
+        """The slider's value ``t`` as a step of the view's trace."""
+        return int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
+
     def _frame(self, request, t) -> tuple[int, list]:
         v = self._current(request)
-        step = int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
+        step = self.clamp_step(v, t)
         return step, self.frame(v, step)
 
     def scrub(self, t, request: gr.Request):
@@ -159,12 +150,11 @@ class StepView(Player):
 
     The grids and the figure show the units in index order or by behaviour (``units.unit_order``
     over the model's test digits, cached per model and layer by ``measurements.UnitStudies``);
-    each visitor's choice is kept in a bounded table here (``UnitOrder``). Clicking a unit opens it
-    in the Units tab (``CURSOR_JS``)."""
+    each visitor's choice lives in their ``ViewState``. Clicking a unit opens it in the Units tab
+    (``CURSOR_JS``)."""
 
     def __init__(self, ex: Explorer, name: str, button: str = "Generate"):
         super().__init__(ex, name, button)
-        self._orders: OrderedDict[str, UnitOrder] = OrderedDict()  # session -> its order (LRU)
 
     # ---- layout ----------------------------------------------------------------------------------
     def render_canvas(self):
@@ -177,7 +167,7 @@ class StepView(Player):
     def render_gates(self):
         self.layer = gr.Radio([("layer 1", 0)], value=0, label="layer", visible=False,
                               elem_id=f"{self.name}_layer")
-        self.order = gr.Radio(ORDERS, value=DEFAULT_ORDER, label="units in", elem_id=f"{self.name}_order",
+        self.order = gr.Radio(ORDERS, value=DEFAULT_UNIT_ORDER, label="units in", elem_id=f"{self.name}_order",
                               info="by behaviour: sorted by the row where each unit is most active on test "
                                    "digits. Click a unit to inspect it.")
         self.gates = gr.HTML(cards.EMPTY_GATES, elem_id=f"{self.name}_gates", padding=False,
@@ -197,40 +187,25 @@ class StepView(Player):
         return [self.canvas, self.gates, self.fig, self.step, self.layer]
 
     # ---- handlers --------------------------------------------------------------------------------
-    def unit_order(self, request) -> UnitOrder:
-        """This visitor's ``UnitOrder`` (kept for as many visitors as ``ex.sessions`` keeps)."""
-        sid = session_id(request) or "local"
-        got = self._orders.pop(sid, None) or UnitOrder()
-        self._orders[sid] = got
-        while len(self._orders) > self.ex.sessions.max_sessions:
-            self._orders.popitem(last=False)
-        return got
-
-    def _reorder(self, v: ViewState, o: UnitOrder):
-        """Set ``o.perm`` for the view's trace and layer (None in index order, or when the order
-        cannot be measured: ``o.note`` says why)."""
-        o.perm, o.note = None, ""
-        if o.mode != "behaviour" or v.trace is None:
+    def _reorder(self, v: ViewState):
+        """Set ``v.unit_perm`` for the view's trace and layer (None in index order, or when the
+        order cannot be measured: ``v.order_note`` says why)."""
+        v.unit_perm, v.order_note = None, ""
+        if v.unit_order != "behaviour" or v.trace is None:
             return
-        if o.key is None:
-            o.note = "index order: the model of this trace is not in the model list"
+        if v.model_key is None:
+            v.order_note = "index order: the model of this trace is not in the model list"
             return
         try:
-            _, _, o.perm = unit_studies(self.ex).order(o.key, v.layer)
+            _, _, v.unit_perm = unit_studies(self.ex).order(v.model_key, v.layer)
         except InputError as e:
-            o.note = f"index order ({e})"
+            v.order_note = f"index order ({e})"
 
-    def _figure(self, v: ViewState, o: UnitOrder, step: int):
-        return plot(figures.units_time_figure(v.trace, v.layer, step, order=o.perm))
+    def _figure(self, v: ViewState, step: int):
+        return plot(figures.units_time_figure(v.trace, v.layer, step, order=v.unit_perm))
 
-    def frame(self, v: ViewState, step: int, o: UnitOrder | None = None) -> list:
-        perm = None if o is None else o.perm
-        return [cards.canvas_html(v.trace, step), cards.gates_html(v.trace, step, v.layer, order=perm)]
-
-    def _frame(self, request, t) -> tuple[int, list]:
-        v = self._current(request)
-        step = int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
-        return step, self.frame(v, step, self.unit_order(request))
+    def frame(self, v: ViewState, step: int) -> list:
+        return [cards.canvas_html(v.trace, step), cards.gates_html(v.trace, step, v.layer, order=v.unit_perm)]
 
     def load(self, request, trace, model_name: str, layer: int | None = None, step: int = 0,
              key: str | None = None) -> list:
@@ -242,21 +217,19 @@ class StepView(Player):
         v.trace, v.model_name, v.playing = trace, model_name, False
         v.layer = nlayers - 1 if layer is None else max(0, min(int(layer), nlayers - 1))
         step = max(0, min(int(step), trace.steps - 1))
-        o = self.unit_order(request)
-        o.key = key or trace_model_key(self.ex, trace, model_name)
-        self._reorder(v, o)
-        return self.frame(v, step, o) + [self._figure(v, o, step), step,
-                                         gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]
+        v.model_key = key or trace_model_key(self.ex, trace, model_name)
+        self._reorder(v)
+        return self.frame(v, step) + [self._figure(v, step), step,
+                                      gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]
 
     def _redraw(self, request, t):
         """The grids and the figure again (another layer or order)."""
         v = self._current(request)
-        o = self.unit_order(request)
-        self._reorder(v, o)
-        step = int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
-        if o.note:
-            gr.Warning(f"Units shown in {o.note}.")
-        return cards.gates_html(v.trace, step, v.layer, order=o.perm), self._figure(v, o, step)
+        self._reorder(v)
+        step = self.clamp_step(v, t)
+        if v.order_note:
+            gr.Warning(f"Units shown in {v.order_note}.")
+        return cards.gates_html(v.trace, step, v.layer, order=v.unit_perm), self._figure(v, step)
 
     def set_layer(self, layer, t, request: gr.Request):
         try:
@@ -268,8 +241,8 @@ class StepView(Player):
 
     def set_order(self, mode, t, request: gr.Request):
         """Index order or by behaviour (the Radio refuses other values)."""
-        self.unit_order(request).mode = mode
         try:
+            self.view(request).unit_order = mode
             return self._redraw(request, t)
         except InputError as e:
             raise message(str(e)) from None

@@ -103,19 +103,19 @@ def wire(h: Handle, tab=None):
             raise message(str(e)) from None
         warn(notes)
         sess = ex.sessions.get(session_id(request))
-        sess.completions, sess.completion_model = done.traces, entry.name
+        sess.completions, sess.completion_model, sess.completion_key = done.traces, entry.name, entry.key
         items = [(render.thumbnail(tr), f"#{k + 1}: {tr.label}") for k, tr in enumerate(done.traces)]
         note = (f"{len(done.traces)} completions of the first {done.traces[0].keep_rows} rows by "
                 f"**{entry.name}**, as {done.label_note}. Click one to step through it below.")
         return [items, note, render.prefix_preview(img, done.traces[0].keep_rows)] + \
-            comp.load(request, done.traces[0], entry.name)
+            comp.load(request, done.traces[0], entry.name, key=entry.key)
 
     def open_completion(k, request: gr.Request):
         sess = ex.sessions.get(session_id(request))
         if not sess.completions:
             raise message("No completions yet (or they expired): press Complete first.")
         k = int(max(0, min(len(sess.completions) - 1, int(k or 0))))
-        return comp.load(request, sess.completions[k], sess.completion_model)
+        return comp.load(request, sess.completions[k], sess.completion_model, key=sess.completion_key)
 
     def pick_completion(evt: gr.SelectData):
         return evt.index

@@ -13,7 +13,7 @@ current view back. ``Handle.settings`` names the components of the tab's state b
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gradio as gr
 
@@ -21,7 +21,7 @@ from .. import cards, links
 from .. import components as checked
 from ..components import message, warn
 from ..downloads import Downloads, ExportBar
-from ..inputs import DIGITS, LIMITS, STEPS, InputError, sampling
+from ..inputs import DIGITS, STEPS, InputError, sampling
 from ..state import Explorer
 from ..stepview import StepView
 
@@ -89,7 +89,7 @@ def generate(h: Handle, key, digit, temperature, seed, request, step: int = 0) -
     """Draw one digit and load it into the step view at ``step`` (InputError says what is wrong)."""
     entry, traces, notes = h.ex.generate(key, digit, temperature, seed)
     warn(notes)
-    return [cards.trace_summary(traces[0], entry.name)] + h.view.load(request, traces[0], entry.name, step=step)
+    return [cards.trace_summary(traces[0], entry.name)] + h.view.load(request, traces[0], entry.name, step=step, key=entry.key)
 
 
 # ---- deep links ------------------------------------------------------------------------------------
@@ -107,8 +107,7 @@ def open_link(h: Handle, params, tab_ids, request) -> tuple[str | None, str, lis
     models = link_models(h)
     default_key = h.ex.registry.default_key()
     default_name = next((n for n, k in models.items() if k == default_key), None)
-    ctx = links.Context(models=tuple(models), tabs=tuple(tab_ids), steps=STEPS,
-                        temperature=(LIMITS["temperature"].lo, LIMITS["temperature"].hi))
+    ctx = links.Context(models=tuple(models), tabs=tuple(tab_ids))
     view, notes = links.parse(params, ctx, links.View(model=default_name, digit=DEFAULT_DIGIT))
     key = models.get(view.model, default_key)
     if key is None:
@@ -118,8 +117,7 @@ def open_link(h: Handle, params, tab_ids, request) -> tuple[str | None, str, lis
     except InputError as e:  # a digit for an unconditional model: draw any (say so if the link asked)
         if "digit" in params:
             notes.append(f"{e}; drawing any digit")
-        view = links.View(model=view.model, digit="any", seed=view.seed, temperature=view.temperature,
-                          t=view.t, tab=view.tab)
+        view = replace(view, digit="any")
         out = generate(h, key, view.digit, view.temperature, view.seed, request, step=view.t)
     return key, view.tab, [view.digit, view.temperature, view.seed] + out, notes
 
@@ -137,7 +135,7 @@ def copy_link(h: Handle, key, digit, temperature, seed, t) -> str:
         raise InputError("uploaded models are private to your session: a link cannot open one for others")
     temperature, seed, _ = sampling(temperature, seed)
     step = int(min(max(int(t or 0), 0), STEPS - 1))
-    view = links.View(model=names[key], digit=digit if digit in links.DIGITS else DEFAULT_DIGIT, seed=seed,
+    view = links.View(model=names[key], digit=digit if digit in DIGITS else DEFAULT_DIGIT, seed=seed,
                       temperature=temperature, t=step, tab="generate")
     base = links.public_base()
     return links.link(view, base) if base else "?" + links.query(view)

@@ -117,7 +117,7 @@ def wire(h: Handle, tab=None):
             raise message(str(e)) from None
         warn(notes)
         return [reconstruction_summary(trace, entry.name, what), binary_image(img)] + \
-            view.load(request, trace, entry.name)
+            view.load(request, trace, entry.name, key=entry.key)
 
     def prior(key, temp, s, request: gr.Request):
         try:
@@ -125,7 +125,7 @@ def wire(h: Handle, tab=None):
         except InputError as e:
             raise message(str(e)) from None
         warn(notes)
-        return [reconstruction_summary(trace, entry.name, ""), None] + view.load(request, trace, entry.name)
+        return [reconstruction_summary(trace, entry.name, ""), None] + view.load(request, trace, entry.name, key=entry.key)
 
     def preview(source, index, sketch):
         try:

@@ -26,7 +26,7 @@ from ..figures import base_layout
 from ..inputs import InputError
 from ..measurements import Digits, unit_studies
 from ..state import Explorer
-from ..stepview import layer_choices, trace_model_key
+from ..stepview import layer_choices
 
 NAME = "units"
 MAP_STEPS = (6, 10, 14, 18, 22, 27)  # the steps whose activity maps are drawn
@@ -302,7 +302,7 @@ def wire(h: Handle, tab=None):
         try:
             unit, layer, view = parse_pick(text)
             v = ex.sessions.get(session_id(request)).views.get(view)
-            key = (trace_model_key(ex, v.trace, v.model_name) if v is not None else None) or key
+            key = (v.model_key if v is not None else None) or key  # the checkpoint that drew the view's trace
             return [unit] + inspect(ex, key, unit, layer)
         except InputError as e:
             raise message(str(e)) from None
