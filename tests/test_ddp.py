@@ -129,10 +129,21 @@ def _torchrun(*args, **kw):
                              *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
+# In one of the three .ci/run runs of 2026-12-02 a worker aborted in its first step ("terminate called
+# without an active exception", SIGABRT); 6 runs by hand did not reproduce it and the cause is not
+# known yet.
+# That one signature is run again once, and reported; any other failure fails the test at once.
+GLOO_ABORT = "terminate called without an active exception"
+
+
 def test_torchrun_trains_one_model_whose_checkpoint_loads_and_samples(tmp_path):
     out = tmp_path / "ddp.safetensors"
-    p = _torchrun("--max-steps", "30", "--batch-size", "16", "--out", str(out))
-    text, _ = p.communicate(timeout=240)
+    for attempt in (1, 2):
+        p = _torchrun("--max-steps", "30", "--batch-size", "16", "--out", str(out))
+        text, _ = p.communicate(timeout=240)
+        if p.returncode == 0 or GLOO_ABORT not in text or attempt == 2:
+            break
+        print(f"a worker aborted at start (known, cause unknown); running again:\n{text[-1500:]}")
     assert p.returncode == 0, text[-3000:]
     assert text.count("finished: finished; step 30") == 1 and "2 workers, global batch 32" in text  # rank 0 alone
     meta = read_metadata(out)["metrics"]
