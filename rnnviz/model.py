@@ -429,3 +429,45 @@ class RowModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # ---- growing --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def widened(self, hidden: int | None = None, head_hidden: int | None = None, seed: int = 0) -> "RowModel":
+        """A copy with more recurrent units per layer and/or more head units that computes exactly
+        the same function (Net2Net-style growth, Chen et al. 2016): every old weight is kept, a new
+        unit's incoming weights start as a fresh layer's would (seeded), and its outgoing weights
+        start at zero, so it changes nothing until training moves them."""
+        c = self.config
+        new = ModelConfig(**{**c.to_dict(), "hidden": hidden or c.hidden, "head_hidden": head_hidden or c.head_hidden})
+        if new.hidden < c.hidden or new.head_hidden < c.head_hidden:
+            raise ValueError(f"can only widen: {c.hidden}x{c.head_hidden} -> {new.hidden}x{new.head_hidden}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            grown = RowModel(new).to(self.positions.device)
+        old_h, new_h, gates = c.hidden, new.hidden, self.rnn.weight_hh_l0.shape[0] // c.hidden
+        for k in range(c.layers):
+            for name in (f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}", f"bias_hh_l{k}"):
+                src, dst = getattr(self.rnn, name), getattr(grown.rnn, name)
+                for g in range(gates):
+                    old_rows, new_rows = slice(g * old_h, (g + 1) * old_h), slice(g * new_h, g * new_h + old_h)
+                    if src.dim() == 1:
+                        dst[new_rows] = src[old_rows]
+                        continue
+                    dst[new_rows] = 0.0  # an old unit does not hear the new units (of this layer or below)
+                    dst[new_rows, :src.shape[1]] = src[old_rows]
+        # the head reads [top hidden state | row above]: new state columns are zero, the row moves
+        ho, hn, w = c.head_hidden, new.head_hidden, c.width
+        for name in ("ctx_to_hid", "ctx_to_out"):
+            src, dst = getattr(self.head, name), getattr(grown.head, name)
+            rows = slice(0, src.weight.shape[0])
+            dst.weight[rows] = 0.0
+            dst.weight[rows, :old_h] = src.weight[:, :old_h]
+            dst.weight[rows, new_h:] = src.weight[:, old_h:]
+            dst.bias[rows] = src.bias
+        grown.head.pix_to_hid[:ho] = self.head.pix_to_hid
+        grown.head.hid_to_out[:, ho:hn] = 0.0  # new head units start silent
+        grown.head.hid_to_out[:, :ho] = self.head.hid_to_out
+        grown.head.pix_to_out.copy_(self.head.pix_to_out)
+        if self.encoder is not None:
+            grown.encoder.load_state_dict(self.encoder.state_dict())
+        return grown

@@ -102,6 +102,7 @@ class TrainConfig:
     eval_seed: int = DEFAULT_EVAL_SEED
     free_bits: float = 0.0  # VAE only: KL floor per latent dimension, nats (0 = the plain ELBO)
     iw_samples: int = 100  # VAE only: importance samples per image in the final evaluation
+    init_from: str | None = None  # start from this checkpoint's weights, widened to the model; fresh schedule
 
     def __post_init__(self):
         problems = []
@@ -320,6 +321,7 @@ class Trainer:
         self._watched = False  # anyone ever read one: then the run ends with a final snapshot
         self._thread: threading.Thread | None = None
         self._saturation_batch: tuple | None = None  # (images, labels) for the live gate saturation
+        self._origin: dict | None = None  # where the weights started, when they came from --init-from
 
     # ---- control (any thread) -----------------------------------------------------------------
     def start(self) -> Trainer:
@@ -430,9 +432,28 @@ class Trainer:
         model.load_state_dict(loaded.state_dict())
         ckpt.load_optimizer_state(self.resume_path, opt)
         m = meta["metrics"]
+        self._origin = m.get("init_from") if isinstance(m.get("init_from"), dict) else None
         step = int(m.get("step", 0))
         batch = m.get("global_batch") or (m.get("train_config") or {}).get("batch_size", 0)
         return step, float(m.get("train_seconds", 0.0)), int(m.get("train_images", step * batch))
+
+    def _init_weights(self, model: RowModel):
+        """``init_from``: copy a checkpoint's weights into ``model``, widened where the model has
+        more units (``RowModel.widened``: the same function to start with). The optimizer and the
+        schedule start fresh; the checkpoint records where the weights came from."""
+        c, mc = self.config, self.model_config
+        if not c.init_from or self.resume_path:
+            return
+        source, meta = ckpt.load_state(c.init_from)
+        sc = source.config
+        fixed = [k for k in mc.to_dict() if k not in ("hidden", "head_hidden") and getattr(mc, k) != getattr(sc, k)]
+        if fixed or mc.hidden < sc.hidden or mc.head_hidden < sc.head_hidden:
+            raise ValueError(f"cannot start a {mc} from {c.init_from}, a {sc}: only hidden and head_hidden "
+                             f"may differ, and only upwards" + (f" (differs in {', '.join(fixed)})" if fixed else ""))
+        model.load_state_dict(source.widened(mc.hidden, mc.head_hidden, seed=c.seed).state_dict())
+        m = meta["metrics"]
+        self._origin = {"file": Path(c.init_from).name, "hidden": sc.hidden, "head_hidden": sc.head_hidden,
+                        "step": m.get("step"), "train_seconds": m.get("train_seconds"), "test_nll": m.get("test_nll")}
 
     def _batches(self, ds: Dataset, step: int, device: torch.device):
         w = self.world
@@ -447,6 +468,7 @@ class Trainer:
             remove_orphan_temps(c.out)
         torch.manual_seed(c.seed)
         model = RowModel(mc).to(device)
+        self._init_weights(model)
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
         step, seconds, images = self._resume(model, opt)
         start_step, start_seconds = step, seconds
@@ -639,7 +661,7 @@ class Trainer:
                    "test_nll_protocol": protocol(self.model_config),
                    "train_config": asdict(c), "hardware": ckpt.environment(),
                    "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   **progress}
+                   **({"init_from": self._origin} if self._origin else {}), **progress}
         ckpt.save_checkpoint(c.out, model, metrics, optimizer=opt)
         self._set(checkpoint=str(c.out))
 
@@ -705,6 +727,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="checkpoint path, e.g. checkpoints/mnist_lstm.safetensors")
     ap.add_argument("--resume", default=None, help="checkpoint to continue from (weights, optimizer, step; "
                                                    "any world size)")
+    ap.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                    help="start from this checkpoint's weights, widened to --hidden/--head-hidden where those are "
+                         "larger (the same function to start with); a fresh optimizer and schedule")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="bf16 autocast of the forward pass")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = PyTorch's default; torchrun sets 1)")
@@ -753,7 +778,10 @@ def main(argv=None):
                          checkpoint_every_min=args.checkpoint_every, first_checkpoint_steps=args.first_checkpoint_steps,
                          final_eval=not args.no_final_eval, out=args.out, device=args.device, amp=args.amp,
                          threads=args.threads, tensorboard=args.tensorboard, sync_every=args.sync_every,
-                         seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples)
+                         seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples,
+                         init_from=args.init_from)
+        if args.init_from and args.resume:
+            raise ValueError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")
         if world.distributed:
             _stop_on_sigterm(world, args.out)
             world.start(args.device)

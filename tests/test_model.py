@@ -119,3 +119,30 @@ def test_fast_row_sampler_equals_pixel_by_pixel_reference(temperature):
             torch.testing.assert_close(probs[:, j], p, atol=1e-6, rtol=0)
             ref_row[:, j] = (uniforms[:, j] < p).float()
     assert torch.equal(row, ref_row)
+
+
+@pytest.mark.parametrize("cell,layers", [("lstm", 1), ("lstm", 2), ("gru", 2), ("rnn", 1)])
+def test_widened_model_computes_the_same_function_and_its_new_units_learn(cell, layers):
+    torch.manual_seed(0)
+    model = RowModel(ModelConfig(cell=cell, hidden=16, layers=layers, head_hidden=40)).eval()
+    with torch.no_grad():  # trained-looking weights, not the init's small ones
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    grown = model.widened(hidden=24, head_hidden=64).eval()
+    assert (grown.config.hidden, grown.config.head_hidden) == (24, 64)
+    x = (torch.rand(6, 28, 28) > 0.5).float()
+    y = torch.arange(6)
+    torch.testing.assert_close(grown.nll(x, y, reduce=False), model.nll(x, y, reduce=False), atol=1e-4, rtol=0)
+    # the new units are silent, not dead: their outgoing weights get gradient
+    grown.train()
+    grown.nll(x, y).backward()
+    assert grown.head.hid_to_out.grad[:, 40:].abs().sum() > 0
+    assert grown.head.ctx_to_hid.weight.grad[:, 16:24].abs().sum() > 0
+    assert grown.rnn.weight_hh_l0.grad[:16, 16:].abs().sum() > 0  # old units hearing new ones
+    # a wrongly placed copy (the head's row-above columns left where they were) changes the function
+    broken = model.widened(hidden=24)
+    with torch.no_grad():
+        broken.head.ctx_to_out.weight[:, 16:44] = model.head.ctx_to_out.weight[:, 16:44]
+    assert (broken.eval().nll(x, y, reduce=False) - model.nll(x, y, reduce=False)).abs().max() > 1e-2
+    with pytest.raises(ValueError, match="only widen"):
+        model.widened(hidden=8)

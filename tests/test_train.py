@@ -321,3 +321,30 @@ def test_bf16_autocast_trains_and_saves_float32_weights(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with pytest.raises(ValueError, match="amp"):
         TrainConfig(amp="fp8")
+
+
+def test_init_from_starts_a_wider_run_where_the_source_left_off(tmp_path):
+    ds = load_dataset(str(FIXTURE))
+    Trainer(MC, config(tmp_path / "a", max_steps=60), dataset=ds).run()
+    source = str(tmp_path / "a" / "run.safetensors")
+    wide = ModelConfig(hidden=32, head_hidden=64)
+    grown = Trainer(wide, config(tmp_path / "b", max_steps=3, lr=1e-6, init_from=source), dataset=ds)
+    grown.run()
+    fresh = Trainer(wide, config(tmp_path / "c", max_steps=3, lr=1e-6), dataset=ds)
+    fresh.run()
+    first = grown.snapshot()["history"][0]["train_loss"]
+    assert first < fresh.snapshot()["history"][0]["train_loss"] - 50
+    meta = read_metadata(tmp_path / "b" / "run.safetensors")
+    assert meta["config"].hidden == 32 and meta["metrics"]["step"] == 3  # a new schedule from step 0
+    origin = meta["metrics"]["init_from"]
+    assert {k: origin[k] for k in ("file", "hidden", "head_hidden", "step")} == {
+        "file": "run.safetensors", "hidden": 24, "head_hidden": 48, "step": 60}
+    # resuming the grown run keeps its origin in the metadata
+    Trainer(wide, config(tmp_path / "b", max_steps=5), dataset=ds, resume=str(tmp_path / "b" / "run.safetensors")).run()
+    assert read_metadata(tmp_path / "b" / "run.safetensors")["metrics"]["init_from"]["step"] == 60
+    with pytest.raises(ValueError, match="only hidden and head_hidden"):
+        Trainer(ModelConfig(hidden=32, layers=2), config(tmp_path / "d", max_steps=1, init_from=source),
+                dataset=ds).run()
+    with pytest.raises(ValueError, match="only upwards"):
+        Trainer(ModelConfig(hidden=16, head_hidden=48), config(tmp_path / "e", max_steps=1, init_from=source),
+                dataset=ds).run()
