@@ -1,14 +1,16 @@
-// The page: controls, the URL and the two step views, wired to model.js. Model math lives in
-// model.js, colours in draw.js, settings in state.js; this file only connects them.
+// The page: controls, the URL and the step views (Generate, Complete, Compare cells), wired to
+// model.js. Model math lives in model.js, colours in draw.js, settings in state.js, the layouts in
+// view.js and compare.js; this file only connects them.
 
 import { classPosterior, loadModel, sampleSeeded } from './model.js';
+import { CompareView } from './compare.js';
 import { FUTURE, paintCanvas, paintPrefix } from './draw.js';
 import { InputError, binarize, mnistLike } from './inputs.js';
-import { DIGIT_CHOICES, MAX_SEED, readQuery, writeQuery } from './state.js';
+import { DIGIT_CHOICES, MAX_SEED, TABS, readQuery, writeQuery } from './state.js';
 import { StepView } from './view.js';
 
 const $ = (id) => document.getElementById(id);
-const page = { manifest: null, models: new Map(), entries: new Map(), gen: null, comp: null, settings: null,
+const page = { manifest: null, models: new Map(), entries: new Map(), gen: null, comp: null, cmp: null, settings: null,
                trace: null, completions: [], timings: {}, notes: [] };
 
 // ---- notes and text (metadata is only ever written as text) -----------------------------------
@@ -60,31 +62,39 @@ const ctx = () => ({
 });
 
 // ---- Generate --------------------------------------------------------------------------------
-function readControls() {
+// Generate and Compare cells share one digit, seed and temperature (one link holds them): each has
+// its own controls, ids prefixed by ``p`` ('' for Generate, 'cmp_' for Compare cells).
+function readControls(p = '') {
   const s = page.settings;
-  const digit = document.querySelector('#digit input:checked');
+  const digit = document.querySelector(`#${p}digit input:checked`);
   s.digit = digit ? digit.value : s.digit;
-  const seed = Number($('seed').value);
+  const seed = Number($(`${p}seed`).value);
   if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= MAX_SEED)) {
     const fixed = Math.min(MAX_SEED, Math.max(0, Math.round(Number.isFinite(seed) ? seed : 0)));
-    showNotes([`seed ${JSON.stringify($('seed').value.slice(0, 20))} is not a whole number in [0, ${MAX_SEED}]; using ${fixed}`]);
-    $('seed').value = String(fixed);
+    showNotes([`seed ${JSON.stringify($(`${p}seed`).value.slice(0, 20))} is not a whole number in [0, ${MAX_SEED}]; using ${fixed}`]);
     s.seed = fixed;
   } else s.seed = seed;
+  s.temperature = Number($(`${p}temperature`).value);
+  writeControls();
 }
 
 function writeControls() {
   const s = page.settings, cond = ctx().conditional(s.model);
-  for (const input of document.querySelectorAll('#digit input')) {
-    input.checked = input.value === s.digit;
-    input.disabled = !cond && input.value !== 'any';
+  for (const p of ['', 'cmp_']) {
+    for (const input of document.querySelectorAll(`#${p}digit input`)) {
+      input.checked = input.value === s.digit;
+      input.disabled = p === '' && !cond && input.value !== 'any';  // Compare skips such models instead
+    }
+    $(`${p}temperature`).value = String(s.temperature);
+    $(`${p}temperature_value`).textContent = fmtTemp(s.temperature);
+    $(`${p}seed`).value = String(s.seed);
   }
-  $('temperature').value = String(s.temperature);
-  $('temperature_value').textContent = fmtTemp(s.temperature);
-  $('seed').value = String(s.seed);
   $('checkpoint').value = s.model;
   richText($('model_info'), modelSummary(page.entries.get(s.model)));
 }
+
+/** What a view was drawn with: a view whose key is not the current one is redrawn when shown. */
+const drawnWith = (withModel) => { const s = page.settings; return JSON.stringify([withModel ? s.model : '', s.digit, s.seed, s.temperature]); };
 
 async function generate(step = 0) {
   const s = page.settings, m = await model(s.model);
@@ -93,6 +103,7 @@ async function generate(step = 0) {
   const [trace] = sampleSeeded(m, { n: 1, digit, seed: s.seed, temperature: s.temperature });
   const t1 = performance.now();
   page.trace = trace;
+  page.genKey = drawnWith(true);
   page.gen.load(trace, m.name, step);
   richText($('gen_summary'), traceSummary(trace, m.name, s.seed));
   page.timings.sample = t1 - t0;
@@ -100,17 +111,43 @@ async function generate(step = 0) {
   updateURL();
 }
 
+// ---- Compare cells -------------------------------------------------------------------------------
+/** Every exported model with the page's digit, seed and temperature (as the app's Compare cells:
+ *  a model that is not class-conditional is skipped when a digit is asked for). */
+async function compare(step = 0) {
+  const s = page.settings, t0 = performance.now();
+  const loaded = await Promise.all([...page.entries.keys()].map(model));
+  const t1 = performance.now();
+  const columns = loaded.map((m) => {
+    const entry = page.entries.get(m.name);
+    if (s.digit !== 'any' && !m.config.num_classes) {
+      return { entry, skipped: `${m.name} is not class-conditional (it cannot be asked for a digit): choose digit 'any' to include it.` };
+    }
+    const digit = s.digit === 'any' ? null : Number(s.digit);
+    return { entry, trace: sampleSeeded(m, { n: 1, digit, seed: s.seed, temperature: s.temperature })[0] };
+  });
+  page.cmpKey = drawnWith(false);
+  page.cmp.load(columns, step);
+  const drawn = columns.filter((c) => c.trace).length;
+  const label = s.digit === 'any' ? ['any digit (drawn from the seed)'] : ['digit ', [s.digit]];
+  richText($('cmp_summary'), [`${drawn} models, `, ...label, `, seed ${s.seed}, temperature ${fmtTemp(s.temperature)}. ` +
+    'Scrub or press Play: every column shows the same step.']);
+  page.timings.compareWeights = t1 - t0;
+  page.timings.compare = performance.now() - t1;
+  updateURL();
+}
+
 let urlTimer = null;
 function viewQuery() {
   const s = page.settings;
-  return writeQuery({ ...s, t: page.gen.step, tab: page.tab });
+  return writeQuery({ ...s, t: page.tab === 'compare' ? page.cmp.step : page.gen.step, tab: page.tab });
 }
 function updateURL() {  // debounced: a drag of the slider makes one history entry, not hundreds
   clearTimeout(urlTimer);
   urlTimer = setTimeout(() => {
     const q = viewQuery();
     if (q !== location.search) history.replaceState(null, '', q);
-    $('link').value = location.href.split('?')[0] + q;
+    $('link').value = $('cmp_link').value = location.href.split('?')[0] + q;
   }, 150);
 }
 
@@ -248,21 +285,26 @@ function openCompletion(k) {
 }
 
 // ---- tabs, controls, start ----------------------------------------------------------------
-function setTab(tab) {
+/** Show ``tab``; its view is redrawn first if the settings changed on another tab. */
+async function setTab(tab) {
   page.tab = tab;
   for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
-  $('panel_generate').hidden = tab !== 'generate';
-  $('panel_complete').hidden = tab !== 'complete';
+  for (const t of TABS) $(`panel_${t}`).hidden = tab !== t;
+  $('model_row').hidden = tab === 'compare';  // Compare cells shows every model
+  if (tab === 'generate' && page.genKey !== drawnWith(true)) await generate(0);
+  if (tab === 'compare' && page.cmpKey !== drawnWith(false)) await compare(0);
   updateURL();
 }
 
 function buildControls() {
   const digits = $('digit');
-  for (const d of DIGIT_CHOICES) {
-    const label = document.createElement('label');
-    const input = Object.assign(document.createElement('input'), { type: 'radio', name: 'digit', value: d });
-    label.append(input, d);
-    digits.append(label);
+  for (const [box, name] of [[digits, 'digit'], [$('cmp_digit'), 'cmp_digit']]) {
+    for (const d of DIGIT_CHOICES) {
+      const label = document.createElement('label');
+      const input = Object.assign(document.createElement('input'), { type: 'radio', name, value: d });
+      label.append(input, d);
+      box.append(label);
+    }
   }
   const sel = $('checkpoint');
   for (const e of page.entries.values()) {
@@ -277,7 +319,7 @@ function buildControls() {
   $('dice').addEventListener('click', run(() => {
     readControls();
     page.settings.seed = Math.floor(Math.random() * 100000);  // as the app's New seed: 0-99,999
-    $('seed').value = String(page.settings.seed);
+    writeControls();
     return generate(0);
   }));
   digits.addEventListener('change', run(() => { readControls(); return generate(0); }));
@@ -292,14 +334,28 @@ function buildControls() {
     writeControls();
     return generate(0);
   }));
-  $('copy_link').addEventListener('click', run(async () => {
-    const url = location.href.split('?')[0] + viewQuery();
-    $('link').value = url;
-    $('link').select();
-    try { await navigator.clipboard.writeText(url); $('copy_link').textContent = 'Link copied'; } catch { $('copy_link').textContent = 'Copy the link below'; }
-    setTimeout(() => { $('copy_link').textContent = 'Copy link'; }, 1500);
+  for (const [button, link] of [['copy_link', 'link'], ['cmp_copy_link', 'cmp_link']]) {
+    $(button).addEventListener('click', run(async () => {
+      const url = location.href.split('?')[0] + viewQuery();
+      $(link).value = url;
+      $(link).select();
+      try { await navigator.clipboard.writeText(url); $(button).textContent = 'Link copied'; } catch { $(button).textContent = 'Copy the link below'; }
+      setTimeout(() => { $(button).textContent = 'Copy link'; }, 1500);
+    }));
+  }
+  // Compare cells: its controls change the shared settings and redraw every column
+  const recompare = run(() => { readControls('cmp_'); return compare(0); });
+  $('cmp_compare').addEventListener('click', recompare);
+  $('cmp_digit').addEventListener('change', recompare);
+  $('cmp_temperature').addEventListener('input', () => { $('cmp_temperature_value').textContent = fmtTemp(Number($('cmp_temperature').value)); });
+  $('cmp_temperature').addEventListener('change', recompare);
+  $('cmp_dice').addEventListener('click', run(() => {
+    readControls('cmp_');
+    page.settings.seed = Math.floor(Math.random() * 100000);  // as the app's New seed: 0-99,999
+    writeControls();
+    return compare(0);
   }));
-  for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.addEventListener('click', () => setTab(b.dataset.tab));
+  for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.addEventListener('click', run(() => setTab(b.dataset.tab)));
   for (const [id, out] of [['keep_rows', 'keep_value'], ['n_completions', 'n_value'], ['comp_temperature', 'comp_temperature_value']]) {
     $(id).addEventListener('input', () => { $(out).textContent = fmtTemp(Number($(id).value)); if (id === 'keep_rows') preview(); });
   }
@@ -320,6 +376,7 @@ async function start() {
                           { onStep: updateURL, tooltip });
   page.comp = new StepView('comp', { canvas: $('comp_view'), gates: $('comp_gates_col'), figure: $('comp_fig_slot') },
                            { button: 'Complete', tooltip });
+  page.cmp = new CompareView($('cmp_view'), { onStep: updateURL, tooltip });
   buildControls();
   setupSketch();
   await setupGallery();
@@ -327,16 +384,22 @@ async function start() {
   const { values, notes } = readQuery(location.search, ctx());
   page.settings = { model: values.model, digit: values.digit, seed: values.seed, temperature: values.temperature };
   writeControls();
-  setTab(values.tab);
   showNotes(notes);
-  await generate(values.t);
+  await generate(values.t);  // Generate is drawn on every start (window.rnnviz.state() reads it)
+  if (values.tab === 'compare') await compare(values.t);
+  await setTab(values.tab);
   page.timings.firstDigit = performance.now();
   document.body.dataset.ready = '1';
 }
 
 window.rnnviz = {
-  /** The current Generate view (or ``which = 'comp'``: the completion being stepped through). */
+  /** The current Generate view (or ``which = 'comp'``: the completion being stepped through;
+   *  ``'compare'``: Compare cells, its shared step and one snapshot per column). */
   state(which = 'gen') {
+    if (which === 'compare') {
+      const snap = page.cmp.snapshot(), s = page.settings || {};
+      return snap && { digit: s.digit, seed: s.seed, temperature: s.temperature, tab: page.tab, notes: page.notes.slice(), ...snap };
+    }
     const view = which === 'comp' ? page.comp : page.gen, snap = view.snapshot();
     const s = page.settings || {};
     return snap && { model: which === 'comp' ? page.settings.model : s.model, digit: s.digit, seed: which === 'comp' ? page.compSeed : s.seed,

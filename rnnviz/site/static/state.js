@@ -4,7 +4,7 @@
 
 export const MAX_SEED = 2 ** 31 - 1;
 export const DIGIT_CHOICES = ['any', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-export const TABS = ['generate', 'complete'];
+export const TABS = ['generate', 'complete', 'compare'];
 
 const shown = (v) => JSON.stringify(String(v).slice(0, 40));
 
@@ -46,7 +46,7 @@ export const SETTINGS = {
     parse: (v, ctx, s) => integer(v, 0, ctx.steps(s.model) - 1),
     help: (ctx, s) => `a step in [0, ${ctx.steps(s.model) - 1}]`,
   },
-  tab: { default: () => 'generate', parse: (v) => (TABS.includes(v) ? v : null), help: () => TABS.join(' or ') },
+  tab: { default: () => 'generate', parse: (v) => (TABS.includes(v) ? v : null), help: () => `one of ${TABS.join(', ')}` },
 };
 
 /** Settings from a query string. Returns {values, notes}: every setting has a value; each note

@@ -22,9 +22,12 @@ const rgb = (c) => `rgb(${c.join(',')})`;
 
 export class StepView {
   /** ``prefix``: element ids start with it (gen, comp); ``slots``: containers for the canvas
-   *  column, the gates column and the figure; ``onStep(t)``: called after every step change. */
-  constructor(prefix, slots, { button = 'Generate', onStep = () => {}, tooltip } = {}) {
-    this.p = prefix; this.onStep = onStep; this.tooltip = tooltip;
+   *  column, the gates column and the figure; ``onStep(t)``: called after every step change.
+   *  A compact column of Compare cells passes ``names(cell)`` (the states to show, null: all),
+   *  ``controls: false`` (a shared slider drives it) and ``panels: false`` (the row NLL bars only). */
+  constructor(prefix, slots, { button = 'Generate', onStep = () => {}, tooltip, names = () => null, controls = true,
+    panels = true } = {}) {
+    this.p = prefix; this.onStep = onStep; this.tooltip = tooltip; this.names = names; this.showPanels = panels;
     this.trace = null; this.step = 0; this.layer = 0; this.timer = null;
     // canvas column
     this.canvas = el('canvas', { class: 'rv-px', id: `${prefix}_canvas_px`, width: 28, height: 28, 'aria-label': 'canvas' });
@@ -39,8 +42,8 @@ export class StepView {
       el('div', { class: 'rv-canvas-wrap', id: `${prefix}_canvas` },
         el('div', { class: 'rv-canvas-col' }, el('div', { class: 'rv-canvas' }, this.canvas, this.rowmark), this.info),
         el('div', { class: 'rv-side' }, el('div', { class: 'rv-final' }, this.final, el('span', { text: 'finished' })), this.legend)),
-      el('label', { class: 'rv-field' }, 'timestep t = the row being drawn', this.slider),
-      el('div', { class: 'rv-buttons' }, this.play, this.pause));
+      ...(controls ? [el('label', { class: 'rv-field' }, 'timestep t = the row being drawn', this.slider),
+        el('div', { class: 'rv-buttons' }, this.play, this.pause)] : []));
     // gates column
     this.layerSel = el('select', { id: `${prefix}_layer` });
     this.layerBox = el('label', { class: 'rv-field', hidden: '' }, 'layer', this.layerSel);
@@ -53,11 +56,12 @@ export class StepView {
     this.barsMax = el('span', { class: 'rv-axis-top' });
     this.panels = el('div', { class: 'rv-panels' });
     this.scales = el('div', { class: 'rv-scales' });
-    slots.figure.append(el('figure', { class: 'rv-fig', id: `${prefix}_fig` },
-      el('figcaption', { text: 'every unit at every step (hover for unit, step and value)' }),
-      el('div', { class: 'rv-bars-wrap' }, el('span', { class: 'rv-axis-label', text: 'row NLL' }), this.barsMax,
-        el('div', { class: 'rv-bars-box' }, this.bars, this.band)),
-      this.scales, this.panels));
+    const barsWrap = el('div', { class: 'rv-bars-wrap' }, el('span', { class: 'rv-axis-label', text: 'row NLL' }), this.barsMax,
+      el('div', { class: 'rv-bars-box' }, this.bars, this.band));
+    slots.figure.append(panels
+      ? el('figure', { class: 'rv-fig', id: `${prefix}_fig` },
+        el('figcaption', { text: 'every unit at every step (hover for unit, step and value)' }), barsWrap, this.scales, this.panels)
+      : el('figure', { class: 'rv-fig', id: `${prefix}_fig` }, barsWrap));
     this.ctx = this.canvas.getContext('2d');
     this.img = this.ctx.createImageData(28, 28);
     this.slider.addEventListener('input', () => { this.stop(); this.setStep(Number(this.slider.value)); });
@@ -110,7 +114,8 @@ export class StepView {
     this.gatesHeadText = (t) => `${tr.cell.toUpperCase()} ${which}step ${t}: ${n} units as a ${rows}\u00d7${cols} grid (unit 0 top left, row by row)`;
     this.cards = [];
     const panels = [], kinds = new Map();
-    for (const name of tr.names) {
+    const wanted = this.names(tr.cell), shown = wanted ? tr.names.filter((s) => wanted.includes(s)) : tr.names;
+    for (const name of shown) {
       const series = states[name], scale = stateScale(name, series);
       const grid = gridFrames(series, H, n, scale);
       const c = el('canvas', { class: 'rv-px', width: cols, height: rows, 'data-name': name });
@@ -124,6 +129,7 @@ export class StepView {
         stats);
       const ctx = c.getContext('2d');
       this.cards.push({ name, series, grid, ctx, img: ctx.createImageData(cols, rows), stats, card });
+      if (!this.showPanels) continue;
       // panel: units (rows) x steps (columns)
       const pc = el('canvas', { class: 'rv-px', width: H, height: n });
       pc.getContext('2d').putImageData(heatmap(series, H, n, scale), 0, 0);
