@@ -1,5 +1,6 @@
 """The exported static site in Chromium, served from a temporary folder on loopback: generate, scrub,
-deep links (good, bad, hostile), Complete on a drawn digit, and no request to any other origin.
+deep links (good, bad, hostile), Complete on a drawn digit, Compare cells (every model on one slider),
+and no request to any other origin.
 
 The page must draw exactly what Python draws for the same model, digit, seed and temperature.
 """
@@ -40,14 +41,22 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The default site (shipped LSTM, GRU, RNN) plus a tiny 2-layer model, served on loopback."""
-    tmp = tmp_path_factory.mktemp("site")
+def extra(tmp_path_factory):
+    """Two tiny untrained models beside the shipped ones: a 2-layer GRU and an unconditional LSTM."""
+    tmp = tmp_path_factory.mktemp("extra")
     torch.manual_seed(0)
     two = save_checkpoint(tmp / "two_layer.safetensors",
                           RowModel(ModelConfig(cell="gru", hidden=20, layers=2, head_hidden=56)).eval(), {})
-    out = tmp / "out"
-    export_site([*DEFAULT_CHECKPOINTS, two], out, app_url="https://example.org/rnnviz")
+    uncond = save_checkpoint(tmp / "uncond.safetensors",
+                             RowModel(ModelConfig(hidden=24, head_hidden=40, num_classes=0)).eval(), {})
+    return {"two_layer": two, "uncond": uncond}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, extra):
+    """The default site (shipped LSTM, GRU, RNN) plus the two tiny models, served on loopback."""
+    out = tmp_path_factory.mktemp("site") / "out"
+    export_site([*DEFAULT_CHECKPOINTS, *extra.values()], out, app_url="https://example.org/rnnviz")
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
@@ -255,3 +264,108 @@ def test_two_layer_model_has_a_layer_selector(site):
         assert pixels(pg, "#gen_gates canvas[data-name='h']") != top
         assert pg.get_attribute("#app_href", "href") == "https://example.org/rnnviz"
         assert pg.get_attribute("#about_link", "href") == "about.html"
+
+
+# ---- Compare cells ---------------------------------------------------------------------------
+SITE_MODELS = ["mnist_lstm", "mnist_gru", "mnist_rnn", "two_layer", "uncond"]  # the manifest's order
+
+
+def columns(pg) -> dict:
+    return {c["model"]: c for c in state(pg, "compare")["columns"]}
+
+
+def assert_columns_are_python(pg, models, digit, seed, temperature=1.0):
+    """Every shipped model's column is Python's sample for the same digit, seed and temperature."""
+    cols = columns(pg)
+    for name, m in models.items():
+        py = sample_traces(m, y=digit, temperature=temperature, seed=seed)[0]
+        assert_same_trace(cols[name], py)
+        head = pg.inner_text(f".rv-cmp-col[data-model='{name}'] .rv-col-title")
+        assert f"this sample: {py.nll:.1f} nats" in head and m.config.cell.upper() in head, head
+    return cols
+
+
+def test_compare_cells_every_model_on_one_slider(site, models, extra):
+    with opened(site) as pg:
+        pg.click("#tab_compare")
+        pg.wait_for_function("window.rnnviz.state('compare') !== null")
+        assert pg.is_visible("#panel_compare") and pg.is_hidden("#panel_generate") and pg.is_hidden("#model_row")
+        s = state(pg, "compare")
+        assert (s["digit"], s["seed"], s["temperature"], s["step"], s["tab"]) == ("7", 0, 1, 0, "compare")
+        assert [c["model"] for c in s["columns"]] == SITE_MODELS  # one column per exported model
+        assert pg.eval_on_selector_all(".rv-cmp-col", "cs => cs.map(c => c.dataset.model)") == SITE_MODELS
+        cols = assert_columns_are_python(pg, models, 7, 0)
+        images = {n: np.array(cols[n]["image"]) for n in models}
+        assert not np.array_equal(images["mnist_lstm"], images["mnist_gru"])  # the same seed, another cell
+        assert sorted(cols["mnist_lstm"]["layers"][0]) == ["c", "f", "g", "h", "i", "o"]
+        grids = {n: pg.eval_on_selector_all(f".rv-cmp-col[data-model='{n}'] .rv-gates canvas",
+                                            "cs => cs.map(c => c.dataset.name)") for n in models}
+        assert grids == {"mnist_lstm": ["f", "c", "h"], "mnist_gru": ["z", "h"], "mnist_rnn": ["h"]}
+        assert len(cols["two_layer"]["layers"]) == 2 and cols["two_layer"]["layer"] == 1
+        assert "not class-conditional" in cols["uncond"]["skipped"]  # asked for a 7, as the app skips it
+        assert "not class-conditional" in pg.inner_text(".rv-cmp-col[data-model='uncond']")
+
+        canvases = [f"#cmp{k}_canvas_px" for k in range(3)]
+        before = [pixels(pg, c) for c in canvases]
+        pg.focus("#cmp_step")
+        for _ in range(9):
+            pg.keyboard.press("ArrowRight")  # the one shared slider
+        s = state(pg, "compare")
+        assert s["step"] == 9 and pg.inner_text("#cmp_step_value") == "9"
+        assert [c.get("step") for c in s["columns"]] == [9, 9, 9, 9, None]
+        for k, (sel, px) in enumerate(zip(canvases, before)):
+            assert pixels(pg, sel) != px, f"{sel} did not follow the shared slider"
+            assert "step 9" in pg.inner_text(f"#cmp{k}_stepinfo")
+        pg.wait_for_function("location.search.includes('t=9') && location.search.includes('tab=compare')")
+
+        pg.fill("#cmp_seed", "1")  # another seed: every column redraws, as Python does
+        pg.click("#cmp_compare")
+        pg.wait_for_function("window.rnnviz.state('compare').seed === 1")
+        cols = assert_columns_are_python(pg, models, 7, 1)
+        assert state(pg, "compare")["step"] == 0
+        assert any(not np.array_equal(np.array(cols[n]["image"]), images[n]) for n in models)
+
+        pg.check("#cmp_digit input[value='any']")  # any digit: the unconditional model draws too
+        pg.wait_for_function("window.rnnviz.state('compare').digit === 'any'")
+        cols = assert_columns_are_python(pg, models, None, 1)
+        assert_same_trace(cols["uncond"], sample_traces(load_checkpoint(extra["uncond"]), seed=1)[0])
+        assert_same_trace(cols["two_layer"], sample_traces(load_checkpoint(extra["two_layer"]), seed=1)[0])
+
+        pg.click("#tab_generate")  # the settings are shared: Generate redraws with them
+        pg.wait_for_function("window.rnnviz.state().seed === 1 && window.rnnviz.state().digit === 'any'")
+        assert_same_trace(state(pg), sample_traces(models["mnist_lstm"], seed=1)[0])
+        assert pg.input_value("#seed") == "1" and pg.is_visible("#model_row")
+        print("compare timings (ms):", pg.evaluate("window.rnnviz.timings"))
+
+
+CMP_DEEP = "?model=mnist_lstm&digit=3&seed=5&temperature=0.8&t=14&tab=compare"
+
+
+def test_compare_deep_link_opens_it_and_copy_link_gives_it_back(site, models):
+    with opened(site, CMP_DEEP) as pg:
+        s = state(pg, "compare")
+        assert (s["tab"], s["digit"], s["seed"], s["temperature"], s["step"]) == ("compare", "3", 5, 0.8, 14)
+        assert s["notes"] == [] and pg.is_hidden("#note") and pg.is_visible("#panel_compare")
+        assert [c.get("step") for c in s["columns"]] == [14, 14, 14, 14, None]
+        assert pg.input_value("#cmp_seed") == "5" and pg.is_checked("#cmp_digit input[value='3']")
+        assert_columns_are_python(pg, models, 3, 5, 0.8)
+        pg.click("#cmp_copy_link")
+        assert pg.input_value("#cmp_link") == site + CMP_DEEP
+        pg.focus("#cmp_step")
+        pg.keyboard.press("ArrowLeft")
+        pg.wait_for_function("location.search.includes('t=13')")
+
+
+def test_compare_bad_link_values_leave_a_note(site, models):
+    bad = "?" + "&".join(f"{k}={quote(v)}" for k, v in {"tab": "compare", "digit": "<b>x</b>", "seed": "5",
+                                                         "t": "99"}.items())
+    with opened(site, bad) as pg:
+        s = state(pg, "compare")
+        assert (s["tab"], s["digit"], s["seed"], s["step"]) == ("compare", "7", 5, 0)
+        note = pg.inner_text("#note")
+        assert pg.is_visible("#note") and "digit" in note and "t " in note and "<b>x</b>" in note, note
+        assert pg.locator("#note b").count() == 0  # shown as text, never as markup
+        assert_columns_are_python(pg, models, 7, 5)
+    with opened(site, "?tab=comparison") as pg:  # not a tab: Generate, with a note naming the tabs
+        assert state(pg)["tab"] == "generate" and pg.is_visible("#panel_generate")
+        assert "compare" in pg.inner_text("#note")

@@ -15,8 +15,8 @@ from rnnviz.site import DEFAULT_CHECKPOINTS, SiteError, export_site, site_files
 
 ROOT = Path(__file__).resolve().parent.parent
 VAE = ROOT / "checkpoints" / "mnist_vae.safetensors"
-STATIC_FILES = ["draw.js", "index.html", "inputs.js", "model.js", "page.js", "random.js", "state.js", "style.css",
-                "view.js"]
+STATIC_FILES = ["compare.js", "draw.js", "index.html", "inputs.js", "model.js", "page.js", "random.js", "state.js",
+                "style.css", "view.js"]
 shipped = pytest.mark.skipif(not all(p.exists() for p in DEFAULT_CHECKPOINTS), reason="shipped checkpoints missing")
 
 

@@ -6,8 +6,9 @@
 
 The page (``static/``) is vanilla ES modules with no build step: ``model.js`` is the row model's math
 (cells, conditioning, masked head, sampler), ``random.js`` PyTorch's CPU generator, ``state.js`` the
-settings and the URL, ``draw.js`` the canvases, ``page.js`` the wiring. Nothing is fetched from any
-other host. This module writes the weights the page reads: per model one ``models/<name>.bin`` of the
+settings and the URL, ``draw.js`` the canvases, ``view.js`` a step view, ``compare.js`` Compare cells
+(every model on one slider), ``page.js`` the wiring. Nothing is fetched from any other host. This
+module writes the weights the page reads: per model one ``models/<name>.bin`` of the
 state dict's float32 tensors, little-endian, back to back, and ``models.json`` with each model's
 config, metrics and tensor offsets. Only the model's tensors are exported (never optimizer state),
 exactly as stored, so the page computes with the trained weights bit for bit.
