@@ -354,6 +354,9 @@ def test_compare_deep_link_opens_it_and_copy_link_gives_it_back(site, models):
         pg.focus("#cmp_step")
         pg.keyboard.press("ArrowLeft")
         pg.wait_for_function("location.search.includes('t=13')")
+        pg.click("#cmp_play")  # one Play button plays every column
+        pg.wait_for_function("window.rnnviz.state('compare').step === 27", timeout=15_000)
+        assert [c.get("step") for c in state(pg, "compare")["columns"]] == [27, 27, 27, 27, None]
 
 
 def test_compare_bad_link_values_leave_a_note(site, models):

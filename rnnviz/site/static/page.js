@@ -288,6 +288,7 @@ function openCompletion(k) {
 /** Show ``tab``; its view is redrawn first if the settings changed on another tab. */
 async function setTab(tab) {
   page.tab = tab;
+  for (const v of [page.gen, page.comp, page.cmp]) v.stop();  // Play runs on the tab it was pressed on only
   for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
   for (const t of TABS) $(`panel_${t}`).hidden = tab !== t;
   $('model_row').hidden = tab === 'compare';  // Compare cells shows every model
@@ -408,6 +409,8 @@ window.rnnviz = {
   setStep: (t) => page.gen.setStep(t),
   timings: page.timings,
   generate: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await generate(0); return page.timings; },
+  compare: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await compare(0); return page.timings; },
+  setCompareStep: (t) => page.cmp.setStep(t),
 };
 
 start().catch((e) => { showNotes([`The page could not start: ${e && e.message || e}`]); });
