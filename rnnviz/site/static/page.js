@@ -130,7 +130,7 @@ async function compare(step = 0) {
   page.cmp.load(columns, step);
   const drawn = columns.filter((c) => c.trace).length;
   const label = s.digit === 'any' ? ['any digit (drawn from the seed)'] : ['digit ', [s.digit]];
-  richText($('cmp_summary'), [`${drawn} models, `, ...label, `, seed ${s.seed}, temperature ${fmtTemp(s.temperature)}. ` +
+  richText($('cmp_summary'), [`${drawn} model${drawn === 1 ? '' : 's'}, `, ...label, `, seed ${s.seed}, temperature ${fmtTemp(s.temperature)}. ` +
     'Scrub or press Play: every column shows the same step.']);
   page.timings.compareWeights = t1 - t0;
   page.timings.compare = performance.now() - t1;
