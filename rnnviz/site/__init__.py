@@ -110,7 +110,7 @@ def card(title: str, models: list[dict], app_url: str | None) -> str:
             f"app_file: index.html\npinned: false\nshort_description: Watch recurrent networks write digits, "
             f"in your browser\n---\n\n# {title}\n\nA static page that runs recurrent image models ({names}) in "
             "the visitor's browser: generate a digit, scrub through its 28 steps (every gate and state), "
-            "complete a drawing, share a link to the exact view. No server: push this folder as a Hugging "
+            "complete a drawing, compare the cells on one digit and seed, share a link to the exact view. No server: push this folder as a Hugging "
             "Face Static Space, serve it with GitHub Pages, or locally with `python -m http.server -d .`.\n"
             f"{link}\nMade with `python -m rnnviz.site` (rnnviz).\n")
 
