@@ -19,6 +19,9 @@ def row(path: Path) -> str:
     hw = m.get("hardware", {})
     where = hw.get("gpu") or f"CPU, {m.get('train_config', {}).get('threads') or hw.get('threads', '?')} thread(s)"
     minutes = m.get("train_seconds", 0) / 60
+    origin = m.get("init_from") if isinstance(m.get("init_from"), dict) else None
+    grown = (f" (grown from a {origin.get('hidden')}-unit model trained {(origin.get('train_seconds') or 0) / 60:.0f} min, "
+             f"{origin.get('step') or 0:,} steps)" if origin else "")
     model = f"{c.cell.upper()} {c.layers}x{c.hidden}, head {c.head_hidden}"
     if c.latent:
         model = f"VAE: CNN encoder, z {c.latent}; {model}"
@@ -27,7 +30,7 @@ def row(path: Path) -> str:
            if c.latent else "exact marginal" if c.num_classes else "exact")
     return (f"| `{path.name}` | {model} | "
             f"{m.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB | "
-            f"{minutes:.0f} min, {m.get('step', 0):,} steps, {where} | **{m.get('test_nll')}** ({how}) |")
+            f"{minutes:.0f} min, {m.get('step', 0):,} steps, {where}{grown} | **{m.get('test_nll')}** ({how}) |")
 
 
 def main(paths=None):

@@ -339,6 +339,8 @@ def test_init_from_starts_a_wider_run_where_the_source_left_off(tmp_path):
     origin = meta["metrics"]["init_from"]
     assert {k: origin[k] for k in ("file", "hidden", "head_hidden", "step")} == {
         "file": "run.safetensors", "hidden": 24, "head_hidden": 48, "step": 60}
+    from benchmarks.checkpoint_table import row  # the README's table says where the weights came from
+    assert "grown from a 24-unit model trained 0 min, 60 steps" in row(tmp_path / "b" / "run.safetensors")
     # resuming the grown run keeps its origin in the metadata
     Trainer(wide, config(tmp_path / "b", max_steps=5), dataset=ds, resume=str(tmp_path / "b" / "run.safetensors")).run()
     assert read_metadata(tmp_path / "b" / "run.safetensors")["metrics"]["init_from"]["step"] == 60
