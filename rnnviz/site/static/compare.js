@@ -3,25 +3,12 @@
 // StepView (canvas, the cell's memory and hidden state grids, its row NLL bars); this file only
 // lays them out and keeps them on one step. page.js samples the traces (model.js does the math).
 
-import { StepView } from './view.js';
+import { fmt } from './draw.js';
+import { StepView, bold, el } from './view.js';
 
 // as the app's cards.py: a colour per cell, and the states a compact column shows (memory + h)
 export const CELL_COLORS = { lstm: '#f97316', gru: '#38bdf8', rnn: '#a3e635' };
 export const COLUMN_STATES = { lstm: ['f', 'c', 'h'], gru: ['z', 'h'], rnn: ['h'] };
-
-const el = (tag, props = {}, ...kids) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k === 'style') e.style.cssText = v;
-    else e.setAttribute(k, v);
-  }
-  for (const kid of kids) e.append(kid);
-  return e;
-};
-const bold = (text) => el('b', { text });
-const fmt = (x, digits = 2) => x.toFixed(digits).replace('-', '\u2212');
 
 /** A column's title (text only, never markup from the manifest): the model, its cell and size, its
  *  test NLL (the protocol on hover) and this sample's NLL. */

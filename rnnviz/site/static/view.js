@@ -6,7 +6,9 @@
 import { DESCRIPTIONS, INK, KEPT_INK, PROB_SCALE, cssGradient, drawBars, fmt, gateStats, gridFrames,
   heatmap, paintCanvas, scaleLabels, stateScale, unitGridShape } from './draw.js';
 
-const el = (tag, props = {}, ...kids) => {
+/** A DOM element with ``props`` (class, text, style or attributes; text is never parsed as markup)
+ *  and ``kids``. */
+export const el = (tag, props = {}, ...kids) => {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (k === 'class') e.className = v;
@@ -17,7 +19,7 @@ const el = (tag, props = {}, ...kids) => {
   for (const kid of kids) e.append(kid);
   return e;
 };
-const bold = (text) => el('b', { text });
+export const bold = (text) => el('b', { text });
 const rgb = (c) => `rgb(${c.join(',')})`;
 
 export class StepView {
