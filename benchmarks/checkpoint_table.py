@@ -13,15 +13,28 @@ from rnnviz.checkpoint import read_metadata
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def origins(metrics: dict, most: int = 8) -> list[dict]:
+    """The models a checkpoint was grown from (``init_from``), nearest first: each source's own
+    training counts in the cost of the one grown from it."""
+    chain, o = [], metrics.get("init_from")
+    while isinstance(o, dict) and len(chain) < most:
+        chain.append(o)
+        o = o.get("init_from")
+    return chain
+
+
 def row(path: Path) -> str:
     meta = read_metadata(path)
     c, m = meta["config"], meta["metrics"]
     hw = m.get("hardware", {})
     where = hw.get("gpu") or f"CPU, {m.get('train_config', {}).get('threads') or hw.get('threads', '?')} thread(s)"
     minutes = m.get("train_seconds", 0) / 60
-    origin = m.get("init_from") if isinstance(m.get("init_from"), dict) else None
-    grown = (f" (grown from a {origin.get('hidden')}-unit model trained {(origin.get('train_seconds') or 0) / 60:.0f} min, "
-             f"{origin.get('step') or 0:,} steps)" if origin else "")
+    grown, size = "", (c.hidden, c.head_hidden)
+    for o in origins(m):  # a same-size source was continued with a new recipe, a smaller one grown
+        verb = "started from" if (o.get("hidden"), o.get("head_hidden")) == size else "grown from"
+        grown += (f" ({verb} a {o.get('hidden')}-unit model trained {(o.get('train_seconds') or 0) / 60:.0f} min, "
+                  f"{o.get('step') or 0:,} steps)")
+        size = (o.get("hidden"), o.get("head_hidden"))
     model = f"{c.cell.upper()} {c.layers}x{c.hidden}, head {c.head_hidden}"
     if c.latent:
         model = f"VAE: CNN encoder, z {c.latent}; {model}"

@@ -135,17 +135,20 @@ class MaskedRowHead(nn.Module):
         """The context's share of the hidden pre-activations and of the logits (fixed per row)."""
         return self.ctx_to_hid(ctx), self.ctx_to_out(ctx)
 
-    def logits(self, context: tuple[Tensor, Tensor], row: Tensor, masked: tuple) -> Tensor:
-        """Logits of every pixel of ``row`` given the row's ``context`` and ``masked_weights()``."""
+    def logits(self, context: tuple[Tensor, Tensor], row: Tensor, masked: tuple, dropout: float = 0.0) -> Tensor:
+        """Logits of every pixel of ``row`` given the row's ``context`` and ``masked_weights()``;
+        ``dropout`` > 0 (training only) drops hidden units."""
         to_hid, to_out = context
         w_in, w_out, w_direct = masked
         hid = F.relu(to_hid + row @ w_in.T)
+        if dropout:
+            hid = F.dropout(hid, dropout, training=True)
         return to_out + hid @ w_out.T + row @ w_direct.T
 
-    def forward(self, ctx: Tensor, row: Tensor, masked: tuple | None = None) -> Tensor:
+    def forward(self, ctx: Tensor, row: Tensor, masked: tuple | None = None, dropout: float = 0.0) -> Tensor:
         """Logits for every pixel of ``row`` (..., W) given ``ctx`` (..., K), teacher forced.
         ``masked``: ``masked_weights()`` computed once by a caller that evaluates the head often."""
-        return self.logits(self.context(ctx), row, masked if masked is not None else self.masked_weights())
+        return self.logits(self.context(ctx), row, masked if masked is not None else self.masked_weights(), dropout)
 
     @torch.no_grad()
     def sample(self, ctx: Tensor, uniforms: Tensor, temperature: float,
@@ -200,6 +203,10 @@ class RowModel(nn.Module):
         self.head = MaskedRowHead(c.hidden + c.width, c.width, c.head_hidden)
         self.encoder = Encoder(c.latent, c.height, c.width) if c.latent else None
         self.register_buffer("positions", torch.eye(c.height), persistent=False)
+        # Training-time regularizer, set by the trainer: in train mode, drop this fraction of the
+        # recurrent output and of the head's hidden units. Not part of the config: in eval mode
+        # (scoring, sampling, the explorer's trace) the function is the same for any value.
+        self.dropout = 0.0
 
     # ---- inputs -------------------------------------------------------------------------------
     def _labels(self, y, n: int, device) -> Tensor | None:
@@ -269,7 +276,10 @@ class RowModel(nn.Module):
         z = self._latents(z, x.shape[0], x.device)
         prev = self.shift_rows(x)
         out, _ = self.rnn(self.step_inputs(prev, y, z))
-        return self.head(torch.cat([out, prev], dim=-1), x)
+        p = self.dropout if self.training else 0.0
+        if p:
+            out = F.dropout(out, p, training=True)
+        return self.head(torch.cat([out, prev], dim=-1), x, dropout=p)
 
     def nll(self, x: Tensor, y=None, reduce: bool = True, z=None) -> Tensor:
         """-log p(x | y) (a VAE: -log p(x | z)) in nats per image (mean over the batch if ``reduce``)."""

@@ -82,6 +82,7 @@ class TrainConfig:
     max_steps: int = 0  # 0 = no step limit; else the schedule runs over whichever ends first
     warmup_steps: int = 200
     grad_clip: float = 1.0
+    dropout: float = 0.0  # RowModel.dropout: recurrent output and head hidden units, training only
     eval_every_s: float = 120.0
     eval_images: int = 1000  # test images for the periodic evaluation (0 = all)
     final_eval: bool = True  # score the whole test set at the end
@@ -120,6 +121,8 @@ class TrainConfig:
             problems.append(f"minutes must be > 0, got {self.minutes!r}")
         if not (isinstance(self.max_steps, int) and self.max_steps >= 0):
             problems.append(f"max_steps must be an integer >= 0, got {self.max_steps!r}")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            problems.append(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not (isinstance(self.free_bits, (int, float)) and 0 <= self.free_bits <= 10):
             problems.append(f"free_bits must be in [0, 10], got {self.free_bits!r}")
         if not (isinstance(self.iw_samples, int) and 1 <= self.iw_samples <= 10000):
@@ -453,7 +456,8 @@ class Trainer:
         model.load_state_dict(source.widened(mc.hidden, mc.head_hidden, seed=c.seed).state_dict())
         m = meta["metrics"]
         self._origin = {"file": Path(c.init_from).name, "hidden": sc.hidden, "head_hidden": sc.head_hidden,
-                        "step": m.get("step"), "train_seconds": m.get("train_seconds"), "test_nll": m.get("test_nll")}
+                        "step": m.get("step"), "train_seconds": m.get("train_seconds"), "test_nll": m.get("test_nll"),
+                        **({"init_from": m["init_from"]} if isinstance(m.get("init_from"), dict) else {})}
 
     def _batches(self, ds: Dataset, step: int, device: torch.device):
         w = self.world
@@ -469,6 +473,7 @@ class Trainer:
         torch.manual_seed(c.seed)
         model = RowModel(mc).to(device)
         self._init_weights(model)
+        model.dropout = float(c.dropout)
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
         step, seconds, images = self._resume(model, opt)
         start_step, start_seconds = step, seconds
@@ -719,6 +724,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=64,
                     help="images per step per worker (under torchrun the global batch is this x the world size)")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="drop this fraction of the recurrent output and the head's hidden units while training")
     ap.add_argument("--eval-every", type=float, default=120.0, help="seconds")
     ap.add_argument("--checkpoint-every", type=float, default=10.0, help="minutes")
     ap.add_argument("--first-checkpoint-steps", type=int, default=200,
@@ -779,7 +786,7 @@ def main(argv=None):
                          final_eval=not args.no_final_eval, out=args.out, device=args.device, amp=args.amp,
                          threads=args.threads, tensorboard=args.tensorboard, sync_every=args.sync_every,
                          seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples,
-                         init_from=args.init_from)
+                         init_from=args.init_from, dropout=args.dropout)
         if args.init_from and args.resume:
             raise ValueError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")
         if world.distributed:

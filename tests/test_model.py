@@ -146,3 +146,28 @@ def test_widened_model_computes_the_same_function_and_its_new_units_learn(cell, 
     assert (broken.eval().nll(x, y, reduce=False) - model.nll(x, y, reduce=False)).abs().max() > 1e-2
     with pytest.raises(ValueError, match="only widen"):
         model.widened(hidden=8)
+
+
+def test_dropout_acts_in_training_only_and_drops_both_the_recurrent_output_and_head_units():
+    torch.manual_seed(0)
+    model = RowModel(ModelConfig(hidden=16, head_hidden=40))
+    x = (torch.rand(4, 28, 28) > 0.5).float()
+    y = torch.arange(4)
+    plain = model.eval().nll(x, y, reduce=False)
+    model.dropout = 0.5
+    torch.testing.assert_close(model.nll(x, y, reduce=False), plain, atol=0, rtol=0)  # eval: no effect
+    model.train()
+    assert (model.nll(x, y, reduce=False) - plain).abs().max() > 1e-2
+    seen = {}
+    model.head.register_forward_pre_hook(lambda m, args, kw: seen.update(ctx=args[0], p=kw.get("dropout")),
+                                         with_kwargs=True)
+    model.nll(x, y)
+    recurrent = seen["ctx"][..., :16]
+    zero = (recurrent == 0).float().mean().item()
+    assert 0.3 < zero < 0.7 and seen["p"] == 0.5  # about half the recurrent output dropped, head told
+    hid_in = torch.rand(2000, 40) + 1  # no zeros of its own
+    read_out = (torch.zeros(40, 28), torch.eye(28, 40), torch.zeros(28, 28))  # logit j = hidden unit j
+    kept = model.head.logits((hid_in, torch.zeros(28)), torch.zeros(2000, 28), read_out, dropout=0.5)
+    assert 0.3 < (kept == 0).float().mean().item() < 0.7  # the head's hidden units are dropped too
+    model.dropout = 0.0
+    torch.testing.assert_close(model.nll(x, y, reduce=False), plain, atol=1e-5, rtol=0)

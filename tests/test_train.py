@@ -350,3 +350,23 @@ def test_init_from_starts_a_wider_run_where_the_source_left_off(tmp_path):
     with pytest.raises(ValueError, match="only upwards"):
         Trainer(ModelConfig(hidden=16, head_hidden=48), config(tmp_path / "e", max_steps=1, init_from=source),
                 dataset=ds).run()
+
+
+def test_dropout_run_records_its_rate_and_a_chain_of_sources_counts_in_the_table(tmp_path):
+    ds = load_dataset(str(FIXTURE))
+    Trainer(MC, config(tmp_path / "a", max_steps=20), dataset=ds).run()
+    wide = ModelConfig(hidden=32, head_hidden=64)
+    Trainer(wide, config(tmp_path / "b", max_steps=10, init_from=str(tmp_path / "a" / "run.safetensors")),
+            dataset=ds).run()
+    c = Trainer(wide, config(tmp_path / "c", max_steps=5, dropout=0.25,
+                             init_from=str(tmp_path / "b" / "run.safetensors")), dataset=ds)
+    c.run()
+    meta = read_metadata(tmp_path / "c" / "run.safetensors")
+    assert meta["metrics"]["train_config"]["dropout"] == 0.25
+    assert load_checkpoint(tmp_path / "c" / "run.safetensors").dropout == 0.0  # a loaded model has none
+    assert meta["metrics"]["init_from"]["init_from"]["step"] == 20
+    from benchmarks.checkpoint_table import row
+    assert ("(started from a 32-unit model trained 0 min, 10 steps) (grown from a 24-unit model trained 0 min, "
+            "20 steps)") in row(tmp_path / "c" / "run.safetensors")
+    with pytest.raises(ValueError, match="dropout"):
+        TrainConfig(dropout=1.0)
