@@ -1,7 +1,9 @@
 """Checkpoints: weights in safetensors, configuration and metrics as JSON in the file's metadata.
 
 A file holds ``model.*`` tensors (the model's state dict), optionally ``optim.*`` tensors (Adam's
-moments, for resuming), and metadata::
+moments, for resuming) and ``train.*`` tensors (a run with weight averaging: ``model.*`` is the
+average, ``train.*`` the weights the optimizer was moving, which a resumed run continues), and
+metadata::
 
     format: "rnnviz", format_version: "1"
     config: the ModelConfig as JSON
@@ -168,10 +170,13 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
 
 
 def save_checkpoint(path: str | os.PathLike, model: RowModel, metrics: dict | None = None,
-                    optimizer: torch.optim.Optimizer | None = None) -> Path:
-    """Write ``model`` (and optionally the optimizer) to ``path`` atomically."""
+                    optimizer: torch.optim.Optimizer | None = None, training: RowModel | None = None) -> Path:
+    """Write ``model`` (and optionally the optimizer, and the ``training`` weights when ``model``
+    is their average) to ``path`` atomically."""
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if training is not None:
+        tensors.update({f"train.{k}": v.detach().cpu().contiguous() for k, v in training.state_dict().items()})
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "config": json.dumps(model.config.to_dict()),
             "metrics": json.dumps(metrics or {}, default=str)}
@@ -423,19 +428,34 @@ def load_state(path: str | os.PathLike, limits: Limits = CLI_LIMITS) -> tuple[Ro
     path = Path(path)
     meta = read_metadata(path, limits)
     model = RowModel(meta["config"])
-    expected = model.state_dict()
-    got = _read_tensors(path, "model.")
-    if set(got) != set(expected):  # the header said otherwise: the file changed while we read it
-        raise CheckpointError(f"{path}: tensors do not match the config (the file changed while loading?)")
-    for k, v in expected.items():
-        if got[k].shape != v.shape or got[k].dtype != v.dtype:
-            raise CheckpointError(f"{path}: tensor {k!r} is {tuple(got[k].shape)} {got[k].dtype}, "
-                                  f"the config needs {tuple(v.shape)} {v.dtype}")
-        if not torch.isfinite(got[k]).all():
-            raise CheckpointError(f"{path}: tensor {k!r} holds NaN or infinite values")
-    model.load_state_dict(got)
+    model.load_state_dict(_checked_weights(path, model, _read_tensors(path, "model."), "model."))
     model.eval()
     return model, meta
+
+
+def _checked_weights(path, model: RowModel, got: dict, prefix: str) -> dict:
+    """``got`` if it is exactly ``model``'s state dict in names, shapes and dtypes, and finite."""
+    expected = model.state_dict()
+    if set(got) != set(expected):  # the header said otherwise: the file changed while we read it
+        raise CheckpointError(f"{path}: {prefix}* tensors do not match the config (the file changed while loading?)")
+    for k, v in expected.items():
+        if got[k].shape != v.shape or got[k].dtype != v.dtype:
+            raise CheckpointError(f"{path}: tensor {prefix + k!r} is {tuple(got[k].shape)} {got[k].dtype}, "
+                                  f"the config needs {tuple(v.shape)} {v.dtype}")
+        if not torch.isfinite(got[k]).all():
+            raise CheckpointError(f"{path}: tensor {prefix + k!r} holds NaN or infinite values")
+    return got
+
+
+def load_training_weights(path: str | os.PathLike, model: RowModel) -> bool:
+    """Load the ``train.*`` weights of a run with weight averaging into ``model`` (built from the
+    file's config); False, and ``model`` untouched, if the file has none (its ``model.*`` are then
+    the training weights)."""
+    got = _read_tensors(Path(path), "train.")
+    if not got:
+        return False
+    model.load_state_dict(_checked_weights(path, model, got, "train."))
+    return True
 
 
 def load_checkpoint(path: str | os.PathLike, limits: Limits = CLI_LIMITS) -> RowModel:

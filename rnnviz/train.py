@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import checkpoint as ckpt
 from .analysis import gate_saturation
@@ -83,6 +84,7 @@ class TrainConfig:
     warmup_steps: int = 200
     grad_clip: float = 1.0
     dropout: float = 0.0  # RowModel.dropout: recurrent output and head hidden units, training only
+    ema: float = 0.0  # weight averaging: decay of the moving average that is scored and saved (0 = off)
     eval_every_s: float = 120.0
     eval_images: int = 1000  # test images for the periodic evaluation (0 = all)
     final_eval: bool = True  # score the whole test set at the end
@@ -123,6 +125,8 @@ class TrainConfig:
             problems.append(f"max_steps must be an integer >= 0, got {self.max_steps!r}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             problems.append(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
+            problems.append(f"ema must be in [0, 1), got {self.ema!r}")
         if not (isinstance(self.free_bits, (int, float)) and 0 <= self.free_bits <= 10):
             problems.append(f"free_bits must be in [0, 10], got {self.free_bits!r}")
         if not (isinstance(self.iw_samples, int) and 1 <= self.iw_samples <= 10000):
@@ -325,6 +329,7 @@ class Trainer:
         self._thread: threading.Thread | None = None
         self._saturation_batch: tuple | None = None  # (images, labels) for the live gate saturation
         self._origin: dict | None = None  # where the weights started, when they came from --init-from
+        self._resumed_average: RowModel | None = None  # the saved average, when resuming with ema
 
     # ---- control (any thread) -----------------------------------------------------------------
     def start(self) -> Trainer:
@@ -432,7 +437,9 @@ class Trainer:
         loaded, meta = ckpt.load_state(self.resume_path)
         if loaded.config != self.model_config:
             raise ValueError(f"{self.resume_path} holds a {loaded.config}, not {self.model_config}")
-        model.load_state_dict(loaded.state_dict())
+        if not ckpt.load_training_weights(self.resume_path, model):  # else model.* were the training weights
+            model.load_state_dict(loaded.state_dict())
+        self._resumed_average = loaded if self.config.ema else None
         ckpt.load_optimizer_state(self.resume_path, opt)
         m = meta["metrics"]
         self._origin = m.get("init_from") if isinstance(m.get("init_from"), dict) else None
@@ -477,6 +484,8 @@ class Trainer:
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
         step, seconds, images = self._resume(model, opt)
         start_step, start_seconds = step, seconds
+        average = self._average(model, device) if w.main and c.ema else None
+        shown = average.module if average is not None else model  # what is scored, sampled and saved
         objective = _Objective(model, c.free_bits)
         if w.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -528,6 +537,8 @@ class Trainer:
             obj.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
             opt.step()
+            if average is not None:
+                average.update_parameters(model)
             step += 1
             images += len(x) * w.size
             tally.add(loss, len(x))
@@ -558,22 +569,22 @@ class Trainer:
                 if w.main:
                     rec = Record(step, round(seconds, 2), mean, seen / max(now - t_rec, 1e-9), lr)
                     if due_eval:
-                        rec.test_nll = evaluate(model, eval_images, c.eval_seed, device=device)
+                        rec.test_nll = evaluate(shown, eval_images, c.eval_seed, device=device)
                         last_test = (round(rec.test_nll, 3), len(eval_images))
-                        self._publish(model)
+                        self._publish(shown)
                         last_eval, busy = seconds, True
                     self._append(rec, log, last_test if due_eval else None, bar)
                     t_rec = time.perf_counter()
                 if due_ckpt:
                     try:
-                        self._save(model, opt, self._progress(step, seconds, images))
+                        self._save(model, opt, self._progress(step, seconds, images), average)
                     except OSError as e:
                         final_state, message = "failed", f"could not write checkpoint {c.out}: {e}; stopped"
                         local_failure = w.distributed  # the other workers learn of it when this one leaves
                         break
                     last_ckpt, busy = seconds, True
             if due_snap:
-                self._snapshot_samples(model, device, step)
+                self._snapshot_samples(shown, device, step)
                 last_snap, busy = seconds, True
             if busy:
                 t_last = time.perf_counter()  # evaluation, checkpoint and snapshot time is not training time
@@ -590,12 +601,12 @@ class Trainer:
                 with self._lock:
                     self._shared.history.append(final)
             if final_state != "failed":
-                self._publish(model)
+                self._publish(shown)
                 if self._watched:
-                    self._snapshot_samples(model, device, step)
+                    self._snapshot_samples(shown, device, step)
                 if c.final_eval:
                     self._set(message="final evaluation on the test set")
-                    last_test = (round(evaluate(model, ds.test.images, c.eval_seed, device=device,
+                    last_test = (round(evaluate(shown, ds.test.images, c.eval_seed, device=device,
                                                 samples=c.iw_samples), 3), len(ds.test))
                     metrics["test_nll_protocol"] = protocol(mc, c.iw_samples)
                 if last_test is not None:  # the whole test set if final_eval, else the last periodic subset
@@ -605,7 +616,7 @@ class Trainer:
                             self._shared.history[-1].test_nll = last_test[0]
                 if c.out:
                     try:
-                        self._save(model, opt, metrics)
+                        self._save(model, opt, metrics, average)
                     except OSError as e:
                         final_state, message = "failed", f"could not write checkpoint {c.out}: {e}"
             if log is not None:
@@ -658,8 +669,20 @@ class Trainer:
                    "test_images": test[1] if test and rec.test_nll is not None else None,
                    "images_per_s": rec.samples_per_s, "lr": rec.lr})
 
-    def _save(self, model, opt, progress: dict):
-        """Checkpoint with ``progress`` (step, train_seconds, test_nll and test_images if known)."""
+    def _average(self, model: RowModel, device) -> AveragedModel:
+        """Polyak averaging (``ema``): an exponential moving average of the weights, updated after
+        every step on the main worker. Late in a run the weights jitter around a minimum; their
+        average sits nearer to it. The average is what is scored, sampled and saved as the model;
+        the training weights go beside it in the checkpoint, so ``--resume`` continues both."""
+        average = AveragedModel(model, device=device, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema))
+        if self._resumed_average is not None:
+            average.module.load_state_dict(self._resumed_average.state_dict())
+            average.n_averaged.fill_(1)  # go on averaging from the saved average, not from a copy
+        return average
+
+    def _save(self, model, opt, progress: dict, average: AveragedModel | None = None):
+        """Checkpoint with ``progress`` (step, train_seconds, test_nll and test_images if known).
+        With weight averaging the file's model is the average and ``model`` goes beside it."""
         c = self.config
         metrics = {"dataset": self.dataset.name, "binarization": "dynamic (fresh Bernoulli per batch)",
                    "eval_binarization_seed": c.eval_seed, "test_nll": None,
@@ -667,7 +690,10 @@ class Trainer:
                    "train_config": asdict(c), "hardware": ckpt.environment(),
                    "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    **({"init_from": self._origin} if self._origin else {}), **progress}
-        ckpt.save_checkpoint(c.out, model, metrics, optimizer=opt)
+        if average is None:
+            ckpt.save_checkpoint(c.out, model, metrics, optimizer=opt)
+        else:
+            ckpt.save_checkpoint(c.out, average.module, metrics, optimizer=opt, training=model)
         self._set(checkpoint=str(c.out))
 
     @torch.no_grad()
@@ -724,6 +750,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=64,
                     help="images per step per worker (under torchrun the global batch is this x the world size)")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                    help="score and save a moving average of the weights with this decay per step, e.g. 0.999")
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="drop this fraction of the recurrent output and the head's hidden units while training")
     ap.add_argument("--eval-every", type=float, default=120.0, help="seconds")
@@ -786,7 +814,7 @@ def main(argv=None):
                          final_eval=not args.no_final_eval, out=args.out, device=args.device, amp=args.amp,
                          threads=args.threads, tensorboard=args.tensorboard, sync_every=args.sync_every,
                          seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples,
-                         init_from=args.init_from, dropout=args.dropout)
+                         init_from=args.init_from, dropout=args.dropout, ema=args.ema)
         if args.init_from and args.resume:
             raise ValueError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")
         if world.distributed:

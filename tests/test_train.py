@@ -370,3 +370,36 @@ def test_dropout_run_records_its_rate_and_a_chain_of_sources_counts_in_the_table
             "20 steps)") in row(tmp_path / "c" / "run.safetensors")
     with pytest.raises(ValueError, match="dropout"):
         TrainConfig(dropout=1.0)
+
+
+def test_weight_averaging_saves_and_scores_the_average_and_resumes_the_training_weights(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from rnnviz.evaluate import evaluate
+
+    ds = load_dataset(str(FIXTURE))
+    for name, ema in [("avg", 0.9), ("plain", 0.0)]:
+        Trainer(MC, config(tmp_path / name, max_steps=20, ema=ema, final_eval=True), dataset=ds).run()
+    avg_file, plain_file = tmp_path / "avg" / "run.safetensors", tmp_path / "plain" / "run.safetensors"
+
+    def tensors(path, prefix):
+        with safe_open(str(path), framework="pt") as f:
+            return {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+
+    # averaging changes nothing in training: the weights beside the average are the plain run's
+    plain = tensors(plain_file, "model.")
+    assert not tensors(plain_file, "train.")
+    assert all(torch.equal(v, plain[k]) for k, v in tensors(avg_file, "train.").items())
+    averaged = load_checkpoint(avg_file)  # the file's model is the average ...
+    assert any(not torch.equal(v, plain[k]) for k, v in averaged.state_dict().items())
+    meta = read_metadata(avg_file)["metrics"]  # ... and its recorded score is the average's own
+    assert meta["test_nll"] == round(evaluate(averaged, ds.test.images, meta["eval_binarization_seed"]), 3)
+    assert meta["train_config"]["ema"] == 0.9
+    # a resumed run continues the training weights, not the average
+    for name, ema in [("avg", 0.9), ("plain", 0.0)]:
+        Trainer(MC, config(tmp_path / name, max_steps=25, ema=ema), dataset=ds,
+                resume=str(tmp_path / name / "run.safetensors")).run()
+    plain = tensors(plain_file, "model.")
+    assert all(torch.equal(v, plain[k]) for k, v in tensors(avg_file, "train.").items())
+    with pytest.raises(ValueError, match="ema"):
+        TrainConfig(ema=1.0)
