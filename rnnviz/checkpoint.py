@@ -436,8 +436,9 @@ def load_state(path: str | os.PathLike, limits: Limits = CLI_LIMITS) -> tuple[Ro
 def _checked_weights(path, model: RowModel, got: dict, prefix: str) -> dict:
     """``got`` if it is exactly ``model``'s state dict in names, shapes and dtypes, and finite."""
     expected = model.state_dict()
-    if set(got) != set(expected):  # the header said otherwise: the file changed while we read it
-        raise CheckpointError(f"{path}: {prefix}* tensors do not match the config (the file changed while loading?)")
+    if set(got) != set(expected):  # for model.* the header said otherwise: the file changed while we read it
+        raise CheckpointError(f"{path}: {prefix}* tensors do not match the config"
+                              + (" (the file changed while loading?)" if prefix == "model." else ""))
     for k, v in expected.items():
         if got[k].shape != v.shape or got[k].dtype != v.dtype:
             raise CheckpointError(f"{path}: tensor {prefix + k!r} is {tuple(got[k].shape)} {got[k].dtype}, "

@@ -329,7 +329,6 @@ class Trainer:
         self._thread: threading.Thread | None = None
         self._saturation_batch: tuple | None = None  # (images, labels) for the live gate saturation
         self._origin: dict | None = None  # where the weights started, when they came from --init-from
-        self._resumed_average: RowModel | None = None  # the saved average, when resuming with ema
 
     # ---- control (any thread) -----------------------------------------------------------------
     def start(self) -> Trainer:
@@ -430,22 +429,22 @@ class Trainer:
                              f"{(self.model_config.height, self.model_config.width)}")
         return ds
 
-    def _resume(self, model: RowModel, opt) -> tuple[int, float, int]:
-        """Load weights and optimizer from ``resume`` (any world size); (step, seconds, images)."""
+    def _resume(self, model: RowModel, opt) -> tuple[int, float, int, RowModel | None]:
+        """Load weights and optimizer from ``resume`` (any world size); (step, seconds, images, the
+        file's model: with weight averaging the average, else the training weights)."""
         if not self.resume_path:
-            return 0, 0.0, 0
+            return 0, 0.0, 0, None
         loaded, meta = ckpt.load_state(self.resume_path)
         if loaded.config != self.model_config:
             raise ValueError(f"{self.resume_path} holds a {loaded.config}, not {self.model_config}")
         if not ckpt.load_training_weights(self.resume_path, model):  # else model.* were the training weights
             model.load_state_dict(loaded.state_dict())
-        self._resumed_average = loaded if self.config.ema else None
         ckpt.load_optimizer_state(self.resume_path, opt)
         m = meta["metrics"]
         self._origin = m.get("init_from") if isinstance(m.get("init_from"), dict) else None
         step = int(m.get("step", 0))
         batch = m.get("global_batch") or (m.get("train_config") or {}).get("batch_size", 0)
-        return step, float(m.get("train_seconds", 0.0)), int(m.get("train_images", step * batch))
+        return step, float(m.get("train_seconds", 0.0)), int(m.get("train_images", step * batch)), loaded
 
     def _init_weights(self, model: RowModel):
         """``init_from``: copy a checkpoint's weights into ``model``, widened where the model has
@@ -482,9 +481,9 @@ class Trainer:
         self._init_weights(model)
         model.dropout = float(c.dropout)
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
-        step, seconds, images = self._resume(model, opt)
+        step, seconds, images, saved = self._resume(model, opt)
         start_step, start_seconds = step, seconds
-        average = self._average(model, device) if w.main and c.ema else None
+        average = self._average(model, device, saved) if w.main and c.ema else None
         shown = average.module if average is not None else model  # what is scored, sampled and saved
         objective = _Objective(model, c.free_bits)
         if w.distributed:
@@ -669,14 +668,15 @@ class Trainer:
                    "test_images": test[1] if test and rec.test_nll is not None else None,
                    "images_per_s": rec.samples_per_s, "lr": rec.lr})
 
-    def _average(self, model: RowModel, device) -> AveragedModel:
+    def _average(self, model: RowModel, device, saved: RowModel | None) -> AveragedModel:
         """Polyak averaging (``ema``): an exponential moving average of the weights, updated after
         every step on the main worker. Late in a run the weights jitter around a minimum; their
         average sits nearer to it. The average is what is scored, sampled and saved as the model;
-        the training weights go beside it in the checkpoint, so ``--resume`` continues both."""
+        the training weights go beside it in the checkpoint, so ``--resume`` continues both
+        (``saved``: the resumed file's model, where the average goes on from)."""
         average = AveragedModel(model, device=device, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema))
-        if self._resumed_average is not None:
-            average.module.load_state_dict(self._resumed_average.state_dict())
+        if saved is not None:
+            average.module.load_state_dict(saved.state_dict())
             average.n_averaged.fill_(1)  # go on averaging from the saved average, not from a copy
         return average
 

@@ -395,6 +395,17 @@ def test_weight_averaging_saves_and_scores_the_average_and_resumes_the_training_
     meta = read_metadata(avg_file)["metrics"]  # ... and its recorded score is the average's own
     assert meta["test_nll"] == round(evaluate(averaged, ds.test.images, meta["eval_binarization_seed"]), 3)
     assert meta["train_config"]["ema"] == 0.9
+    # one more step after a resume: the average goes on from the saved average, not from a copy
+    import shutil
+    saved_average = tensors(avg_file, "model.")
+    for name, ema in [("avg", 0.9), ("plain", 0.0)]:
+        (tmp_path / f"{name}1").mkdir()
+        shutil.copy(tmp_path / name / "run.safetensors", tmp_path / f"{name}1" / "run.safetensors")
+        Trainer(MC, config(tmp_path / f"{name}1", max_steps=21, ema=ema), dataset=ds,
+                resume=str(tmp_path / f"{name}1" / "run.safetensors")).run()
+    stepped = tensors(tmp_path / "plain1" / "run.safetensors", "model.")
+    for k, v in tensors(tmp_path / "avg1" / "run.safetensors", "model.").items():
+        torch.testing.assert_close(v, 0.9 * saved_average[k] + 0.1 * stepped[k], atol=1e-6, rtol=0)
     # a resumed run continues the training weights, not the average
     for name, ema in [("avg", 0.9), ("plain", 0.0)]:
         Trainer(MC, config(tmp_path / name, max_steps=25, ema=ema), dataset=ds,
