@@ -144,13 +144,26 @@ def parameter_count(config: ModelConfig) -> int:
 
 
 # ---- writing --------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it (Linux: /proc/cpuinfo), or "" where it does not."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()[:100]
+    except OSError:
+        pass
+    return ""
+
+
 def environment() -> dict:
     """Library versions and hardware, recorded with every checkpoint."""
     import numpy
 
     info = {"torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads()}
+            "platform": platform.platform(), "cpu": cpu_model() or platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -488,3 +501,21 @@ def load_optimizer_state(path: str | os.PathLike, optimizer: torch.optim.Optimiz
         optimizer.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
         raise CheckpointError(f"{path}: optimizer state does not fit this model ({str(e)[:200]})") from None
+
+
+# ---- publishing -----------------------------------------------------------------------------------
+def publish(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write ``src``'s model weights, config and metrics alone to ``dst``: no optimizer state and no
+    training weights (with weight averaging the file's model is the average, and that is what it
+    keeps). The file to ship: a third of a resumable one's size, loaded and scored the same, but it
+    cannot be ``--resume``d (``--init-from`` still can start a run from it)."""
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise CheckpointError(f"{dst}: write the published copy to a new path, not over its source")
+    model, meta = load_state(src)
+    metrics = dict(meta["metrics"])
+    dropped = [what for what, prefix in (("optimizer state", "optim."), ("training weights", "train."))
+               if _read_tensors(src, prefix)]
+    metrics["published_from"] = {"file": src.name, "dropped": dropped}
+    return save_checkpoint(dst, model, metrics)
+

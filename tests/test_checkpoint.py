@@ -164,3 +164,49 @@ def test_malformed_files_give_clear_errors(tmp_path, case):
 
 def test_public_api_exports():
     assert callable(rnnviz.load_checkpoint) and callable(rnnviz.sample_traces)
+
+
+def test_publish_keeps_the_model_and_its_metrics_and_drops_what_only_resuming_needs(tmp_path):
+    """``python -m rnnviz.publish SRC --out DST``: the shipped file of a run with weight
+    averaging holds the average alone, scores the same and says what it dropped."""
+    torch.manual_seed(0)
+    config = ModelConfig(hidden=20, head_hidden=40)
+    average, training = RowModel(config).eval(), RowModel(config)
+    opt = torch.optim.Adam(training.parameters())
+    training.nll((torch.rand(3, 28, 28) < 0.3).float(), torch.tensor([1, 2, 3])).backward()
+    opt.step()
+    src = save_checkpoint(tmp_path / "run.safetensors", average, {"test_nll": 88.5, "step": 7},
+                          optimizer=opt, training=training)
+    dst = tmp_path / "shipped.safetensors"
+    r = subprocess.run([sys.executable, "-m", "rnnviz.publish", str(src), "--out", str(dst)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert dst.stat().st_size < src.stat().st_size / 2.5  # weights once, no moments
+    loaded, meta = load_state(dst)
+    assert meta["metrics"]["test_nll"] == 88.5 and meta["metrics"]["step"] == 7 and "optim" not in meta
+    assert meta["metrics"]["published_from"] == {"file": "run.safetensors",
+                                                 "dropped": ["optimizer state", "training weights"]}
+    for k, v in average.state_dict().items():  # the average, not the training weights
+        assert torch.equal(loaded.state_dict()[k], v)
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        load_optimizer_state(dst, torch.optim.Adam(RowModel(config).parameters()))
+    # over its own source, or from a broken file, it refuses with a message
+    r = subprocess.run([sys.executable, "-m", "rnnviz.publish", str(src), "--out", str(src)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "not over its source" in r.stderr and load_state(src)[1]["metrics"]["step"] == 7
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
+    r = subprocess.run([sys.executable, "-m", "rnnviz.publish", str(tmp_path / "bad.safetensors"), "--out",
+                        str(tmp_path / "x.safetensors")], capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_checkpoints_record_the_cpu_model_where_the_os_names_it():
+    from rnnviz.checkpoint import cpu_model, environment
+
+    env = environment()
+    assert env["cpu_count"] == os.cpu_count() and env["threads"] == torch.get_num_threads()
+    names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+             if line.startswith("model name")] if os.path.exists("/proc/cpuinfo") else []
+    if names and names[0]:
+        assert cpu_model() == names[0][:100] and env["cpu"] == names[0][:100]

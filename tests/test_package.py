@@ -70,7 +70,7 @@ def test_wheel_holds_every_subpackage_and_data_file(wheel):
     assert "rnnviz/site/__main__.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry).decode()
-    for cmd in ("rnnviz-explorer", "rnnviz-train", "rnnviz-sample", "rnnviz-evaluate", "rnnviz-export", "rnnviz-site"):
+    for cmd in ("rnnviz-explorer", "rnnviz-train", "rnnviz-sample", "rnnviz-evaluate", "rnnviz-export", "rnnviz-publish", "rnnviz-site"):
         assert f"{cmd} = " in scripts
 
 
