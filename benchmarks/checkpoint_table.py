@@ -11,6 +11,7 @@ from pathlib import Path
 from rnnviz.checkpoint import read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
+ARCHITECTURES = {None, "", "x86_64", "AMD64", "aarch64", "arm64", "i386", "i686"}
 
 
 def origins(metrics: dict, most: int = 8) -> list[dict]:
@@ -27,7 +28,9 @@ def row(path: Path) -> str:
     meta = read_metadata(path)
     c, m = meta["config"], meta["metrics"]
     hw = m.get("hardware", {})
-    where = hw.get("gpu") or f"CPU, {m.get('train_config', {}).get('threads') or hw.get('threads', '?')} thread(s)"
+    cpu = hw.get("cpu") if hw.get("cpu") not in ARCHITECTURES else None  # older files: only the architecture
+    where = hw.get("gpu") or (f"CPU{f' ({cpu})' if cpu else ''}, "
+                              f"{m.get('train_config', {}).get('threads') or hw.get('threads', '?')} thread(s)")
     minutes = m.get("train_seconds", 0) / 60
     grown, size = "", (c.hidden, c.head_hidden)
     for o in origins(m):  # a same-size source was continued with a new recipe, a smaller one grown

@@ -368,6 +368,9 @@ def test_dropout_run_records_its_rate_and_a_chain_of_sources_counts_in_the_table
     from benchmarks.checkpoint_table import row
     assert ("(started from a 32-unit model trained 0 min, 10 steps) (grown from a 24-unit model trained 0 min, "
             "20 steps)") in row(tmp_path / "c" / "run.safetensors")
+    from rnnviz.checkpoint import cpu_model
+    if cpu_model():  # the table names the hardware the run had, where the OS names its CPU
+        assert f"CPU ({cpu_model()}), " in row(tmp_path / "c" / "run.safetensors")
     with pytest.raises(ValueError, match="dropout"):
         TrainConfig(dropout=1.0)
 
