@@ -106,6 +106,16 @@ def cls_dir(key: str) -> str:
     return {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}[key]
 
 
+def hold_out(split: Split, n: int, seed: int) -> tuple[Split, Split]:
+    """(the rest, ``n`` held-out images): a validation set drawn from ``split`` by a permutation
+    seeded with ``seed``, the same on every call, every worker and every resume."""
+    if not 0 < n < len(split):
+        raise ValueError(f"cannot hold out {n} of {len(split)} training images for validation")
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(int(seed)))
+    rest, held = order[n:].sort().values, order[:n].sort().values
+    return Split(split.images[rest], split.labels[rest]), Split(split.images[held], split.labels[held])
+
+
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A fresh Bernoulli draw: each pixel is 1 with probability value / 255. Returns float32."""
     p = images.float() / 255.0

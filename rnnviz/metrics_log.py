@@ -24,7 +24,7 @@ import math
 import os
 from pathlib import Path
 
-FIELDS = ("step", "seconds", "wall_time", "train_loss", "test_nll", "test_images", "images_per_s", "lr")
+FIELDS = ("step", "seconds", "wall_time", "train_loss", "test_nll", "test_images", "val_nll", "images_per_s", "lr")
 
 
 def metrics_log_path(checkpoint: str | os.PathLike) -> Path:
@@ -90,7 +90,7 @@ class MetricsLog:
             self._file.flush()
         if self._tb is not None:
             step, wall = rec["step"], rec["wall_time"]
-            for tag, key in (("train/loss", "train_loss"), ("test/nll", "test_nll"),
+            for tag, key in (("train/loss", "train_loss"), ("test/nll", "test_nll"), ("val/nll", "val_nll"),
                              ("train/images_per_s", "images_per_s"), ("train/lr", "lr")):
                 if rec[key] is not None:
                     self._tb.add_scalar(tag, rec[key], global_step=step, walltime=wall)

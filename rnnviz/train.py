@@ -10,7 +10,9 @@ the time (or step) budget, gradient clipping. About once a second it reads the l
 device in between, so the loop never waits for a GPU), checks it for divergence and appends a
 record to the history and to ``<out>.metrics.jsonl`` (``rnnviz.metrics_log``; TensorBoard with
 ``--tensorboard``). Every ``eval_every_s`` it scores a fixed-seed subset of the test set (exact
-marginal) and publishes a detached copy of the weights. When someone reads ``snapshot()``, it draws
+marginal), or with ``val_images`` that many held-out training images, and publishes a detached copy
+of the weights; ``keep_best`` keeps the model with the lowest validation NLL beside the checkpoint
+(early stopping that never looks at the test set, scored on it once at the end). When someone reads ``snapshot()``, it draws
 a grid of samples and measures gate saturation on a fixed batch of test images
 (``rnnviz.analysis.gate_saturation``) every ``snapshot_every_s``; a run nobody watches (the CLI)
 does neither. The first checkpoint comes after ``first_checkpoint_s`` of training or
@@ -39,7 +41,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,7 @@ from .data import (
     DEFAULT_EVAL_SEED,
     Dataset,
     binarize_fixed,
+    hold_out,
     load_dataset,
     training_batches,
 )
@@ -87,6 +90,8 @@ class TrainConfig:
     ema: float = 0.0  # weight averaging: decay of the moving average that is scored and saved (0 = off)
     eval_every_s: float = 120.0
     eval_images: int = 1000  # test images for the periodic evaluation (0 = all)
+    val_images: int = 0  # hold out this many training images: the periodic evaluation scores them instead
+    keep_best: bool = False  # with val_images: keep the lowest-validation-NLL model in <out>.best.safetensors
     final_eval: bool = True  # score the whole test set at the end
     snapshot_every_s: float = 10.0
     snapshot_count: int = 10
@@ -138,6 +143,9 @@ class TrainConfig:
         whole("first_checkpoint_steps", 0, 10**9)
         whole("threads", 0, 1024)
         whole("sync_every", 1, 10**6)
+        whole("val_images", 0, 10**7)
+        if self.keep_best and not (self.val_images and self.out):
+            problems.append("keep_best needs val_images > 0 (a validation set to pick by) and out (where to write)")
         if self.amp not in ("off", "bf16"):
             problems.append(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if problems:
@@ -213,6 +221,7 @@ class Record:
     samples_per_s: float
     lr: float
     test_nll: float | None = None
+    val_nll: float | None = None  # on the held-out training images (val_images)
 
 
 @dataclass
@@ -476,6 +485,8 @@ class Trainer:
         if c.out and w.main:
             check_writable(c.out)
             remove_orphan_temps(c.out)
+            if c.keep_best and not self.resume_path:  # a new run: an old run's best is not this one's
+                self.best_path().unlink(missing_ok=True)
         torch.manual_seed(c.seed)
         model = RowModel(mc).to(device)
         self._init_weights(model)
@@ -496,13 +507,18 @@ class Trainer:
             _recurrent_layer_in_float32(model)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.amp == "bf16")
         model.train()
+        val = None  # the held-out training images: scored by the periodic evaluation, never trained on
+        if c.val_images:
+            train_split, val = hold_out(ds.train, c.val_images, c.seed)
+            ds = replace(ds, train=train_split)
+        best = self._best_so_far() if c.keep_best and w.main else math.inf
         data = self._batches(ds, step, device)
         log = None
         if w.main:
             self._publish(model)
             self._saturation_batch = self._saturation_inputs(ds, device)
             log = MetricsLog(self.metrics_log, c.tensorboard, resume_step=step if self.resume_path else None)
-        eval_images = ds.test.images[:c.eval_images] if c.eval_images else ds.test.images
+        eval_images = val.images if val is not None else ds.test.images[:c.eval_images] if c.eval_images else ds.test.images
         budget = c.minutes * 60
         uniform = mc.height * mc.width * math.log(2)
         tally = _Tally(device, diverged_above=4 * uniform)  # far worse than guessing every pixel
@@ -567,7 +583,20 @@ class Trainer:
                     break
                 if w.main:
                     rec = Record(step, round(seconds, 2), mean, seen / max(now - t_rec, 1e-9), lr)
-                    if due_eval:
+                    if due_eval and val is not None:
+                        rec.val_nll = evaluate(shown, eval_images, c.eval_seed, device=device)
+                        if c.keep_best and rec.val_nll < best:
+                            best = rec.val_nll
+                            try:
+                                self._save_best(shown, {**self._progress(step, seconds, images),
+                                                        "val_nll": round(best, 3)})
+                            except OSError as e:
+                                final_state, message = "failed", f"could not write {self.best_path()}: {e}; stopped"
+                                local_failure = w.distributed
+                                break
+                        self._publish(shown)
+                        last_eval, busy = seconds, True
+                    elif due_eval:
                         rec.test_nll = evaluate(shown, eval_images, c.eval_seed, device=device)
                         last_test = (round(rec.test_nll, 3), len(eval_images))
                         self._publish(shown)
@@ -608,6 +637,8 @@ class Trainer:
                     last_test = (round(evaluate(shown, ds.test.images, c.eval_seed, device=device,
                                                 samples=c.iw_samples), 3), len(ds.test))
                     metrics["test_nll_protocol"] = protocol(mc, c.iw_samples)
+                if c.keep_best and c.final_eval and self.best_path().exists():
+                    self._score_best(ds, device)
                 if last_test is not None:  # the whole test set if final_eval, else the last periodic subset
                     metrics["test_nll"], metrics["test_images"] = last_test
                     with self._lock:
@@ -659,14 +690,55 @@ class Trainer:
         if bar is not None:
             bar.n = min(rec.step if self.config.max_steps else round(rec.seconds), bar.total)
             bar.set_postfix(step=rec.step, loss=f"{rec.train_loss:.2f}", img_s=f"{rec.samples_per_s:.0f}",
-                            **({"test_nll": f"{rec.test_nll:.2f}"} if rec.test_nll else {}))
+                            **({"test_nll": f"{rec.test_nll:.2f}"} if rec.test_nll else {}),
+                            **({"val_nll": f"{rec.val_nll:.2f}"} if rec.val_nll else {}))
 
     @staticmethod
     def _log(log: MetricsLog, rec: Record, test: tuple | None):
         log.write({"step": rec.step, "seconds": rec.seconds, "wall_time": round(time.time(), 3),
                    "train_loss": rec.train_loss, "test_nll": rec.test_nll,
                    "test_images": test[1] if test and rec.test_nll is not None else None,
-                   "images_per_s": rec.samples_per_s, "lr": rec.lr})
+                   "val_nll": rec.val_nll, "images_per_s": rec.samples_per_s, "lr": rec.lr})
+
+    # ---- early stopping on held-out training images ------------------------------------------
+    def best_path(self) -> Path:
+        """``keep_best``'s file beside the checkpoint: ``x.safetensors`` -> ``x.best.safetensors``."""
+        out = Path(self.config.out)
+        return out.with_name(out.name.removesuffix(".safetensors") + ".best.safetensors")
+
+    def _best_so_far(self) -> float:
+        """The validation NLL to beat: a resumed run's best file's, else infinity."""
+        if not (self.resume_path and self.best_path().exists()):
+            return math.inf
+        try:
+            v = ckpt.read_metadata(self.best_path())["metrics"].get("val_nll")
+        except ckpt.CheckpointError:
+            return math.inf
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+
+    def _save_best(self, model: RowModel, progress: dict):
+        """The model with the lowest validation NLL so far, alone (nothing to resume from): the run
+        stopped early at its best, without looking at the test set."""
+        c = self.config
+        metrics = {"dataset": self.dataset.name, "binarization": "dynamic (fresh Bernoulli per batch)",
+                   "eval_binarization_seed": c.eval_seed, "test_nll": None, "test_nll_protocol": protocol(self.model_config),
+                   "val_images": c.val_images, "selected_by": "lowest validation NLL of the run's periodic evaluations",
+                   "train_config": asdict(c), "hardware": ckpt.environment(), "parameters": model.num_parameters(),
+                   "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   **({"init_from": self._origin} if self._origin else {}), **progress}
+        ckpt.save_checkpoint(self.best_path(), model, metrics)
+
+    def _score_best(self, ds: Dataset, device):
+        """The final evaluation of the best file: the whole test set, recorded in the file."""
+        c = self.config
+        self._set(message="final evaluation of the best model on the test set")
+        model, meta = ckpt.load_state(self.best_path())
+        metrics = meta["metrics"]
+        metrics["test_nll"] = round(evaluate(model.to(device), ds.test.images, c.eval_seed, device=device,
+                                             samples=c.iw_samples), 3)
+        metrics["test_images"] = len(ds.test)
+        metrics["test_nll_protocol"] = protocol(self.model_config, c.iw_samples)
+        ckpt.save_checkpoint(self.best_path(), model.cpu(), metrics)
 
     def _average(self, model: RowModel, device, saved: RowModel | None) -> AveragedModel:
         """Polyak averaging (``ema``): an exponential moving average of the weights, updated after
@@ -755,6 +827,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="drop this fraction of the recurrent output and the head's hidden units while training")
     ap.add_argument("--eval-every", type=float, default=120.0, help="seconds")
+    ap.add_argument("--val-images", type=int, default=0, metavar="N",
+                    help="hold out N training images (seeded): the periodic evaluation scores them, not test images")
+    ap.add_argument("--keep-best", action="store_true",
+                    help="with --val-images: keep the model with the lowest validation NLL in OUT's .best.safetensors "
+                         "(scored on the test set at the end)")
     ap.add_argument("--checkpoint-every", type=float, default=10.0, help="minutes")
     ap.add_argument("--first-checkpoint-steps", type=int, default=200,
                     help="the first checkpoint after this many steps or one minute, whichever is first")
@@ -814,7 +891,8 @@ def main(argv=None):
                          final_eval=not args.no_final_eval, out=args.out, device=args.device, amp=args.amp,
                          threads=args.threads, tensorboard=args.tensorboard, sync_every=args.sync_every,
                          seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples,
-                         init_from=args.init_from, dropout=args.dropout, ema=args.ema)
+                         init_from=args.init_from, dropout=args.dropout, ema=args.ema,
+                         val_images=args.val_images, keep_best=args.keep_best)
         if args.init_from and args.resume:
             raise ValueError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")
         if world.distributed:
@@ -835,6 +913,10 @@ def main(argv=None):
         print(f"{snap['state']}: {snap['message']}; step {metrics['step']}, "
               f"{metrics['train_seconds']:.0f} s, test NLL {metrics.get('test_nll')}"
               + (f", {world.size} workers, global batch {metrics['global_batch']}" if world.distributed else ""))
+        best = trainer.best_path() if tc.keep_best else None
+        if best is not None and best.exists():
+            m = ckpt.read_metadata(best)["metrics"]
+            print(f"best: {best} (step {m.get('step')}, validation NLL {m.get('val_nll')}, test NLL {m.get('test_nll')})")
     if snap["state"] == "failed":
         raise SystemExit(1)
 

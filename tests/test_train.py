@@ -255,8 +255,9 @@ def test_every_run_writes_a_metrics_log_that_a_resumed_run_continues(tmp_path):
     assert tr.metrics_log == tmp_path / "run.metrics.jsonl" and tr.metrics_log.exists()
     log = read_metrics_log(tmp_path / "run.safetensors")
     assert [r["step"] for r in log] == sorted(r["step"] for r in log) and log[-1]["step"] == 20
-    assert set(log[0]) == {"step", "seconds", "wall_time", "train_loss", "test_nll", "test_images",
+    assert set(log[0]) == {"step", "seconds", "wall_time", "train_loss", "test_nll", "test_images", "val_nll",
                            "images_per_s", "lr"}
+    assert all(r["val_nll"] is None for r in log)  # no validation set asked for
     assert all(r["train_loss"] > 0 and r["images_per_s"] > 0 and 0 < r["lr"] <= 3e-3 for r in log)
     assert any(r["test_nll"] is not None and r["test_images"] == 32 for r in log[:-1])  # periodic, 32 images
     assert log[-1]["test_nll"] == metrics["test_nll"] and log[-1]["test_images"] == len(ds.test)  # final, all
@@ -417,3 +418,54 @@ def test_weight_averaging_saves_and_scores_the_average_and_resumes_the_training_
     assert all(torch.equal(v, plain[k]) for k, v in tensors(avg_file, "train.").items())
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(ema=1.0)
+
+
+def test_validation_split_is_held_out_and_keep_best_stops_early_without_the_test_set(tmp_path, monkeypatch):
+    """--val-images N --keep-best: the periodic evaluation scores N held-out training images that
+    no batch contains; the model with the lowest of those scores is kept in run.best.safetensors,
+    and only that file's final score looks at the test set."""
+    import torch
+    from rnnviz.data import hold_out
+    from rnnviz.evaluate import evaluate
+    from rnnviz.train import read_metrics_log
+    import rnnviz.train as train_module
+
+    ds = load_dataset(str(FIXTURE))
+    rest, held = hold_out(ds.train, 60, seed=0)
+    again, held_again = hold_out(ds.train, 60, seed=0)
+    assert len(held) == 60 and len(rest) == len(ds.train) - 60
+    assert torch.equal(held.images, held_again.images) and torch.equal(rest.labels, again.labels)
+    flat = lambda imgs: {bytes(x.numpy()) for x in imgs}  # noqa: E731
+    assert not flat(held.images) & flat(rest.images)  # disjoint
+    assert len(flat(held.images) | flat(rest.images)) == len(flat(ds.train.images))
+
+    seen = []  # every image a training batch is drawn from
+    real = train_module.training_batches
+    monkeypatch.setattr(train_module, "training_batches",
+                        lambda split, *a, **k: (seen.append(split.images), real(split, *a, **k))[1])
+    tr = Trainer(MC, config(tmp_path, max_steps=40, eval_every_s=0.0, lr=1e-2, val_images=60, keep_best=True,
+                            final_eval=True), dataset=ds)
+    metrics = tr.run()
+    assert len(seen) == 1 and not flat(seen[0]) & flat(held.images) and len(seen[0]) == len(ds.train) - 60
+    log = read_metrics_log(tmp_path / "run.safetensors")
+    vals = [(r["val_nll"], r["step"]) for r in log if r["val_nll"] is not None]
+    assert len(vals) >= 10 and all(r["test_nll"] is None for r in log[:-1])  # periodic scores are validation only
+    assert log[-1]["test_nll"] == metrics["test_nll"]  # the last model's own final test score, as before
+    best_file = tmp_path / "run.best.safetensors"
+    best, meta = load_checkpoint(best_file), read_metadata(best_file)
+    m = meta["metrics"]
+    lowest, at = min(vals)
+    assert m["val_nll"] == round(lowest, 3) and m["step"] == at and m["val_images"] == 60 and "optim" not in meta
+    assert round(evaluate(best, held.images, m["eval_binarization_seed"]), 3) == m["val_nll"]  # it is that model
+    assert m["test_nll"] == round(evaluate(best, ds.test.images, m["eval_binarization_seed"]), 3)
+    assert m["test_images"] == len(ds.test)
+    # a resumed run keeps the best unless it beats it; a new run starts its own
+    Trainer(MC, config(tmp_path, max_steps=41, eval_every_s=1e9, val_images=60, keep_best=True), dataset=ds,
+            resume=str(tmp_path / "run.safetensors")).run()
+    assert read_metadata(best_file)["metrics"]["val_nll"] == m["val_nll"]
+    Trainer(MC, config(tmp_path, max_steps=2, eval_every_s=1e9, val_images=60, keep_best=True), dataset=ds).run()
+    assert not best_file.exists()
+    with pytest.raises(ValueError, match="keep_best needs val_images"):
+        TrainConfig(keep_best=True, out="x.safetensors")
+    with pytest.raises(ValueError, match="cannot hold out 400 of 400"):
+        Trainer(MC, config(tmp_path / "z", max_steps=2, val_images=400), dataset=ds).run()

@@ -129,6 +129,13 @@ def test_curve_rows_downsample_train_loss_and_keep_every_test_point():
     test = [r for r in rows if r["series"] == "test NLL"]
     assert len(train) <= 101 and train[-1]["step"] == 2999
     assert [r["step"] for r in test] == [0, 500, 1000, 1500, 2000, 2500, 3000]
+    assert not [r for r in rows if r["series"] == "validation NLL"]
+    # a run with a validation split (--val-images) logs val_nll: its own series beside the final test score
+    hist = [{"step": i, "train_loss": 90.0, "test_nll": None, "val_nll": 88.0 - i} for i in range(3)]
+    hist.append({"step": 3, "train_loss": 89.0, "test_nll": 86.5, "val_nll": None})
+    rows = train_tab.curve_rows(hist)
+    assert [(r["step"], r["nats"]) for r in rows if r["series"] == "validation NLL"] == [(0, 88.0), (1, 87.0), (2, 86.0)]
+    assert [(r["step"], r["nats"]) for r in rows if r["series"] == "test NLL"] == [(3, 86.5)]
 
 
 def test_training_status_texts():

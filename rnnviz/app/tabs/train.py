@@ -43,12 +43,13 @@ def downsample(xs: list, max_points: int) -> list:
 
 def curve_rows(history: list[dict], max_points: int = 400) -> list[dict]:
     """Long-format rows {step, nats, series} for a line plot: train loss (downsampled) and every
-    test NLL (there are few)."""
+    test NLL and validation NLL (there are few)."""
     train = [h for h in history if h.get("train_loss") is not None and math.isfinite(h["train_loss"])]
     rows = [{"step": h["step"], "nats": round(float(h["train_loss"]), 3), "series": "train loss"}
             for h in downsample(train, max_points)]
-    rows += [{"step": h["step"], "nats": round(float(h["test_nll"]), 3), "series": "test NLL"}
-             for h in history if h.get("test_nll") is not None and math.isfinite(h["test_nll"])]
+    for key, series in (("test_nll", "test NLL"), ("val_nll", "validation NLL")):
+        rows += [{"step": h["step"], "nats": round(float(h[key]), 3), "series": series}
+                 for h in history if h.get(key) is not None and math.isfinite(h[key])]
     return rows
 
 
