@@ -719,13 +719,9 @@ class Trainer:
     def _save_best(self, model: RowModel, progress: dict):
         """The model with the lowest validation NLL so far, alone (nothing to resume from): the run
         stopped early at its best, without looking at the test set."""
-        c = self.config
-        metrics = {"dataset": self.dataset.name, "binarization": "dynamic (fresh Bernoulli per batch)",
-                   "eval_binarization_seed": c.eval_seed, "test_nll": None, "test_nll_protocol": protocol(self.model_config),
-                   "val_images": c.val_images, "selected_by": "lowest validation NLL of the run's periodic evaluations",
-                   "train_config": asdict(c), "hardware": ckpt.environment(), "parameters": model.num_parameters(),
-                   "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   **({"init_from": self._origin} if self._origin else {}), **progress}
+        metrics = self._metrics(model, {"val_images": self.config.val_images,
+                                        "selected_by": "lowest validation NLL of the run's periodic evaluations",
+                                        **progress})
         ckpt.save_checkpoint(self.best_path(), model, metrics)
 
     def _score_best(self, ds: Dataset, device):
@@ -752,16 +748,21 @@ class Trainer:
             average.n_averaged.fill_(1)  # go on averaging from the saved average, not from a copy
         return average
 
+    def _metrics(self, model: RowModel, progress: dict) -> dict:
+        """What every checkpoint of this run records, with ``progress`` (step, time, scores) last."""
+        c = self.config
+        return {"dataset": self.dataset.name, "binarization": "dynamic (fresh Bernoulli per batch)",
+                "eval_binarization_seed": c.eval_seed, "test_nll": None,
+                "test_nll_protocol": protocol(self.model_config),
+                "train_config": asdict(c), "hardware": ckpt.environment(),
+                "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                **({"init_from": self._origin} if self._origin else {}), **progress}
+
     def _save(self, model, opt, progress: dict, average: AveragedModel | None = None):
         """Checkpoint with ``progress`` (step, train_seconds, test_nll and test_images if known).
         With weight averaging the file's model is the average and ``model`` goes beside it."""
         c = self.config
-        metrics = {"dataset": self.dataset.name, "binarization": "dynamic (fresh Bernoulli per batch)",
-                   "eval_binarization_seed": c.eval_seed, "test_nll": None,
-                   "test_nll_protocol": protocol(self.model_config),
-                   "train_config": asdict(c), "hardware": ckpt.environment(),
-                   "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   **({"init_from": self._origin} if self._origin else {}), **progress}
+        metrics = self._metrics(model, progress)
         if average is None:
             ckpt.save_checkpoint(c.out, model, metrics, optimizer=opt)
         else:
