@@ -269,9 +269,28 @@ def _constant_buffers() -> dict:
     return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
 
 
+_BF16_RNN: dict[str, bool] = {}
+
+
+def cpu_runs_bf16_rnn(cell: str = "lstm") -> bool:
+    """Whether this CPU runs ``cell`` under a bf16 autocast (oneDNN builds one only on CPUs with
+    AVX512-BF16 or AMX, and raises elsewhere): a tiny forward and backward, tried once per process."""
+    if cell not in _BF16_RNN:
+        try:
+            rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell](4, 4, batch_first=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out, _ = rnn(torch.ones(2, 3, 4))
+            out.float().sum().backward()
+            _BF16_RNN[cell] = out.dtype == torch.bfloat16 and all(
+                p.grad is not None and torch.isfinite(p.grad).all() for p in rnn.parameters())
+        except RuntimeError:
+            _BF16_RNN[cell] = False
+    return _BF16_RNN[cell]
+
+
 def _recurrent_layer_in_float32(model: RowModel):
-    """Keep the recurrent layer out of a CPU bf16 autocast: oneDNN builds a bf16 LSTM only on CPUs
-    with AVX512-BF16 or AMX (it fails on this project's EPYC). The head's matmuls still autocast."""
+    """Keep the recurrent layer out of a CPU bf16 autocast where the CPU has no bf16 version of it
+    (``cpu_runs_bf16_rnn``). The head's matmuls still autocast."""
     before = []
     try:  # PyTorch >= 2.4 takes the device type; older ones have the CPU-only names
         torch.is_autocast_enabled("cpu")
@@ -503,7 +522,7 @@ class Trainer:
             objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
                                                 **_constant_buffers())
             torch.manual_seed(c.seed * 1_000_003 + step + w.rank + 1)  # each worker its own VAE noise
-        if c.amp == "bf16" and device.type == "cpu":
+        if c.amp == "bf16" and device.type == "cpu" and not cpu_runs_bf16_rnn(mc.cell):
             _recurrent_layer_in_float32(model)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.amp == "bf16")
         model.train()

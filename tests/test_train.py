@@ -306,17 +306,20 @@ def test_a_run_nobody_reads_makes_no_sample_snapshots(tmp_path):
 def test_bf16_autocast_trains_and_saves_float32_weights(tmp_path):
     import torch
 
-    dtypes = []
+    dtypes, rnn_dtypes = [], []
 
     class Watched(Trainer):
         def _resume(self, model, opt):
             model.head.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype) if m.training else None)
+            model.rnn.register_forward_hook(lambda m, a, out: rnn_dtypes.append(out[0].dtype) if m.training else None)
             return super()._resume(model, opt)
 
     ds = load_dataset(str(FIXTURE))
     first = Watched(MC, config(tmp_path, max_steps=15, amp="bf16", final_eval=True, batch_size=32), dataset=ds)
     metrics = first.run()
     assert dtypes and set(dtypes) == {torch.bfloat16}  # the head ran in bfloat16 ...
+    from rnnviz.train import cpu_runs_bf16_rnn  # ... and the LSTM too where this CPU has a bf16 LSTM
+    assert set(rnn_dtypes) == {torch.bfloat16 if cpu_runs_bf16_rnn("lstm") else torch.float32}
     assert metrics["test_nll"] < 520  # ... and it learned (uniform guessing is 543 nats)
     model = load_checkpoint(tmp_path / "run.safetensors")
     assert all(p.dtype == torch.float32 for p in model.parameters())
