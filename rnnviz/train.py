@@ -12,8 +12,8 @@ record to the history and to ``<out>.metrics.jsonl`` (``rnnviz.metrics_log``; Te
 ``--tensorboard``). Every ``eval_every_s`` it scores a fixed-seed subset of the test set (exact
 marginal), or with ``val_images`` that many held-out training images, and publishes a detached copy
 of the weights; ``keep_best`` keeps the model with the lowest validation NLL beside the checkpoint
-(early stopping that never looks at the test set, scored on it once at the end). When someone reads ``snapshot()``, it draws
-a grid of samples and measures gate saturation on a fixed batch of test images
+(early stopping that never looks at the test set, scored on it once at the end). When someone
+reads ``snapshot()``, it draws a grid of samples and measures gate saturation on a fixed batch of test images
 (``rnnviz.analysis.gate_saturation``) every ``snapshot_every_s``; a run nobody watches (the CLI)
 does neither. The first checkpoint comes after ``first_checkpoint_s`` of training or
 ``first_checkpoint_steps`` steps, whichever is first, then one every ``checkpoint_every_min`` and
@@ -602,10 +602,14 @@ class Trainer:
                     break
                 if w.main:
                     rec = Record(step, round(seconds, 2), mean, seen / max(now - t_rec, 1e-9), lr)
-                    if due_eval and val is not None:
-                        rec.val_nll = evaluate(shown, eval_images, c.eval_seed, device=device)
-                        if c.keep_best and rec.val_nll < best:
-                            best = rec.val_nll
+                    if due_eval:
+                        score = evaluate(shown, eval_images, c.eval_seed, device=device)
+                        if val is None:
+                            rec.test_nll, last_test = score, (round(score, 3), len(eval_images))
+                        else:
+                            rec.val_nll = score
+                        if c.keep_best and score < best:  # keep_best implies a validation set
+                            best = score
                             try:
                                 self._save_best(shown, {**self._progress(step, seconds, images),
                                                         "val_nll": round(best, 3)})
@@ -613,11 +617,6 @@ class Trainer:
                                 final_state, message = "failed", f"could not write {self.best_path()}: {e}; stopped"
                                 local_failure = w.distributed
                                 break
-                        self._publish(shown)
-                        last_eval, busy = seconds, True
-                    elif due_eval:
-                        rec.test_nll = evaluate(shown, eval_images, c.eval_seed, device=device)
-                        last_test = (round(rec.test_nll, 3), len(eval_images))
                         self._publish(shown)
                         last_eval, busy = seconds, True
                     self._append(rec, log, last_test if due_eval else None, bar)
