@@ -27,10 +27,15 @@ from pathlib import Path
 FIELDS = ("step", "seconds", "wall_time", "train_loss", "test_nll", "test_images", "val_nll", "images_per_s", "lr")
 
 
+def beside(checkpoint: str | os.PathLike, tail: str) -> Path:
+    """A file that goes with ``checkpoint``: ``x.safetensors`` + ``tail`` -> ``x<tail>``."""
+    p = Path(checkpoint)
+    return p.with_name((p.stem if p.suffix == ".safetensors" else p.name) + tail)
+
+
 def metrics_log_path(checkpoint: str | os.PathLike) -> Path:
     """Where the run writing ``checkpoint`` logs: ``x.safetensors`` -> ``x.metrics.jsonl``."""
-    p = Path(checkpoint)
-    return p.with_name(p.stem + ".metrics.jsonl") if p.suffix == ".safetensors" else p.with_name(p.name + ".metrics.jsonl")
+    return beside(checkpoint, ".metrics.jsonl")
 
 
 def read_metrics_log(path: str | os.PathLike, limit: int | None = None) -> list[dict]:

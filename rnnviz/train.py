@@ -61,8 +61,8 @@ from .data import (
 )
 from .distributed import World, is_peer_failure
 from .evaluate import evaluate, protocol
-from .metrics_log import MetricsLog, metrics_log_path, read_metrics_log
-from .model import ModelConfig, RowModel
+from .metrics_log import MetricsLog, beside, metrics_log_path, read_metrics_log
+from .model import CELLS, ModelConfig, RowModel
 
 __all__ = [
     "Record",
@@ -277,7 +277,7 @@ def cpu_runs_bf16_rnn(cell: str = "lstm") -> bool:
     AVX512-BF16 or AMX, and raises elsewhere): a tiny forward and backward, tried once per process."""
     if cell not in _BF16_RNN:
         try:
-            rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell](4, 4, batch_first=True)
+            rnn = CELLS[cell](4, 4, batch_first=True)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out, _ = rnn(torch.ones(2, 3, 4))
             out.float().sum().backward()
@@ -721,8 +721,7 @@ class Trainer:
     # ---- early stopping on held-out training images ------------------------------------------
     def best_path(self) -> Path:
         """``keep_best``'s file beside the checkpoint: ``x.safetensors`` -> ``x.best.safetensors``."""
-        out = Path(self.config.out)
-        return out.with_name(out.name.removesuffix(".safetensors") + ".best.safetensors")
+        return beside(self.config.out, ".best.safetensors")
 
     def _best_so_far(self) -> float:
         """The validation NLL to beat: a resumed run's best file's, else infinity."""
