@@ -136,6 +136,8 @@ def test_curve_rows_downsample_train_loss_and_keep_every_test_point():
     rows = train_tab.curve_rows(hist)
     assert [(r["step"], r["nats"]) for r in rows if r["series"] == "validation NLL"] == [(0, 88.0), (1, 87.0), (2, 86.0)]
     assert [(r["step"], r["nats"]) for r in rows if r["series"] == "test NLL"] == [(3, 86.5)]
+    # the plot is told every series up front (else it draws later ones into the first frame's line)
+    assert {r["series"] for r in rows} == set(train_tab.SERIES_COLOURS)
 
 
 def test_training_status_texts():

@@ -27,6 +27,7 @@ from ..training import TrainingRefused
 from . import saturation
 
 NAME = "train"
+SERIES_COLOURS = {"train loss": "#4c78a8", "test NLL": "#e45756", "validation NLL": "#54a24b"}  # curve_rows' series
 
 
 # ---- what the tab shows (pure) -------------------------------------------------------------------
@@ -149,8 +150,10 @@ def build(ex: Explorer, ckpt) -> Handle:
         with gr.Column(scale=5, min_width=320):
             status = gr.Markdown(training_status(None), elem_id="train_status")
             # starts as None: a LinePlot whose first value is an empty frame never draws its lines
+            # every series named up front: else the plot keeps the series of its first frame (train
+            # loss alone) and draws the later test points into that one line
             curve = gr.LinePlot(None, x="step", y="nats", color="series", title="loss (nats per image)", height=280,
-                                elem_id="train_curve", x_title="step", y_title="nats / image")
+                                elem_id="train_curve", x_title="step", y_title="nats / image", color_map=SERIES_COLOURS)
             samples = gr.Image(label="samples from the model being trained (one per digit)", format="png",
                                interactive=False, elem_id="train_samples", height=130, buttons=[])
             live = saturation.render_live()
