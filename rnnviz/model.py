@@ -204,9 +204,20 @@ class RowModel(nn.Module):
         self.encoder = Encoder(c.latent, c.height, c.width) if c.latent else None
         self.register_buffer("positions", torch.eye(c.height), persistent=False)
         # Training-time regularizer, set by the trainer: in train mode, drop this fraction of the
-        # recurrent output and of the head's hidden units. Not part of the config: in eval mode
-        # (scoring, sampling, the explorer's trace) the function is the same for any value.
+        # recurrent output, of what each stacked layer passes to the next, and of the head's hidden
+        # units. Not part of the config: in eval mode (scoring, sampling, the explorer's trace) the
+        # function is the same for any value.
         self.dropout = 0.0
+
+    @property
+    def dropout(self) -> float:
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, p: float) -> None:
+        self._dropout = float(p)
+        # nn.LSTM/GRU/RNN apply their own ``dropout`` between stacked layers, in train mode only.
+        self.rnn.dropout = float(p) if self.config.layers > 1 else 0.0
 
     # ---- inputs -------------------------------------------------------------------------------
     def _labels(self, y, n: int, device) -> Tensor | None:

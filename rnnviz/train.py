@@ -86,7 +86,7 @@ class TrainConfig:
     max_steps: int = 0  # 0 = no step limit; else the schedule runs over whichever ends first
     warmup_steps: int = 200
     grad_clip: float = 1.0
-    dropout: float = 0.0  # RowModel.dropout: recurrent output and head hidden units, training only
+    dropout: float = 0.0  # RowModel.dropout: recurrent output, between stacked layers, head hidden units; training only
     ema: float = 0.0  # weight averaging: decay of the moving average that is scored and saved (0 = off)
     eval_every_s: float = 120.0
     eval_images: int = 1000  # test images for the periodic evaluation (0 = all)
@@ -843,7 +843,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="score and save a moving average of the weights with this decay per step, e.g. 0.999")
     ap.add_argument("--dropout", type=float, default=0.0,
-                    help="drop this fraction of the recurrent output and the head's hidden units while training")
+                    help="drop this fraction of the recurrent output, of what stacked layers pass on, and of the head's "
+                         "hidden units while training")
     ap.add_argument("--eval-every", type=float, default=120.0, help="seconds")
     ap.add_argument("--val-images", type=int, default=0, metavar="N",
                     help="hold out N training images (seeded): the periodic evaluation scores them, not test images")

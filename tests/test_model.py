@@ -171,3 +171,19 @@ def test_dropout_acts_in_training_only_and_drops_both_the_recurrent_output_and_h
     assert 0.3 < (kept == 0).float().mean().item() < 0.7  # the head's hidden units are dropped too
     model.dropout = 0.0
     torch.testing.assert_close(model.nll(x, y, reduce=False), plain, atol=1e-5, rtol=0)
+
+
+def test_dropout_of_a_stacked_model_also_drops_between_its_layers_in_training_only():
+    torch.manual_seed(0)
+    model = RowModel(ModelConfig(hidden=16, layers=2, head_hidden=40))
+    inputs = torch.rand(3, 28, model.config.input_size)
+    model.dropout = 0.5
+    assert model.rnn.dropout == 0.5 and RowModel(ModelConfig(hidden=16)).rnn.dropout == 0.0
+    model.eval()
+    plain, _ = model.rnn(inputs)
+    torch.testing.assert_close(model.rnn(inputs)[0], plain, atol=0, rtol=0)
+    model.train()
+    assert (model.rnn(inputs)[0] - plain).abs().max() > 1e-3  # what reaches the second layer is dropped
+    model.dropout = 0.0
+    assert model.rnn.dropout == 0.0
+    torch.testing.assert_close(model.rnn(inputs)[0], plain, atol=1e-6, rtol=0)
