@@ -230,10 +230,13 @@ def test_preview_of_a_test_digit(served):
 # ---- Train ----------------------------------------------------------------------------------------
 def test_training_run_from_the_page(served):
     ex, client, _ = served
-    out = client.predict("lstm", 16, 1, 0.003, 32, 0.15, str(FIXTURE), "../evil/name", api_name="/train_start")
+    out = client.predict("lstm", 16, 2, 0.003, 32, 0.15, str(FIXTURE), "../evil/name", 0.25, True,
+                         api_name="/train_start")
     notice, status = out[0], out[1]
     assert "running" in status or "Started" in notice
-    again = client.predict("gru", 16, 1, 0.003, 32, 0.15, str(FIXTURE), "", api_name="/train_start")
+    tc = ex.training.run.trainer.config  # the regularizers reach the trainer, and the status names them
+    assert (tc.dropout, tc.ema) == (0.25, 0.999) and "dropout 0.25, weights averaged" in status
+    again = client.predict("gru", 16, 1, 0.003, 32, 0.15, str(FIXTURE), "", 0.0, False, api_name="/train_start")
     assert "already going" in again[0] and "by you" in again[0]
     deadline = time.time() + 60
     curve = None
@@ -301,13 +304,18 @@ def test_training_disabled_and_missing_data(tmp_path):
         missing.start("me", "lstm", 16, 1, 1e-3, 32, 0.1, "/etc/passwd")
     with pytest.raises(inputs.InputError, match="cell"):
         missing.start("me", "transformer", 16, 1, 1e-3, 32, 0.1, None)
+    with pytest.raises(inputs.InputError, match="dropout must be a finite number"):
+        missing.start("me", "lstm", 16, 1, 1e-3, 32, 0.1, None, None, float("nan"))
+    with pytest.raises(inputs.InputError, match="weight averaging must be true or false"):
+        missing.start("me", "lstm", 16, 1, 1e-3, 32, 0.1, None, None, 0.1, "yes")
 
 
 def test_only_the_owner_controls_a_run_on_spaces(tmp_path):
     svc = TrainingService(tmp_path, default_dataset=str(FIXTURE), owner_only=True, threads=1)
-    msg, notes = svc.start("alice", "rnn", 99999, 1, 1e-3, 32, 0.05, None)
+    msg, notes = svc.start("alice", "rnn", 99999, 1, 1e-3, 32, 0.05, None, None, 0.9)
     try:
         assert "Started" in msg and any("hidden size" in n for n in notes)  # clamped to the limit
+        assert any("dropout 0.9 is outside [0, 0.6]" in n for n in notes) and svc.run.trainer.config.dropout == 0.6
         with pytest.raises(TrainingRefused, match="Only the visitor"):
             svc.control("bob", "stop")
         with pytest.raises(TrainingRefused, match="another visitor"):

@@ -233,7 +233,7 @@ def test_download_folders_are_bounded(tmp_path):
 def test_live_saturation_while_training(served):
     ex, _, url = served
     client = fresh(url)
-    out = client.predict("gru", 16, 1, 0.003, 32, 0.1, str(FIXTURE), "sat", api_name="/train_start")
+    out = client.predict("gru", 16, 1, 0.003, 32, 0.1, str(FIXTURE), "sat", 0.0, False, api_name="/train_start")
     assert "Started" in out[0] or "running" in out[1]
     try:
         deadline, fig = time.time() + 60, None

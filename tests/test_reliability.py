@@ -359,8 +359,8 @@ def test_numbers_of_every_kind_are_checked(app, bad, capfd):
              ("/complete", K, "test digit", 3, None, 14, bad, "3", 1.0, 0),
              ("/complete", K, "test digit", 3, None, 14, 1, "3", bad, bad),
              ("/preview", "test digit", bad, None, bad),
-             ("/train_start", "lstm", bad, 1, 0.002, 32, 0.1, str(FIXTURE), "x"),
-             ("/train_start", "lstm", 16, bad, bad, bad, bad, str(FIXTURE), bad)]
+             ("/train_start", "lstm", bad, 1, 0.002, 32, 0.1, str(FIXTURE), "x", 0.0, False),
+             ("/train_start", "lstm", 16, bad, bad, bad, bad, str(FIXTURE), bad, bad, bad)]
     for api, *args in calls:
         app.call(api, *args)  # asserts that no handler crashed
     assert not app.training.active()  # none of those started a run
@@ -377,7 +377,7 @@ def test_out_of_range_and_non_finite_numbers(app, value, capfd):
              ("generate", f'[{K}, {value}, 1.0, 0]'), ("generate_with_model", f'[{K}, "7", 1.0, {value}]'),
              ("complete", f'[{K}, "test digit", {value}, null, {value}, {value}, {value}, {value}, {value}]'),
              ("preview", f'["test digit", 3, null, {value}]'),
-             ("train_start", f'["lstm", {value}, {value}, {value}, {value}, {value}, "{FIXTURE}", "n"]')]
+             ("train_start", f'["lstm", {value}, {value}, {value}, {value}, {value}, "{FIXTURE}", "n", {value}, false]')]
     for api, args in calls:
         app.raw(api, '{"data": ' + args + "}")  # refused or clamped, with a message; never a crash
     status, out = app.raw("generate", f'{{"data": [{K}, "7", {value}, 0]}}')

@@ -37,7 +37,8 @@ class Run:
 # limits of what the page (or the API) may ask for; the model must also fit APP_LIMITS (the explorer's
 # own loading budget), so that every run can be shown once it is saved
 TRAIN_LIMITS = {"hidden": (8, 1024), "layers": (1, 4), "lr": (1e-5, 0.05), "batch_size": (8, 512),
-                "minutes": (0.05, 120.0)}
+                "minutes": (0.05, 120.0), "dropout": (0.0, 0.6)}
+EMA_DECAY = 0.999  # the weight averaging the Train tab's checkbox turns on (TrainConfig.ema)
 MAX_RUNS = 8  # finished or stopped runs kept in the runs folder, the oldest removed first
 MAX_RUN_BYTES = 400 * 2**20  # their checkpoints and logs together
 
@@ -133,8 +134,9 @@ class TrainingService:
         return path
 
     def start(self, session: str | None, cell: str, hidden, layers, lr, batch_size, minutes,
-              dataset: str | None, name: str | None = None) -> tuple[str, list[str]]:
-        """Start a run; returns (message, notes about clamped values). Raises TrainingRefused or
+              dataset: str | None, name: str | None = None, dropout=0.0, ema=False) -> tuple[str, list[str]]:
+        """Start a run; returns (message, notes about clamped values). ``dropout`` and ``ema`` (average
+        the weights with decay ``EMA_DECAY``) are the trainer's regularizers. Raises TrainingRefused or
         inputs.InputError."""
         if not self.enabled:
             raise TrainingRefused(self.disabled_reason or "training is disabled on this server")
@@ -148,7 +150,10 @@ class TrainingService:
                 "layers": inputs.number("layers", layers, *lim["layers"], integer=True),
                 "lr": inputs.number("learning rate", lr, *lim["lr"]),
                 "batch_size": inputs.number("batch size", batch_size, *lim["batch_size"], integer=True),
-                "minutes": inputs.number("minutes", minutes, *lim["minutes"])}
+                "minutes": inputs.number("minutes", minutes, *lim["minutes"]),
+                "dropout": inputs.number("dropout", dropout, *lim["dropout"], default=0.0)}
+        if not isinstance(ema, (bool, type(None))):
+            raise inputs.InputError(f"weight averaging must be true or false; got {inputs.short(ema)}")
         notes = [v.note for v in vals.values() if v.note]
         v = {k: c.value for k, c in vals.items()}
         mc = ModelConfig(cell=cell, hidden=v["hidden"], layers=v["layers"], head_hidden=min(512, 2 * v["hidden"]))
@@ -186,10 +191,11 @@ class TrainingService:
                              eval_images=min(500, len(data.test)),
                              final_eval=False, snapshot_every_s=5.0, snapshot_count=10,
                              checkpoint_every_min=10.0, out=str(out), threads=self.threads,
-                             **self.train_options)
+                             dropout=v["dropout"], ema=EMA_DECAY if ema else 0.0, **self.train_options)
             trainer = Trainer(mc, tc, dataset=data)
             summary = (f"{cell.upper()} {v['layers']}\u00d7{v['hidden']}, lr {v['lr']:g}, batch {v['batch_size']}, "
-                       f"{v['minutes']:g} min on {Path(dataset).name}")
+                       f"{v['minutes']:g} min on {Path(dataset).name}"
+                       + (f", dropout {v['dropout']:g}" if v["dropout"] else "") + (", weights averaged" if ema else ""))
             self._run = Run(trainer, session or "local", out.stem, summary, time.strftime("%H:%M:%S"), out, dataset)
             trainer.start()  # with its own thread count (a core left for the page); the page's is unchanged
         return f"Started {summary}; the checkpoint will be saved as {out.name}.", notes

@@ -23,7 +23,7 @@ from .. import components as checked
 from ..components import session_id, warn
 from ..inputs import InputError
 from ..state import Explorer
-from ..training import TrainingRefused
+from ..training import EMA_DECAY, TRAIN_LIMITS, TrainingRefused
 from . import saturation
 
 NAME = "train"
@@ -103,6 +103,8 @@ class Handle:
     batch: gr.Slider
     minutes: gr.Slider
     dataset: gr.Dropdown
+    dropout: gr.Slider
+    ema: gr.Checkbox
     name: gr.Textbox
     start: gr.Button
     pause: gr.Button
@@ -140,6 +142,14 @@ def build(ex: Explorer, ckpt) -> Handle:
             choices = tr.dataset_choices()
             dataset = gr.Dropdown([(Path(c).name, c) for c in choices], value=choices[0], label="dataset",
                                   interactive=enabled, elem_id="train_dataset")
+            with gr.Accordion("regularization (for larger models and longer runs)", open=False):
+                dropout = checked.Slider(0.0, TRAIN_LIMITS["dropout"][1], value=0.0, step=0.05, label="dropout",
+                                         info="drops this fraction of the recurrent output, of what stacked layers "
+                                              "pass on and of the head's hidden units, while training",
+                                         interactive=enabled, elem_id="train_dropout")
+                ema = gr.Checkbox(False, label=f"average the weights (EMA, decay {EMA_DECAY})",
+                                  info="the average is what is sampled, scored and saved", interactive=enabled,
+                                  elem_id="train_ema")
             name = gr.Textbox(label="run name (optional)", placeholder="e.g. my_lstm", interactive=enabled,
                               max_lines=1)
             with gr.Row():
@@ -158,8 +168,8 @@ def build(ex: Explorer, ckpt) -> Handle:
                                interactive=False, elem_id="train_samples", height=130, buttons=[])
             live = saturation.render_live()
     timer = gr.Timer(1.0, active=False)
-    return Handle(ex, ckpt, notice, cell, hidden, layers, lr, batch, minutes, dataset, name, start, pause, resume,
-                  stop, status, curve, samples, live, timer)
+    return Handle(ex, ckpt, notice, cell, hidden, layers, lr, batch, minutes, dataset, dropout, ema, name, start,
+                  pause, resume, stop, status, curve, samples, live, timer)
 
 
 def _notice(ex: Explorer) -> str:
@@ -206,9 +216,10 @@ def wire(h: Handle, tab=None):
                     f"download it; if this machine is offline:<br>{html.escape(tr.relative(problem))}</div>")
         return _notice(ex)
 
-    def start(cell, hidden, layers, lr, batch, minutes, dataset, name, request: gr.Request):
+    def start(cell, hidden, layers, lr, batch, minutes, dataset, name, dropout, ema, request: gr.Request):
         try:
-            msg, notes = tr.start(session_id(request), cell, hidden, layers, lr, batch, minutes, dataset, name)
+            msg, notes = tr.start(session_id(request), cell, hidden, layers, lr, batch, minutes, dataset, name,
+                                  dropout, ema)
         except (TrainingRefused, InputError) as e:
             gr.Warning(str(e))
             return (f'<div class="rv-notice">{html.escape(str(e))}</div>',) + refresh(ex, request)
@@ -245,7 +256,7 @@ def wire(h: Handle, tab=None):
         return refresh(ex, request)
 
     outputs = h.refresh_outputs
-    h.start.click(start, [h.cell, h.hidden, h.layers, h.lr, h.batch, h.minutes, h.dataset, h.name],
+    h.start.click(start, [h.cell, h.hidden, h.layers, h.lr, h.batch, h.minutes, h.dataset, h.name, h.dropout, h.ema],
                   [h.notice] + outputs, api_name="train_start", concurrency_limit=1)
     for action in ("pause", "resume", "stop"):
         getattr(h, action).click(control(action), None, outputs, api_name=f"train_{action}", show_progress="hidden")
