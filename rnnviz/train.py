@@ -34,6 +34,7 @@ events that the loop checks between batches (a stop takes effect within one batc
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import signal
 import sys
@@ -47,7 +48,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import checkpoint as ckpt
 from .analysis import gate_saturation
@@ -150,6 +150,22 @@ class TrainConfig:
             problems.append(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The weight average's decay at ``step`` (0-based): ``decay``, but (1 + step) / (10 + step)
+    while that is lower, so that early on, and in a short run, the average follows the recent weights
+    instead of holding on to the random start (TensorFlow's ExponentialMovingAverage with
+    ``num_updates`` does the same). The average then spans about the last tenth of the steps until
+    the full decay takes over (for 0.999 from step 8,990 on)."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * model, parameter by parameter."""
+    for a, p in zip(average.parameters(), model.parameters()):
+        a.lerp_(p.detach(), 1.0 - decay)
 
 
 def check_writable(path: str) -> None:
@@ -513,8 +529,8 @@ class Trainer:
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
         step, seconds, images, saved = self._resume(model, opt)
         start_step, start_seconds = step, seconds
-        average = self._average(model, device, saved) if w.main and c.ema else None
-        shown = average.module if average is not None else model  # what is scored, sampled and saved
+        average = self._average(model, saved) if w.main and c.ema else None
+        shown = average if average is not None else model  # what is scored, sampled and saved
         objective = _Objective(model, c.free_bits)
         if w.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -572,7 +588,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
             opt.step()
             if average is not None:
-                average.update_parameters(model)
+                update_average(average, model, ema_decay(c.ema, step))
             step += 1
             images += len(x) * w.size
             tally.add(loss, len(x))
@@ -753,16 +769,16 @@ class Trainer:
         metrics["test_nll_protocol"] = protocol(self.model_config, c.iw_samples)
         ckpt.save_checkpoint(self.best_path(), model.cpu(), metrics)
 
-    def _average(self, model: RowModel, device, saved: RowModel | None) -> AveragedModel:
+    def _average(self, model: RowModel, saved: RowModel | None) -> RowModel:
         """Polyak averaging (``ema``): an exponential moving average of the weights, updated after
         every step on the main worker. Late in a run the weights jitter around a minimum; their
         average sits nearer to it. The average is what is scored, sampled and saved as the model;
         the training weights go beside it in the checkpoint, so ``--resume`` continues both
-        (``saved``: the resumed file's model, where the average goes on from)."""
-        average = AveragedModel(model, device=device, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema))
-        if saved is not None:
-            average.module.load_state_dict(saved.state_dict())
-            average.n_averaged.fill_(1)  # go on averaging from the saved average, not from a copy
+        (``saved``: the resumed file's model, where the average goes on from). Its decay per step is
+        ``ema_decay``."""
+        average = copy.deepcopy(model).requires_grad_(False)
+        if saved is not None:  # go on averaging from the saved average, not from a copy
+            average.load_state_dict(saved.state_dict())
         return average
 
     def _metrics(self, model: RowModel, progress: dict) -> dict:
@@ -775,7 +791,7 @@ class Trainer:
                 "parameters": model.num_parameters(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 **({"init_from": self._origin} if self._origin else {}), **progress}
 
-    def _save(self, model, opt, progress: dict, average: AveragedModel | None = None):
+    def _save(self, model, opt, progress: dict, average: RowModel | None = None):
         """Checkpoint with ``progress`` (step, train_seconds, test_nll and test_images if known).
         With weight averaging the file's model is the average and ``model`` goes beside it."""
         c = self.config
@@ -783,7 +799,7 @@ class Trainer:
         if average is None:
             ckpt.save_checkpoint(c.out, model, metrics, optimizer=opt)
         else:
-            ckpt.save_checkpoint(c.out, average.module, metrics, optimizer=opt, training=model)
+            ckpt.save_checkpoint(c.out, average, metrics, optimizer=opt, training=model)
         self._set(checkpoint=str(c.out))
 
     @torch.no_grad()
@@ -841,7 +857,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="images per step per worker (under torchrun the global batch is this x the world size)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
-                    help="score and save a moving average of the weights with this decay per step, e.g. 0.999")
+                    help="score and save a moving average of the weights with this decay per step, e.g. 0.999 "
+                         "(lower during the first steps: see ema_decay)")
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="drop this fraction of the recurrent output, of what stacked layers pass on, and of the head's "
                          "hidden units while training")

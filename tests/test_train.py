@@ -7,7 +7,7 @@ import pytest
 from rnnviz import ModelConfig, load_checkpoint, sample_traces, trace_images
 from rnnviz.checkpoint import read_metadata
 from rnnviz.data import load_dataset
-from rnnviz.train import Trainer, TrainConfig
+from rnnviz.train import Trainer, TrainConfig, ema_decay, update_average
 from tests.conftest import FIXTURE
 
 MC = ModelConfig(hidden=24, head_hidden=48)
@@ -379,6 +379,23 @@ def test_dropout_run_records_its_rate_and_a_chain_of_sources_counts_in_the_table
         TrainConfig(dropout=1.0)
 
 
+def test_the_weight_average_warms_up_so_a_short_run_is_not_its_random_start():
+    import torch
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 100) == pytest.approx(101 / 110)
+    assert ema_decay(0.999, 8989) < 0.999 == ema_decay(0.999, 8991) == ema_decay(0.999, 10**6)
+    assert ema_decay(0.5, 30) == 0.5  # never above the decay asked for
+    start, later = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    average = torch.nn.Linear(3, 2).requires_grad_(False)
+    average.load_state_dict(start.state_dict())
+    for step in range(200):  # 200 steps at 0.999: a fixed decay would keep 82% of the start
+        update_average(average, later, ema_decay(0.999, step))
+    kept = 1.0
+    for step in range(200):
+        kept *= ema_decay(0.999, step)
+    assert kept < 0.01  # the warm-up keeps less than 1% (0.1 * 0.18 * ... )
+    torch.testing.assert_close(average.weight, kept * start.weight + (1 - kept) * later.weight)
+
+
 def test_weight_averaging_saves_and_scores_the_average_and_resumes_the_training_weights(tmp_path):
     import torch
     from safetensors import safe_open
@@ -411,8 +428,10 @@ def test_weight_averaging_saves_and_scores_the_average_and_resumes_the_training_
         Trainer(MC, config(tmp_path / f"{name}1", max_steps=21, ema=ema), dataset=ds,
                 resume=str(tmp_path / f"{name}1" / "run.safetensors")).run()
     stepped = tensors(tmp_path / "plain1" / "run.safetensors", "model.")
+    d = ema_decay(0.9, 20)  # the 21st step's decay: still in the warm-up, 21/30
+    assert d == pytest.approx(0.7)
     for k, v in tensors(tmp_path / "avg1" / "run.safetensors", "model.").items():
-        torch.testing.assert_close(v, 0.9 * saved_average[k] + 0.1 * stepped[k], atol=1e-6, rtol=0)
+        torch.testing.assert_close(v, d * saved_average[k] + (1 - d) * stepped[k], atol=1e-6, rtol=0)
     # a resumed run continues the training weights, not the average
     for name, ema in [("avg", 0.9), ("plain", 0.0)]:
         Trainer(MC, config(tmp_path / name, max_steps=25, ema=ema), dataset=ds,
