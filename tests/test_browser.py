@@ -138,6 +138,15 @@ def test_train_watch_the_curve_and_stop(page, app_url, shots):
         time.sleep(1.0)
         changed = page.locator("#train_curve").screenshot() != first
     assert changed, "the loss curve did not change in 30 s"
+    # the test NLL is its own line, in its own colour, with its own legend entry, although the first
+    # frame the plot got had no test score yet (the plot keeps the series of its first frame)
+    from rnnviz.app.tabs.train import SERIES_COLOURS
+    test_colour = SERIES_COLOURS["test NLL"]
+    page.wait_for_function("c => [...document.querySelectorAll('#train_curve svg path')]"
+                           ".some(p => (p.getAttribute('stroke') || '').toLowerCase() === c)", arg=test_colour,
+                           timeout=30_000)
+    legend = page.eval_on_selector("#train_curve svg", "e => [...e.querySelectorAll('text')].map(t => t.textContent)")
+    assert "train loss" in legend and "test NLL" in legend and "validation NLL" not in legend
     page.screenshot(path=str(shots / "train_running.png"), full_page=True)
 
     # the other tabs stay usable while it trains

@@ -138,6 +138,16 @@ def test_curve_rows_downsample_train_loss_and_keep_every_test_point():
     assert [(r["step"], r["nats"]) for r in rows if r["series"] == "test NLL"] == [(3, 86.5)]
     # the plot is told every series up front (else it draws later ones into the first frame's line)
     assert {r["series"] for r in rows} == set(train_tab.SERIES_COLOURS)
+    # ... and a run's first frame names the scores still to come, as rows the plot does not draw
+    first = train_tab.curve_rows([{"step": 5, "train_loss": 300.0, "test_nll": None}],
+                                 expect=train_tab.expected_series(0))
+    assert first == [{"step": 5, "nats": 300.0, "series": "train loss"}, {"step": 5, "nats": None, "series": "test NLL"}]
+    assert train_tab.curve_rows([], expect=train_tab.expected_series(0)) == []  # never a frame of placeholders alone
+    later = train_tab.curve_rows(hist, expect=train_tab.expected_series(100))
+    assert later == rows  # every expected series has points: nothing added
+    assert set(train_tab.expected_series(100)) == set(train_tab.SERIES_COLOURS)
+    frame = train_tab._curve_frame(first)
+    assert frame["nats"].isna().tolist() == [False, True] and frame["series"].tolist() == ["train loss", "test NLL"]
 
 
 def test_training_status_texts():

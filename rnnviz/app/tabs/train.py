@@ -42,16 +42,28 @@ def downsample(xs: list, max_points: int) -> list:
     return out
 
 
-def curve_rows(history: list[dict], max_points: int = 400) -> list[dict]:
+def curve_rows(history: list[dict], max_points: int = 400, expect: tuple[str, ...] = ()) -> list[dict]:
     """Long-format rows {step, nats, series} for a line plot: train loss (downsampled) and every
-    test NLL and validation NLL (there are few)."""
+    test NLL and validation NLL (there are few). Each series in ``expect`` that has no point yet
+    gets one row with ``nats`` None, which the plot does not draw: Gradio's LinePlot fixes its
+    colour domain, and so its legend and lines, from the series of the first frame it gets, so
+    a run's first frame must already name the scores that come later."""
     train = [h for h in history if h.get("train_loss") is not None and math.isfinite(h["train_loss"])]
     rows = [{"step": h["step"], "nats": round(float(h["train_loss"]), 3), "series": "train loss"}
             for h in downsample(train, max_points)]
     for key, series in (("test_nll", "test NLL"), ("val_nll", "validation NLL")):
         rows += [{"step": h["step"], "nats": round(float(h[key]), 3), "series": series}
                  for h in history if h.get(key) is not None and math.isfinite(h[key])]
+    if rows:
+        have = {r["series"] for r in rows}
+        rows += [{"step": rows[0]["step"], "nats": None, "series": s} for s in expect if s not in have]
     return rows
+
+
+def expected_series(val_images: int) -> tuple[str, ...]:
+    """The curve's series for a run: the train loss and the periodic score (on held-out training
+    images with a validation split, else on test images) and, after a validation run, its test score."""
+    return ("train loss", "validation NLL", "test NLL") if val_images else ("train loss", "test NLL")
 
 
 def _duration(seconds: float) -> str:
@@ -184,7 +196,7 @@ def _notice(ex: Explorer) -> str:
 def _curve_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows as a frame with typed columns (the series column must be text for the legend)."""
     return pd.DataFrame({"step": pd.Series([r["step"] for r in rows], dtype="int64"),
-                         "nats": pd.Series([r["nats"] for r in rows], dtype="float64"),
+                         "nats": pd.Series([r["nats"] for r in rows], dtype="float64"),  # None: NaN, not drawn
                          "series": pd.Series([r["series"] for r in rows], dtype="str")})
 
 
@@ -192,7 +204,8 @@ def _views(ex: Explorer, request) -> tuple:
     snap, info = ex.training.snapshot(session_id(request))
     if snap is None:
         return training_status(None), gr.skip(), gr.skip()
-    rows = curve_rows(ex.training.history())  # the run's metrics log, as TensorBoard and scripts read it
+    # the run's metrics log, as TensorBoard and scripts read it
+    rows = curve_rows(ex.training.history(), expect=expected_series(ex.training.run.trainer.config.val_images))
     frame = _curve_frame(rows) if rows else gr.skip()  # never send an empty frame (see build)
     return training_status(snap, info), frame, sample_grid(snap["samples"])
 
