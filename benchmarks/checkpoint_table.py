@@ -42,11 +42,12 @@ def row(path: Path) -> str:
     if c.latent:
         model = f"VAE: CNN encoder, z {c.latent}; {model}"
     protocol = m.get("test_nll_protocol", "")
+    nll = f"{m['test_nll']:.3f}" if isinstance(m.get("test_nll"), (int, float)) else m.get("test_nll")  # 79.1 as 79.100
     how = (protocol.split(" (")[0].replace("importance-weighted bound, ", "IW bound, ").replace(" samples of q(z|x)", "")
            if c.latent else "exact marginal" if c.num_classes else "exact")
     return (f"| `{path.name}` | {model} | "
             f"{m.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB | "
-            f"{minutes:.0f} min, {m.get('step', 0):,} steps, {where}{grown} | **{m.get('test_nll')}** ({how}) |")
+            f"{minutes:.0f} min, {m.get('step', 0):,} steps, {where}{grown} | **{nll}** ({how}) |")
 
 
 def main(paths=None):
