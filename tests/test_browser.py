@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from rnnviz.app.tabs.train import SERIES_COLOURS
 from tests.browser import browser_page, screenshots, served_explorer
 
 
@@ -140,7 +141,6 @@ def test_train_watch_the_curve_and_stop(page, app_url, shots):
     assert changed, "the loss curve did not change in 30 s"
     # the test NLL is its own line, in its own colour, with its own legend entry, although the first
     # frame the plot got had no test score yet (the plot keeps the series of its first frame)
-    from rnnviz.app.tabs.train import SERIES_COLOURS
     test_colour = SERIES_COLOURS["test NLL"]
     page.wait_for_function("c => [...document.querySelectorAll('#train_curve svg path')]"
                            ".some(p => (p.getAttribute('stroke') || '').toLowerCase() === c)", arg=test_colour,

@@ -60,10 +60,13 @@ def curve_rows(history: list[dict], max_points: int = 400, expect: tuple[str, ..
     return rows
 
 
-def expected_series(val_images: int) -> tuple[str, ...]:
+def expected_series(val_images: int, final_eval: bool = True) -> tuple[str, ...]:
     """The curve's series for a run: the train loss and the periodic score (on held-out training
-    images with a validation split, else on test images) and, after a validation run, its test score."""
-    return ("train loss", "validation NLL", "test NLL") if val_images else ("train loss", "test NLL")
+    images with a validation split, else on test images) and, where a validation run ends with a
+    final evaluation, its test score."""
+    if not val_images:
+        return ("train loss", "test NLL")
+    return ("train loss", "validation NLL") + (("test NLL",) if final_eval else ())
 
 
 def _duration(seconds: float) -> str:
@@ -172,8 +175,8 @@ def build(ex: Explorer, ckpt) -> Handle:
         with gr.Column(scale=5, min_width=320):
             status = gr.Markdown(training_status(None), elem_id="train_status")
             # starts as None: a LinePlot whose first value is an empty frame never draws its lines
-            # every series named up front: else the plot keeps the series of its first frame (train
-            # loss alone) and draws the later test points into that one line
+            # fixed colours per series; the plot's legend is that of its first frame, which is why
+            # curve_rows names the scores still to come (expected_series)
             curve = gr.LinePlot(None, x="step", y="nats", color="series", title="loss (nats per image)", height=280,
                                 elem_id="train_curve", x_title="step", y_title="nats / image", color_map=SERIES_COLOURS)
             samples = gr.Image(label="samples from the model being trained (one per digit)", format="png",
@@ -204,8 +207,9 @@ def _views(ex: Explorer, request) -> tuple:
     snap, info = ex.training.snapshot(session_id(request))
     if snap is None:
         return training_status(None), gr.skip(), gr.skip()
+    tc = ex.training.run.trainer.config
     # the run's metrics log, as TensorBoard and scripts read it
-    rows = curve_rows(ex.training.history(), expect=expected_series(ex.training.run.trainer.config.val_images))
+    rows = curve_rows(ex.training.history(), expect=expected_series(tc.val_images, tc.final_eval))
     frame = _curve_frame(rows) if rows else gr.skip()  # never send an empty frame (see build)
     return training_status(snap, info), frame, sample_grid(snap["samples"])
 
