@@ -87,6 +87,7 @@ class TrainConfig:
     warmup_steps: int = 200
     grad_clip: float = 1.0
     dropout: float = 0.0  # RowModel.dropout: recurrent output, between stacked layers, head hidden units; training only
+    weight_decay: float = 0.0  # decoupled (AdamW-style): each step shrinks every weight by lr * weight_decay
     ema: float = 0.0  # weight averaging: decay of the moving average that is scored and saved (0 = off)
     eval_every_s: float = 120.0
     eval_images: int = 1000  # test images for the periodic evaluation (0 = all)
@@ -130,6 +131,8 @@ class TrainConfig:
             problems.append(f"max_steps must be an integer >= 0, got {self.max_steps!r}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             problems.append(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay <= 1):
+            problems.append(f"weight_decay must be in [0, 1], got {self.weight_decay!r}")
         if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
             problems.append(f"ema must be in [0, 1), got {self.ema!r}")
         if not (isinstance(self.free_bits, (int, float)) and 0 <= self.free_bits <= 10):
@@ -526,8 +529,10 @@ class Trainer:
         model = RowModel(mc).to(device)
         self._init_weights(model)
         model.dropout = float(c.dropout)
-        opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+        opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay, decoupled_weight_decay=True)
         step, seconds, images, saved = self._resume(model, opt)
+        for g in opt.param_groups:  # a resumed file's groups carry its own settings: this run's apply
+            g.update(weight_decay=float(c.weight_decay), decoupled_weight_decay=True)
         start_step, start_seconds = step, seconds
         average = self._average(model, saved) if w.main and c.ema else None
         shown = average if average is not None else model  # what is scored, sampled and saved
@@ -859,6 +864,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="score and save a moving average of the weights with this decay per step, e.g. 0.999 "
                          "(lower during the first steps: see ema_decay)")
+    ap.add_argument("--weight-decay", type=float, default=0.0, metavar="WD",
+                    help="decoupled weight decay (AdamW): every step shrinks each weight by lr x WD, e.g. 0.01")
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="drop this fraction of the recurrent output, of what stacked layers pass on, and of the head's "
                          "hidden units while training")
@@ -927,7 +934,7 @@ def main(argv=None):
                          final_eval=not args.no_final_eval, out=args.out, device=args.device, amp=args.amp,
                          threads=args.threads, tensorboard=args.tensorboard, sync_every=args.sync_every,
                          seed=args.seed, free_bits=args.free_bits, iw_samples=args.iw_samples,
-                         init_from=args.init_from, dropout=args.dropout, ema=args.ema,
+                         init_from=args.init_from, dropout=args.dropout, weight_decay=args.weight_decay, ema=args.ema,
                          val_images=args.val_images, keep_best=args.keep_best)
         if args.init_from and args.resume:
             raise ValueError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from rnnviz.checkpoint import read_metadata
 from tests.conftest import FIXTURE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,9 +20,12 @@ def run(*args, **kw):
 def test_train_sample_evaluate(tmp_path):
     ckpt = tmp_path / "cli.safetensors"
     r = run("rnnviz.train", "--cell", "gru", "--hidden", "16", "--head-hidden", "32", "--layers", "2",
-            "--dataset", str(FIXTURE), "--max-steps", "8", "--batch-size", "16", "--out", str(ckpt), "--threads", "1")
+            "--dataset", str(FIXTURE), "--max-steps", "8", "--batch-size", "16", "--out", str(ckpt), "--threads", "1",
+            "--weight-decay", "0.01", "--dropout", "0.1")
     assert r.returncode == 0, r.stderr
     assert "finished" in r.stdout and ckpt.exists()
+    recorded = read_metadata(ckpt)["metrics"]["train_config"]
+    assert (recorded["weight_decay"], recorded["dropout"]) == (0.01, 0.1)  # the flags reach the run
 
     grid = tmp_path / "grid.png"
     r = run("rnnviz.sample", "--checkpoint", str(ckpt), "--out", str(grid), "--n", "3", "--seed", "1")

@@ -379,6 +379,42 @@ def test_dropout_run_records_its_rate_and_a_chain_of_sources_counts_in_the_table
         TrainConfig(dropout=1.0)
 
 
+def test_weight_decay_is_decoupled_and_a_resumed_run_applies_its_own(tmp_path):
+    """One step with weight decay WD lands exactly lr * WD * w below the same step without it
+    (AdamW: the shrink is not part of the gradient, so Adam's moments are the same); resuming a
+    file saved without decay, with decay, decays from there on."""
+    import shutil
+    import torch
+    from rnnviz.model import RowModel
+
+    ds = load_dataset(str(FIXTURE))
+    wd = 0.1
+    for name, decay in [("plain", 0.0), ("wd", wd)]:
+        Trainer(MC, config(tmp_path / name, max_steps=1, weight_decay=decay), dataset=ds).run()
+    torch.manual_seed(0)
+    start = RowModel(MC).state_dict()
+    plain, decayed = (load_checkpoint(tmp_path / n / "run.safetensors").state_dict() for n in ("plain", "wd"))
+    meta = read_metadata(tmp_path / "wd" / "run.safetensors")
+    lr = meta["optim"]["param_groups"][0]["lr"]
+    assert meta["metrics"]["train_config"]["weight_decay"] == wd and meta["optim"]["param_groups"][0]["weight_decay"] == wd
+    for k, w in start.items():
+        torch.testing.assert_close(decayed[k], plain[k] - lr * wd * w, atol=1e-7, rtol=0)
+    assert any((plain[k] - decayed[k]).abs().max() > 1e-6 for k in start)  # the decay was not too small to see
+
+    for name, decay in [("again", 0.0), ("again_wd", wd)]:  # resume the plain run's file, with and without
+        (tmp_path / name).mkdir()
+        shutil.copy(tmp_path / "plain" / "run.safetensors", tmp_path / name / "run.safetensors")
+        Trainer(MC, config(tmp_path / name, max_steps=2, weight_decay=decay), dataset=ds,
+                resume=str(tmp_path / name / "run.safetensors")).run()
+    again, again_wd = (load_checkpoint(tmp_path / n / "run.safetensors").state_dict() for n in ("again", "again_wd"))
+    lr2 = read_metadata(tmp_path / "again_wd" / "run.safetensors")["optim"]["param_groups"][0]["lr"]
+    for k, w in plain.items():
+        torch.testing.assert_close(again_wd[k], again[k] - lr2 * wd * w, atol=1e-7, rtol=0)
+    for bad in (-0.1, float("nan"), 2.0):
+        with pytest.raises(ValueError, match="weight_decay"):
+            TrainConfig(weight_decay=bad)
+
+
 def test_the_weight_average_warms_up_so_a_short_run_is_not_its_random_start():
     import torch
     assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 100) == pytest.approx(101 / 110)
