@@ -487,6 +487,8 @@ class Trainer:
         if not ckpt.load_training_weights(self.resume_path, model):  # else model.* were the training weights
             model.load_state_dict(loaded.state_dict())
         ckpt.load_optimizer_state(self.resume_path, opt)
+        for g in opt.param_groups:  # the file's groups carry the saved run's settings: this run's apply
+            g.update(weight_decay=float(self.config.weight_decay), decoupled_weight_decay=True)
         m = meta["metrics"]
         self._origin = m.get("init_from") if isinstance(m.get("init_from"), dict) else None
         step = int(m.get("step", 0))
@@ -531,8 +533,6 @@ class Trainer:
         model.dropout = float(c.dropout)
         opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay, decoupled_weight_decay=True)
         step, seconds, images, saved = self._resume(model, opt)
-        for g in opt.param_groups:  # a resumed file's groups carry its own settings: this run's apply
-            g.update(weight_decay=float(c.weight_decay), decoupled_weight_decay=True)
         start_step, start_seconds = step, seconds
         average = self._average(model, saved) if w.main and c.ema else None
         shown = average if average is not None else model  # what is scored, sampled and saved
