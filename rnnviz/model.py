@@ -34,6 +34,48 @@ from . import cells
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
+# The 8 scan orders of the square's symmetries: (lines are columns, lines run backwards, pixels run
+# backwards). "rows" is the classic order: rows top-down, each row left to right. A column order
+# writes column by column; "_rl" runs its lines (or pixels) right to left, "_bu" bottom-up.
+ORDERS = {
+    "rows": (False, False, False),
+    "rows_rl": (False, False, True),
+    "rows_bu": (False, True, False),
+    "rows_bu_rl": (False, True, True),
+    "cols": (True, False, False),
+    "cols_bu": (True, False, True),
+    "cols_rl": (True, True, False),
+    "cols_rl_bu": (True, True, True),
+}
+ORDER_NAMES = {
+    "rows": "rows top-down, left to right",
+    "rows_rl": "rows top-down, right to left",
+    "rows_bu": "rows bottom-up, left to right",
+    "rows_bu_rl": "rows bottom-up, right to left",
+    "cols": "columns left to right, top-down",
+    "cols_bu": "columns left to right, bottom-up",
+    "cols_rl": "columns right to left, top-down",
+    "cols_rl_bu": "columns right to left, bottom-up",
+}
+
+
+def to_order(x: Tensor, order: str) -> Tensor:
+    """Images (..., H, W) as the model of ``order`` writes them: line t of the result is the model's
+    step t, pixel j of a line its j-th pixel. The inverse is ``from_order``."""
+    transpose, flip_lines, flip_pixels = ORDERS[order]
+    if transpose:
+        x = x.transpose(-1, -2)
+    dims = [d for d, f in ((-2, flip_lines), (-1, flip_pixels)) if f]
+    return x.flip(dims) if dims else x
+
+
+def from_order(x: Tensor, order: str) -> Tensor:
+    """Lines (..., H, W) in the model's order back to images as they are seen (undoes ``to_order``)."""
+    transpose, flip_lines, flip_pixels = ORDERS[order]
+    dims = [d for d, f in ((-2, flip_lines), (-1, flip_pixels)) if f]
+    x = x.flip(dims) if dims else x
+    return x.transpose(-1, -2) if transpose else x
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -45,6 +87,7 @@ class ModelConfig:
     height: int = 28  # rows = timesteps
     width: int = 28  # pixels per row
     latent: int = 0  # size of z for a VAE (CNN encoder + this decoder); 0 = no encoder
+    order: str = "rows"  # scan order, one of ORDERS (a column order needs height == width)
 
     def __post_init__(self):
         problems = []
@@ -55,6 +98,10 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 problems.append(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
+        if not isinstance(self.order, str) or self.order not in ORDERS:
+            problems.append(f"order must be one of {sorted(ORDERS)}, got {self.order!r}")
+        elif ORDERS[self.order][0] and self.height != self.width:
+            problems.append(f"a column order needs square images, got {self.height}x{self.width}")
         if self.latent and self.num_classes:
             problems.append("a VAE (latent > 0) is unconditional here: set num_classes=0")
         if self.latent and (self.height < 4 or self.width < 4):
@@ -281,8 +328,21 @@ class RowModel(nn.Module):
         return F.pad(x, (0, 0, 1, 0))[:, :-1]
 
     # ---- likelihood ---------------------------------------------------------------------------
+    def to_order(self, x: Tensor) -> Tensor:
+        """Images (..., H, W) as lines in this model's scan order (identity for "rows")."""
+        return to_order(x, self.config.order)
+
+    def from_order(self, x: Tensor) -> Tensor:
+        """Lines in this model's scan order back to images (identity for "rows")."""
+        return from_order(x, self.config.order)
+
     def forward(self, x: Tensor, y=None, z=None) -> Tensor:
-        """Bernoulli logits (B, H, W) for binary images ``x`` (B, H, W), teacher forced."""
+        """Bernoulli logits (B, H, W) for binary images ``x`` (B, H, W), teacher forced, each at its
+        pixel of the image whatever the scan order."""
+        return self.from_order(self.line_logits(self.to_order(x), y, z))
+
+    def line_logits(self, x: Tensor, y=None, z=None) -> Tensor:
+        """Bernoulli logits (B, H, W) for lines ``x`` (B, H, W) already in the model's scan order."""
         y = self._labels(y, x.shape[0], x.device)
         z = self._latents(z, x.shape[0], x.device)
         prev = self.shift_rows(x)
@@ -342,7 +402,8 @@ class RowModel(nn.Module):
     @torch.no_grad()
     def class_log_likelihoods(self, x: Tensor, rows: int | None = None) -> Tensor:
         """log p(x | y) for every class y, (B, C) nats: each image scored once per class. With
-        ``rows``, only the first ``rows`` rows count (log p(x_0..x_{rows-1} | y)); the marginal,
+        ``rows``, only the first ``rows`` lines the model writes count (log p(x_0..x_{rows-1} | y); rows
+        for the classic order); the marginal,
         the most likely class and the class posterior of a prefix are all read from this."""
         C = self.config.num_classes
         if C == 0:
@@ -355,7 +416,8 @@ class RowModel(nn.Module):
         ys = torch.arange(C, device=x.device).repeat(B)
         if rows is None:
             return (-self.nll(xs, ys, reduce=False)).view(B, C)
-        bits = F.binary_cross_entropy_with_logits(self.forward(xs, ys), xs, reduction="none")
+        lines = self.to_order(xs)  # "the first rows" are the first lines the model writes
+        bits = F.binary_cross_entropy_with_logits(self.line_logits(lines, ys), lines, reduction="none")
         return (-bits[:, :rows].sum((1, 2))).view(B, C)
 
     def _iw_bound(self, x: Tensor, samples: int, seed: int) -> Tensor:
@@ -385,14 +447,16 @@ class RowModel(nn.Module):
         drawn with and every layer's gates and states per step (the exact ones that made it).
 
         ``y``: a class, a tensor of n classes, or None for any class (drawn uniformly). The first
-        ``keep_rows`` rows are copied from ``prefix`` (n or 1 images) and the rest sampled. The same
+        ``keep_rows`` lines of the model's scan order (rows, for the classic order) are copied from
+        ``prefix`` (n or 1 images) and the rest sampled. Images and probabilities come back as
+        images; step t of the states is the model's line t. The same
         seed gives the same images: all randomness comes from one generator seeded with ``seed``.
         A VAE decodes from ``z`` (n or 1 latents, e.g. ``encode(x)[0]`` to reconstruct x), or
         from z drawn from its prior N(0, I) when ``z`` is None.
 
         Interventions (see ``rnnviz.interventions``): ``clamps`` maps a step to the ``clamp`` that
-        ``cells.step`` applies there, and ``edit_rows`` a step t to a row (W,) that replaces row t
-        instead of being sampled. Everything else, the random numbers included, stays the same, so
+        ``cells.step`` applies there, and ``edit_rows`` a step t to a line (W,) that replaces line
+        t instead of being sampled. Everything else, the random numbers included, stays the same, so
         up to the first intervened step the images and states equal those without them.
         """
         c = self.config
@@ -423,7 +487,7 @@ class RowModel(nn.Module):
         if keep_rows:
             if prefix is None:
                 raise ValueError("keep_rows > 0 needs a prefix image")
-            prefix = torch.as_tensor(prefix).float().to(device).reshape(-1, c.height, c.width)
+            prefix = self.to_order(torch.as_tensor(prefix).float().to(device).reshape(-1, c.height, c.width))
             images[:, :keep_rows] = prefix[:, :keep_rows].expand(n, -1, -1)
         for t, row in edit_rows.items():
             images[:, t] = torch.as_tensor(row, dtype=images.dtype, device=device)
@@ -446,7 +510,7 @@ class RowModel(nn.Module):
         names = cells.STATE_NAMES[c.cell]
         states = [{k: torch.stack([s[layer][k] for s in steps], dim=1) for k in names}
                   for layer in range(c.layers)]
-        return Sample(images, labels, probs, states, latents)
+        return Sample(self.from_order(images), labels, self.from_order(probs), states, latents)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -62,7 +62,7 @@ from .data import (
 from .distributed import World, is_peer_failure
 from .evaluate import evaluate, protocol
 from .metrics_log import MetricsLog, beside, metrics_log_path, read_metrics_log
-from .model import CELLS, ModelConfig, RowModel
+from .model import CELLS, ORDERS, ModelConfig, RowModel
 
 __all__ = [
     "Record",
@@ -849,6 +849,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--head-hidden", type=int, default=512)
+    ap.add_argument("--order", choices=list(ORDERS), default="rows",
+                    help="scan order: rows top-down left-right (rows), bottom-up (_bu), right-left (_rl), or by columns")
     ap.add_argument("--unconditional", action="store_true", help="no class conditioning")
     ap.add_argument("--latent", type=int, default=0,
                     help="train a VAE: a CNN encoder gives a z of this size to the decoder (implies --unconditional)")
@@ -927,7 +929,8 @@ def main(argv=None):
     try:
         world = World.from_env()
         mc = ModelConfig(cell=args.cell, hidden=args.hidden, layers=args.layers, head_hidden=args.head_hidden,
-                         num_classes=0 if args.unconditional or args.latent else 10, latent=args.latent)
+                         num_classes=0 if args.unconditional or args.latent else 10, latent=args.latent,
+                         order=args.order)
         tc = TrainConfig(dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size, lr=args.lr,
                          minutes=args.minutes, max_steps=args.max_steps, eval_every_s=args.eval_every,
                          checkpoint_every_min=args.checkpoint_every, first_checkpoint_steps=args.first_checkpoint_steps,
