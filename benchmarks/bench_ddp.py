@@ -28,7 +28,8 @@ from benchmarks.bench_train import FIXTURE, plain_loop, trainer_loop, warm_up
 from rnnviz.data import load_dataset, training_batches
 from rnnviz.distributed import World
 from rnnviz.model import ModelConfig, RowModel
-from rnnviz.train import TrainConfig, Trainer, _constant_buffers
+from rnnviz.train import TrainConfig, Trainer
+from rnnviz.train.hardware import ddp_options
 
 
 class _Nll(torch.nn.Module):
@@ -46,7 +47,7 @@ def plain_ddp(mc: ModelConfig, ds, steps: int, batch_size: int, world: World):
 
     torch.manual_seed(0)
     model = RowModel(mc).to(world.device)
-    ddp = DistributedDataParallel(_Nll(model), **_constant_buffers())  # as the Trainer: the one buffer is constant
+    ddp = DistributedDataParallel(_Nll(model), **ddp_options())  # as the Trainer: the one buffer is constant
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     data = training_batches(ds.train, batch_size, 0, 0, world.rank, world.size, world.device)
     for _ in range(steps):

@@ -486,7 +486,7 @@ def test_validation_split_is_held_out_and_keep_best_stops_early_without_the_test
     from rnnviz.data import hold_out
     from rnnviz.evaluate import evaluate
     from rnnviz.train import read_metrics_log
-    import rnnviz.train as train_module
+    import rnnviz.train.loop as train_module  # the module whose training_batches the Trainer calls
 
     ds = load_dataset(str(FIXTURE))
     rest, held = hold_out(ds.train, 60, seed=0)
