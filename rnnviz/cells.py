@@ -36,25 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# What each cell exposes per step, in display order. The last entries are the carried state.
-STATE_NAMES: dict[str, tuple[str, ...]] = {
-    "lstm": ("i", "f", "g", "o", "c", "h"),
-    "gru": ("r", "z", "n", "h"),
-    "rnn": ("h",),
-}
-
-DESCRIPTIONS: dict[str, str] = {
-    "i": "input gate: how much of the candidate g enters the cell",
-    "f": "forget gate: how much of the old cell state c is kept",
-    "g": "candidate: the new content offered to the cell",
-    "o": "output gate: how much of tanh(c) is shown as h",
-    "c": "cell state: the LSTM's long-term memory",
-    "h": "hidden state: what the layer passes up and to the next step",
-    "r": "reset gate: how much of the old h the candidate n may look at",
-    "z": "update gate: how much of the old h is kept (1 = keep)",
-    "n": "candidate: the proposed new hidden state",
-}
-
+# what each cell exposes per step, and what each value means (one table for both front ends)
+from .rules import DESCRIPTIONS, STATE_NAMES  # noqa: F401  (re-exported)
 
 # One layer's clamp for one step: name -> (units, value). ``units`` is a bool mask over the hidden
 # units or a tensor of unit indices; ``value`` a number or a tensor broadcastable to the units.

@@ -31,33 +31,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import cells
+from .rules import ORDER_NAMES, ORDERS  # noqa: F401  (the 8 scan orders; re-exported)
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-
-# The 8 scan orders of the square's symmetries: (lines are columns, lines run backwards, pixels run
-# backwards). "rows" is the classic order: rows top-down, each row left to right. A column order
-# writes column by column; "_rl" runs its lines (or pixels) right to left, "_bu" bottom-up.
-ORDERS = {
-    "rows": (False, False, False),
-    "rows_rl": (False, False, True),
-    "rows_bu": (False, True, False),
-    "rows_bu_rl": (False, True, True),
-    "cols": (True, False, False),
-    "cols_bu": (True, False, True),
-    "cols_rl": (True, True, False),
-    "cols_rl_bu": (True, True, True),
-}
-ORDER_NAMES = {
-    "rows": "rows top-down, left to right",
-    "rows_rl": "rows top-down, right to left",
-    "rows_bu": "rows bottom-up, left to right",
-    "rows_bu_rl": "rows bottom-up, right to left",
-    "cols": "columns left to right, top-down",
-    "cols_bu": "columns left to right, bottom-up",
-    "cols_rl": "columns right to left, top-down",
-    "cols_rl_bu": "columns right to left, bottom-up",
-}
-
 
 def to_order(x: Tensor, order: str) -> Tensor:
     """Images (..., H, W) as the model of ``order`` writes them: line t of the result is the model's

@@ -19,25 +19,13 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+# the palettes and canvas colours are rnnviz.rules', shared with the page's JavaScript
+from .rules import (BLUE_WHITE_RED, C_MIN, C_PERCENTILE, C_ROUND, DIFF_ADDED, DIFF_BOTH,  # noqa: F401
+                    DIFF_REMOVED, DIM_INK, FUTURE, INFERNO, INK, KEPT_INK, KEPT_PAPER, LUT_SIZE, NAN_RGB,
+                    PALETTES, PAPER, ROW_MARK, SCALES, SIGMOID, VIRIDIS)
 from .trace import Trace
 
-# ---- colour scales -----------------------------------------------------------------------------
-VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
-           "#b5de2b", "#fde725")
-BLUE_WHITE_RED = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7",
-                  "#f4a582", "#d6604d", "#b2182b", "#67001f")
-INFERNO = ("#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
-           "#f7d13d", "#fcffa4")
-NAN_RGB = (128, 128, 128)  # padding cells of a unit grid
-SIGMOID = frozenset("ifozr")  # gates in [0, 1]
-
-# canvas colours (RGB)
-INK, PAPER = (245, 245, 245), (0, 0, 0)  # generated rows
-KEPT_INK, KEPT_PAPER = (125, 200, 255), (8, 22, 40)  # rows copied from the given image (completion)
-FUTURE = (34, 38, 52)  # rows not drawn yet
-ROW_MARK = "#22d3ee"
-
-CURSOR, BAND = "cursor", "band"  # names of the figure shapes that follow the step
+# ---- colour scales ----------------------------------------------------------------------------
 
 
 def hex_rgb(c: str) -> tuple[int, int, int]:
@@ -46,7 +34,7 @@ def hex_rgb(c: str) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=16)
-def lut(anchors: tuple[str, ...], n: int = 256) -> np.ndarray:
+def lut(anchors: tuple[str, ...], n: int = LUT_SIZE) -> np.ndarray:
     """(n, 3) uint8 lookup table interpolating the anchor colours evenly."""
     rgb = np.array([hex_rgb(a) for a in anchors], np.float64)
     pos = np.linspace(0, 1, len(anchors))
@@ -71,9 +59,12 @@ class Scale:
         return f"linear-gradient(to right, {', '.join(self.anchors)})"
 
 
-GATE_SCALE = Scale(0.0, 1.0, VIRIDIS)
-TANH_SCALE = Scale(-1.0, 1.0, BLUE_WHITE_RED)
-PROB_SCALE = Scale(0.0, 1.0, INFERNO)
+def _scale(kind: str) -> Scale:
+    lo, hi, palette = SCALES[kind]
+    return Scale(lo, hi, PALETTES[palette])
+
+
+GATE_SCALE, TANH_SCALE, PROB_SCALE = _scale("gate"), _scale("tanh"), _scale("prob")
 
 
 def state_scale(name: str, values: np.ndarray | None = None) -> Scale:
@@ -81,8 +72,8 @@ def state_scale(name: str, values: np.ndarray | None = None) -> Scale:
     if name in SIGMOID:
         return GATE_SCALE
     if name == "c":
-        m = 1.0 if values is None or values.size == 0 else float(np.percentile(np.abs(values), 99.5))
-        m = max(1.0, math.ceil(m * 2) / 2)  # at least the tanh range, rounded up to 0.5
+        m = C_MIN if values is None or values.size == 0 else float(np.percentile(np.abs(values), C_PERCENTILE))
+        m = max(C_MIN, math.ceil(m / C_ROUND) * C_ROUND)  # at least the tanh range, rounded up
         return Scale(-m, m, BLUE_WHITE_RED)
     return TANH_SCALE
 
@@ -181,7 +172,7 @@ def prefix_preview(binary: np.ndarray, keep_rows: int, scale: int = 6) -> Image.
     ink = np.asarray(binary).astype(bool)
     rgb = np.empty((H, W, 3), np.uint8)
     _fill(rgb, slice(0, keep), ink[:keep], KEPT_INK, KEPT_PAPER)
-    _fill(rgb, slice(keep, H), ink[keep:], (70, 74, 90), FUTURE)
+    _fill(rgb, slice(keep, H), ink[keep:], DIM_INK, FUTURE)
     return Image.fromarray(upscale(rgb, scale))
 
 

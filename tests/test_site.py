@@ -15,7 +15,8 @@ from rnnviz.site import DEFAULT_CHECKPOINTS, SiteError, export_site, site_files
 
 ROOT = Path(__file__).resolve().parent.parent
 VAE = ROOT / "checkpoints" / "mnist_vae.safetensors"
-STATIC_FILES = ["compare.js", "draw.js", "index.html", "inputs.js", "model.js", "page.js", "random.js", "state.js",
+STATIC_FILES = ["draw.js", "group.js", "index.html", "inputs.js", "intervene.js", "model.js", "page.js", "random.js",
+                "rules.js", "state.js", "trace.js", "view.css",
                 "style.css", "view.js"]
 shipped = pytest.mark.skipif(not all(p.exists() for p in DEFAULT_CHECKPOINTS), reason="shipped checkpoints missing")
 
@@ -36,7 +37,7 @@ def test_default_site_is_the_three_shipped_models_under_8_mb(tmp_path):
     r = cli("--out", out)
     assert r.returncode == 0, r.stderr
     files = sorted(str(p) for p in site_files(out))
-    assert files == sorted([".nojekyll", "README.md", "about.html", "digits.json", "models.json", *STATIC_FILES,
+    assert files == sorted([".nojekyll", "README.md", "about.html", "digits.json", "models.json", "rules.json", *STATIC_FILES,
                             "models/mnist_gru.bin", "models/mnist_lstm.bin", "models/mnist_rnn.bin"])
     size = sum((out / f).stat().st_size for f in files)
     assert size <= 8 * 2**20, f"the site is {size / 2**20:.2f} MB"

@@ -1,19 +1,14 @@
-"""The explorer's pure view builders: the step views' HTML cards (rnnviz.app.cards), the units x
-time figure and the figures' shared layout (rnnviz.app.figures), and the Train tab's texts."""
+"""The explorer's pure view builders: the Markdown summaries (rnnviz.app.cards), the figures' shared
+layout (rnnviz.app.figures) and the Train tab's texts. (The step views are drawn in the browser:
+tests/test_wire.py and the browser tests.)"""
 
-import base64
-import io
-import json
-import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from rnnviz import ModelConfig, RowModel, render, sample_traces
+from rnnviz import ModelConfig, RowModel, sample_traces
 from rnnviz.app import cards, figures
 from rnnviz.app.tabs import train as train_tab
-from rnnviz.cells import STATE_NAMES
 
 
 def tiny_model(cell="lstm", hidden=32, layers=1, seed=0):
@@ -31,80 +26,6 @@ def trace(request):
 @pytest.fixture(scope="module")
 def lstm_trace():
     return sample_traces(tiny_model("lstm"), n=1, y=3, seed=1)[0]
-
-
-def decode_uris(html_text):
-    """Every inline PNG in an HTML string, as arrays."""
-    out = []
-    for b64 in re.findall(r'src="data:image/png;base64,([^"]+)"', html_text):
-        out.append(np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")))
-    return out
-
-
-
-def test_canvas_html_holds_the_canvas_and_moves_the_row_marker(lstm_trace):
-    a, b = cards.canvas_html(lstm_trace, 3), cards.canvas_html(lstm_trace, 20)
-    imgs = decode_uris(a)
-    assert (imgs[0] == render.canvas_rgb(lstm_trace, 3)).all()  # native resolution, scaled by CSS
-    assert (imgs[1] == render.image_rgb(lstm_trace)).all()
-    assert 'data-step="3"' in a and 'data-step="20"' in b and a != b
-    assert f"top:{100 * 20 / 28:.4f}%" in b
-    assert 'class="rv-px"' in a  # pixelated rendering
-    assert cards.canvas_html(lstm_trace, 99) == cards.canvas_html(lstm_trace, 27)  # clamped
-
-
-# ---- gate grids ---------------------------------------------------------------------------------
-def test_gates_html_shows_every_state_of_the_cell(trace):
-    html_text = cards.gates_html(trace, 5)
-    names = STATE_NAMES[trace.cell]
-    assert html_text.count('<figure class="rv-gate"') == len(names)
-    imgs = decode_uris(html_text)
-    assert len(imgs) == len(names)
-    rows, cols = render.unit_grid_shape(32)
-    for name, img in zip(names, imgs):
-        assert img.shape == (rows, cols, 3)
-        scale = render.state_scale(name, trace.state(name, 0))
-        assert (img == render.colorize(render.units_to_grid(trace.state(name, 0, 5)), scale)).all()
-    assert cards.gates_html(trace, 6) != html_text
-
-
-def test_gates_html_reports_gate_saturation(lstm_trace):
-    text = cards.gates_html(lstm_trace, 0)
-    assert "&lt;0.1" in text and "&gt;0.9" in text and "mean |c|" in text
-
-
-def test_gates_html_picks_the_layer():
-    tr = sample_traces(tiny_model(layers=2), n=1, y=2, seed=0)[0]
-    assert cards.gates_html(tr, 4, 0) != cards.gates_html(tr, 4, 1)
-    assert "layer 1 of 2" in cards.gates_html(tr, 4, 0)
-
-
-# ---- units x time figure ------------------------------------------------------------------------
-def test_units_time_figure_is_valid_plotly_with_cursor_and_hover(trace):
-    import plotly.graph_objects as go
-
-    fig = figures.units_time_figure(trace, 0, step=9)
-    go.Figure(fig)  # validates every attribute
-    heat = [d for d in fig["data"] if d["type"] == "heatmap"]
-    names = STATE_NAMES[trace.cell]
-    assert [d["name"] for d in heat] == list(names)
-    for d in heat:
-        assert "unit %{y}" in d["hovertemplate"] and "step %{x}" in d["hovertemplate"]
-        z = np.frombuffer(base64.b64decode(d["z"]["bdata"]), "<f4").reshape(32, 28)
-        assert np.allclose(z, trace.state(d["name"], 0).T)
-    bars = fig["data"][0]
-    assert bars["type"] == "bar"
-    assert np.allclose(np.frombuffer(base64.b64decode(bars["y"]["bdata"]), "<f4"), trace.row_nll)
-    cursors = [s for s in fig["layout"]["shapes"] if s["name"] == render.CURSOR]
-    assert len(cursors) == len(names) + 1 and all(s["x0"] == s["x1"] == 9 for s in cursors)
-    band = [s for s in fig["layout"]["shapes"] if s["name"] == render.BAND]
-    assert band[0]["x0"] == 8.5 and band[0]["x1"] == 9.5
-
-
-def test_units_time_figure_payload_is_compact():
-    tr = sample_traces(tiny_model(hidden=256), n=1, y=0, seed=0)[0]
-    size = len(json.dumps(figures.units_time_figure(tr)))
-    assert size < 300_000  # six 256 x 28 panels as base64 float32
 
 
 def test_empty_figure_shows_the_message():

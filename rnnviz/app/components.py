@@ -52,6 +52,16 @@ def warn(notes):
             gr.Warning(note)
 
 
+def digit_for_model(ex, key, digit) -> tuple[str, str | None]:
+    """The digit choice to draw ``digit`` with the model ``key`` of the explorer ``ex``: 'any' for an
+    unconditional model (which cannot be asked for a class), with a note saying so; else ``digit``
+    unchanged, and no note. InputError if there is no such model."""
+    entry, _ = ex.model(key)
+    if entry.config.num_classes or digit in (None, "any"):
+        return digit, None
+    return "any", f"{entry.name} is unconditional (it cannot be asked for a digit): the digit is now 'any'."
+
+
 def plot(fig: dict) -> PlotData:
     """A plotly figure dict as gr.Plot's payload (skips building a validated go.Figure, ~250 ms)."""
     return PlotData(type="plotly", plot=json.dumps(fig))
@@ -227,6 +237,26 @@ class DigitSource:
                              show_progress="hidden")
 
 
+# Gradio 6's sketchpad opens on its image tool and draws nothing (it says "select the draw tool to
+# start") until its Brush is clicked, and no option of gr.Sketchpad chooses the first tool. So the
+# sketchpad picks its Brush itself whenever that placeholder shows: when it is first drawn and after
+# Clear. (The placeholder, `.empty.wrap`, shows exactly while the tool is the image tool and nothing
+# is drawn.) The Brush is the first button of the tool bar (a sketchpad has no image sources).
+BRUSH_JS = """
+const sketchId = %s;
+const root = element.closest('[role=tabpanel]') || element.parentElement || document.body;
+const pick = () => {
+  const sketch = document.getElementById(sketchId);
+  if (!sketch || !sketch.querySelector('.empty.wrap')) return;
+  const brush = sketch.querySelector('.toolbar-wrap button[aria-label="Brush"]') ||
+                sketch.querySelector('.toolbar-wrap .half-container button');
+  if (brush) brush.click();
+};
+new MutationObserver(pick).observe(root, {childList: true, subtree: true});
+pick();
+"""
+
+
 def digit_source(ex, prefix: str, label: str, columns: int = 8) -> DigitSource:
     """The explorer's test digits (``ex.gallery_images``) beside a sketchpad, and which of the two
     to use. Element ids are ``<prefix>_gallery``, ``_sketch``, ``_index`` (Complete, the first,
@@ -244,9 +274,15 @@ def digit_source(ex, prefix: str, label: str, columns: int = 8) -> DigitSource:
             sketch = Sketchpad(
                 canvas_size=(280, 280), fixed_canvas=True, type="numpy",
                 brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                label="draw a digit (pick the brush)", elem_id=ids["sketch"], height=340)
+                label="draw a digit", elem_id=ids["sketch"], height=340)
+            gr.HTML("", js_on_load=BRUSH_JS % json.dumps(ids["sketch"]), visible="hidden")  # the Brush from the start
     with gr.Row():
         source = gr.Radio(["test digit", "drawing"], value="test digit", label=label, scale=2)
         index = Number(FIRST_TEST_DIGIT, precision=0, minimum=0, maximum=len(ex.gallery_images) - 1,
                        label="test digit #", scale=1, elem_id=ids["index"])
     return DigitSource(gallery, pick_tab, draw_tab, sketch, source, index)
+
+
+def layer_choices(nlayers: int) -> list[tuple[str, int]]:
+    """The layer menu of a model with ``nlayers`` recurrent layers (0 = bottom)."""
+    return [(f"layer {k + 1}" + (" (top)" if k == nlayers - 1 else ""), k) for k in range(nlayers)]

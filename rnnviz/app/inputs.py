@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..model import ModelConfig
+from .. import rules
 
-IMAGE_SIZE = (ModelConfig.height, ModelConfig.width)  # the explorer's views draw MNIST-size models only
-STEPS = IMAGE_SIZE[0]  # one step per row
-DIGITS = ["any"] + [str(d) for d in range(10)]
+IMAGE_SIZE = rules.IMAGE_SIZE  # the explorer's views draw MNIST-size models only
+STEPS = rules.STEPS  # one step per row
+DIGITS = list(rules.DIGITS)
 FIRST_TEST_DIGIT = 28  # the gallery digit the tabs that read one open on
 
 
@@ -78,15 +78,8 @@ class Limit:
     open_above: bool = False  # the widget has no maximum: larger values reach the handler, which clamps them
 
 
-LIMITS = {
-    "temperature": Limit("temperature", 0.1, 2.0, 1.0, 0.05),
-    "seed": Limit("seed", 0, 2**31 - 1, 0, 1, integer=True, open_above=True),  # a script's 10**12 is clamped
-    "step": Limit("timestep", 0, STEPS - 1, 0, 1, integer=True),
-    "keep_rows": Limit("rows to keep", 0, STEPS - 1, 14, 1, integer=True),
-    "completions": Limit("completions", 1, 8, 6, 1, integer=True),
-    "first_step": Limit("from step", 0, STEPS - 1, 10, 1, integer=True),
-    "last_step": Limit("through step", 0, STEPS - 1, STEPS - 1, 1, integer=True),
-}
+LIMITS = {name: Limit(label, lo, hi, default, step, integer=integer, open_above=(name == "seed"))
+          for name, (label, lo, hi, default, step, integer) in rules.LIMITS.items()}  # a script's seed 10**12 is clamped
 
 
 def checked(name: str, value, label: str | None = None, default=None) -> Clamped:

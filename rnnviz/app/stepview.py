@@ -1,39 +1,59 @@
-"""Step views: a trace (or a few traces) and a timestep slider that scrubs through its rows.
+"""Step views: a trace (or a few traces) and a timestep slider, drawn in the visitor's browser.
 
-- ``Player``: the slider, Play/Pause and timer of a step view, bound to a named per-session view
-  (``Explorer.sessions.get(session).view(name)``); a subclass says what one frame shows.
-- ``StepView``: one canvas + gate grids + units x time figure (Generate, Complete, Reconstruct).
-- ``LinkedViews``: several traces side by side (a column of canvas and state grids each) on one
-  slider, plus one figure whose cursor follows the slider (Compare cells, Intervene).
+The app and the static page share one view layer, the ES modules of ``rnnviz/site/static/``
+(``view.js`` a step view, ``group.js`` several traces on one slider, ``intervene.js`` Intervene's
+difference column; ``gradio.js`` mounts them in a ``gr.HTML``). The server computes a trace once per
+Generate (Complete, Compare, Run, ...) and sends it once as exact float32 values
+(``rnnviz.wire``); scrubbing, Play, the step box, the keys, hover, the layer and the unit order
+then happen in the browser and send no request. The step reaches the server only where it needs
+it: Copy link reads it from the page (``STEP_JS``), and a click on a unit opens the Units tab.
 
-Scrubbing sends only small HTML (``cards``: inline native-resolution PNGs, ~10-15 KB a column) and
-skips the queue; figures are sent when a trace is loaded and their cursor (shapes named
-``cursor``/``band``, see ``figures``) is moved in the browser by ``CURSOR_JS`` (``page.js``). Handlers do no model
-math: traces come from ``state.Explorer``.
+- ``StepView``: one trace (Generate & step, Complete, Reconstruct).
+- ``LinkedViews``: several traces on one player (Compare cells; Intervene with its difference).
+
+Each view also keeps its trace(s) in the visitor's session (``Explorer.sessions``): the downloads and
+the Units tab read them there. Handlers do no model math: traces come from ``state.Explorer``.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 
 import gradio as gr
 
-from . import cards, figures
-from . import components as checked
-from .components import message, plot, session_id
+from ..site import STATIC
+from ..wire import encode_trace
+from .components import session_id
 from .inputs import InputError
 from .measurements import unit_studies
-from .state import DEFAULT_UNIT_ORDER, Explorer, ViewState
+from .state import Explorer, ViewState
 
-# the page's own JavaScript (page.js): the figures' step cursor, and a click on a unit opening it
-CURSOR_JS = "<script>\n" + Path(__file__).with_name("page.js").read_text(encoding="utf-8") + "</script>"
+# gr.set_static_paths serves the modules here (ui.build_app); gradio.js imports the rest relative to itself
+MODULES = Path(STATIC).resolve()
+# js_on_load of every view: load the host module from this server and mount the view (the URL is built
+# from the page's own address, so an app served under a path prefix finds it too)
+MOUNT_JS = """
+const base = new URL('gradio_api/file=' + props.modules + '/', window.location.href.split('?')[0].replace(/[^/]*$/, ''));
+import(new URL('gradio.js', base).href).then((m) => m.mount(element, props, watch))
+  .catch((e) => { element.textContent = 'The step view could not load: ' + (e && e.message || e); });
+"""
+TEMPLATES = {
+    "single": ('<div class="rv-host rv-sv"><div class="rv-sv-top"><div class="rv-slot-canvas"></div>'
+               '<div class="rv-slot-gates"></div></div><div class="rv-slot-figure"></div></div>'),
+    "group": '<div class="rv-host rv-group"></div>',
+    "intervene": '<div class="rv-host rv-group"></div>',
+}
+_loads = itertools.count(1)  # every payload gets a new id: the page's data-loaded says which it shows
 
-ORDERS = [("index order", "index"), ("by behaviour", "behaviour")]
 
-
-def layer_choices(nlayers: int) -> list[tuple[str, int]]:
-    """The layer menu of a model with ``nlayers`` recurrent layers (0 = bottom)."""
-    return [(f"layer {k + 1}" + (" (top)" if k == nlayers - 1 else ""), k) for k in range(nlayers)]
+def step_js(name: str, inputs: int) -> str:
+    """A listener's ``js`` for ``inputs`` inputs, the last of them the view's ``t``: it passes the
+    others on and puts the view ``name``'s step (which lives in the browser) in place of ``t``."""
+    args = [f"a{k}" for k in range(inputs)]
+    return (f"({', '.join(args)}) => [{''.join(a + ', ' for a in args[:-1])}"
+            f"(window.rnnviz && window.rnnviz.step ? window.rnnviz.step('{name}') : 0)]")
 
 
 def trace_model_key(ex: Explorer, trace, model_name: str) -> str | None:
@@ -49,283 +69,118 @@ def trace_model_key(ex: Explorer, trace, model_name: str) -> str | None:
     return None
 
 
-class Player:
-    """Slider, Play/Pause and timer of the per-session view ``name``. Subclasses lay out
-    ``step``/``play``/``pause``/``timer`` and say what a frame is (``frame``, ``frame_outputs``)."""
+def entry_json(name: str, config, metrics: dict | None = None) -> dict:
+    """What a column title shows of a model: its name, config and recorded test NLL (texts are
+    drawn as text by the page, never as markup)."""
+    m = metrics or {}
+    out = {"name": str(name)[:80], "config": {"cell": config.cell, "layers": config.layers, "hidden": config.hidden,
+                                              "latent": getattr(config, "latent", 0)},
+           "metrics": {}}
+    if isinstance(m.get("test_nll"), (int, float)):
+        out["metrics"]["test_nll"] = float(m["test_nll"])
+    if m.get("test_nll_protocol"):
+        out["metrics"]["test_nll_protocol"] = str(m["test_nll_protocol"])[:200]
+    return out
+
+
+class _View:
+    """A gr.HTML that hosts one of the shared JavaScript views (``kind``: single, group, intervene)."""
+
+    kind = "single"
 
     def __init__(self, ex: Explorer, name: str, button: str):
         self.ex, self.name, self.button = ex, name, button
 
-    def render_player(self, label: str, **slider):
-        self.step = checked.slider("step", label=label, elem_id=f"{self.name}_step", **slider)
+    def render(self, **kw):
+        self.html = gr.HTML("", html_template=TEMPLATES[self.kind], js_on_load=MOUNT_JS, padding=False,
+                            elem_id=f"{self.name}_view", elem_classes="rv-view", name=self.name, kind=self.kind,
+                            button=self.button, modules=str(MODULES), **kw)
+        # the step as a listener's input: filled from the browser by ``step_js`` when it is needed
+        self.t = gr.Number(0, precision=0, visible=False, elem_id=f"{self.name}_t")
+        return self.html
 
-    def render_buttons(self):
-        self.play = gr.Button("Play", size="sm", elem_id=f"{self.name}_play")
-        self.pause = gr.Button("Pause", size="sm", elem_id=f"{self.name}_pause")
+    @property
+    def load_outputs(self) -> list:
+        return [self.html]
 
-    def render_timer(self):
-        self.timer = gr.Timer(0.25, active=False)
-
-    # ---- what subclasses define --------------------------------------------------------------------
-    frame_outputs: list  # the components a frame fills
-
-    def has_content(self, v: ViewState) -> bool:
-        return v.trace is not None
-
-    def frame(self, v: ViewState, step: int) -> list:
-        """The values of ``frame_outputs`` at ``step``."""
-        raise NotImplementedError
-
-    # ---- handlers ------------------------------------------------------------------------------------
     def view(self, request) -> ViewState:
         return self.ex.sessions.get(session_id(request)).view(self.name)
 
-    def _current(self, request) -> ViewState:
-        v = self.view(request)
-        if not self.has_content(v):
-            raise InputError(f"Nothing to step through yet (or it expired): press {self.button} first.")
-        return v
-
-    @staticmethod
-    def clamp_step(v: ViewState, t) -> int:
-        """The slider's value ``t`` as a step of the view's trace."""
-        return int(max(0, min(v.trace.steps - 1, round(float(t or 0)))))
-
-    def _frame(self, request, t) -> tuple[int, list]:
-        v = self._current(request)
-        step = self.clamp_step(v, t)
-        return step, self.frame(v, step)
-
-    def scrub(self, t, request: gr.Request):
+    def _unit_order(self, key: str | None, nlayers: int) -> tuple[list | None, str]:
+        """Per layer the behaviour order of the units (``units.unit_order`` over test digits, cached
+        per model and layer), or (None, why) when it cannot be measured."""
+        if key is None:
+            return None, "the model of this trace is not in the model list"
         try:
-            return self._frame(request, t)[1]
+            return [unit_studies(self.ex).order(key, k)[2].tolist() for k in range(nlayers)], ""
         except InputError as e:
-            raise message(str(e)) from None
+            return None, str(e)
 
-    def tick(self, t, request: gr.Request):
-        """One Play frame: the next step. Stops at the last row, or when Pause was pressed (a tick
-        already on its way then must not turn the timer back on)."""
-        try:
-            v = self._current(request)
-            if not v.playing:
-                raise InputError("paused")
-            step, out = self._frame(request, int(t or 0) + 1)
-        except InputError:
-            return [gr.skip()] * (1 + len(self.frame_outputs)) + [gr.Timer(active=False)]
-        v.playing = step < v.trace.steps - 1
-        return [step] + out + [gr.Timer(active=v.playing)]
-
-    def start_play(self, t, request: gr.Request):
-        try:
-            v = self._current(request)
-            step, out = self._frame(request, 0 if int(t or 0) >= v.trace.steps - 1 else int(t or 0))
-        except InputError as e:
-            raise message(str(e)) from None
-        v.playing = True
-        return [step] + out + [gr.Timer(active=True)]
-
-    def stop_play(self, request: gr.Request):
-        self.view(request).playing = False
-        return gr.Timer(active=False)
-
-    def wire(self):
-        """Scrubbing skips the queue and keeps only the latest position; the figure's cursor
-        ('<name>_fig') moves in the browser."""
-        n, outs = self.name, self.frame_outputs
-        frame = [self.step] + outs + [self.timer]
-        self.step.input(self.scrub, [self.step], outs, api_name=f"{n}_step", trigger_mode="always_last",
-                        show_progress="hidden", concurrency_limit=None, queue=False)
-        cursor = f"(t) => {{ window.rnnvizCursor && window.rnnvizCursor('{n}_fig', t); }}"
-        self.step.change(None, [self.step], None, js=cursor)  # in the browser only
-        self.play.click(self.start_play, [self.step], frame, api_name=f"{n}_play", show_progress="hidden",
-                        queue=False)
-        self.pause.click(self.stop_play, None, [self.timer], api_name=f"{n}_pause", show_progress="hidden",
-                         queue=False)
-        self.timer.tick(self.tick, [self.step], frame, api_name=f"{n}_tick", show_progress="hidden",
-                        concurrency_limit=None, queue=False)
+    def _payload(self, columns: list[dict], step: int, layer: int = -1, **extra) -> str:
+        return json.dumps({"id": next(_loads), "step": int(step), "layer": int(layer), "columns": columns, **extra},
+                          separators=(",", ":"))
 
 
-class StepView(Player):
-    """Canvas, timestep slider, Play/Pause, gate grids and units x time figure for one trace.
-
-    The grids and the figure show the units in index order or by behaviour (``units.unit_order``
-    over the model's test digits, cached per model and layer by ``measurements.UnitStudies``);
-    each visitor's choice lives in their ``ViewState``. Clicking a unit opens it in the Units tab
-    (``CURSOR_JS``)."""
+class StepView(_View):
+    """One trace: canvas, player, gate grids and units x time panels (Generate, Complete, Reconstruct).
+    Clicking a unit opens it in the Units tab (``page.js``: ``rnnvizInspect``)."""
 
     def __init__(self, ex: Explorer, name: str, button: str = "Generate"):
         super().__init__(ex, name, button)
 
-    # ---- layout ----------------------------------------------------------------------------------
-    def render_canvas(self):
-        self.canvas = gr.HTML(cards.empty_canvas(self.button), elem_id=f"{self.name}_canvas", padding=False)
-        self.render_player("timestep t = the row being drawn")
-        with gr.Row():
-            self.render_buttons()
-        self.render_timer()
-
-    def render_gates(self):
-        self.layer = gr.Radio([("layer 1", 0)], value=0, label="layer", visible=False,
-                              elem_id=f"{self.name}_layer")
-        self.order = gr.Radio(ORDERS, value=DEFAULT_UNIT_ORDER, label="units in", elem_id=f"{self.name}_order",
-                              info="by behaviour: sorted by the row where each unit is most active on test "
-                                   "digits. Click a unit to inspect it.")
-        self.gates = gr.HTML(cards.EMPTY_GATES, elem_id=f"{self.name}_gates", padding=False,
-                             elem_classes="rv-inspectable")
-
-    def render_figure(self):
-        self.fig = gr.Plot(label="every unit at every step (hover for unit, step and value; click a unit to "
-                                 "inspect it in the Units tab)", elem_id=f"{self.name}_fig",
-                           elem_classes="rv-inspectable")
-
-    @property
-    def frame_outputs(self) -> list:
-        return [self.canvas, self.gates]
-
-    @property
-    def load_outputs(self) -> list:
-        return [self.canvas, self.gates, self.fig, self.step, self.layer]
-
-    # ---- handlers --------------------------------------------------------------------------------
-    def _reorder(self, v: ViewState):
-        """Set ``v.unit_perm`` for the view's trace and layer (None in index order, or when the
-        order cannot be measured: ``v.order_note`` says why)."""
-        v.unit_perm, v.order_note = None, ""
-        if v.unit_order != "behaviour" or v.trace is None:
-            return
-        if v.model_key is None:
-            v.order_note = "index order: the model of this trace is not in the model list"
-            return
-        try:
-            _, _, v.unit_perm = unit_studies(self.ex).order(v.model_key, v.layer)
-        except InputError as e:
-            v.order_note = f"index order ({e})"
-
-    def _figure(self, v: ViewState, step: int):
-        return plot(figures.units_time_figure(v.trace, v.layer, step, order=v.unit_perm))
-
-    def frame(self, v: ViewState, step: int) -> list:
-        return [cards.canvas_html(v.trace, step), cards.gates_html(v.trace, step, v.layer, order=v.unit_perm)]
-
-    def load(self, request, trace, model_name: str, layer: int | None = None, step: int = 0,
+    def load(self, request, trace, model_name: str, layer: int | None = None, step: int | None = None,
              key: str | None = None) -> list:
-        """Store ``trace`` as this session's current trace and return every view at ``step``
-        (0 unless a deep link asks for another). ``key``: the checkpoint that drew it (None: found
-        by ``model_name``), for the unit order."""
+        """Store ``trace`` as this session's current trace and return the view's payload: it opens at
+        ``step`` (a deep link's), else at the last step with the whole image drawn. ``key``: the
+        checkpoint that drew it (None: found by ``model_name``), for the unit order."""
         v = self.view(request)
         nlayers = len(trace.layers)
-        v.trace, v.model_name, v.playing = trace, model_name, False
+        v.trace, v.traces, v.model_name, v.comparison = trace, [trace], model_name, None
         v.layer = nlayers - 1 if layer is None else max(0, min(int(layer), nlayers - 1))
-        step = max(0, min(int(step), trace.steps - 1))
         v.model_key = key or trace_model_key(self.ex, trace, model_name)
-        self._reorder(v)
-        return self.frame(v, step) + [self._figure(v, step), step,
-                                      gr.Radio(choices=layer_choices(nlayers), value=v.layer, visible=nlayers > 1)]
-
-    def _redraw(self, request, t):
-        """The grids and the figure again (another layer or order)."""
-        v = self._current(request)
-        self._reorder(v)
-        step = self.clamp_step(v, t)
-        if v.order_note:
-            gr.Warning(f"Units shown in {v.order_note}.")
-        return cards.gates_html(v.trace, step, v.layer, order=v.unit_perm), self._figure(v, step)
-
-    def set_layer(self, layer, t, request: gr.Request):
         try:
-            v = self._current(request)
-            v.layer = max(0, min(int(layer or 0), len(v.trace.layers) - 1))
-            return self._redraw(request, t)
-        except InputError as e:
-            raise message(str(e)) from None
-
-    def set_order(self, mode, t, request: gr.Request):
-        """Index order or by behaviour (the Radio refuses other values)."""
-        try:
-            self.view(request).unit_order = mode
-            return self._redraw(request, t)
-        except InputError as e:
-            raise message(str(e)) from None
-
-    def wire(self):
-        super().wire()
-        self.layer.input(self.set_layer, [self.layer, self.step], [self.gates, self.fig],
-                         api_name=f"{self.name}_layer", show_progress="hidden")
-        self.order.input(self.set_order, [self.order, self.step], [self.gates, self.fig],
-                         api_name=f"{self.name}_order", show_progress="hidden")
+            entry = self.ex.registry.get(v.model_key) if v.model_key else None
+        except InputError:  # removed meanwhile (an old run): the title says what the trace knows
+            entry = None
+        order, note = self._unit_order(v.model_key, nlayers)
+        last = trace.steps - 1
+        step = last if step is None else max(0, min(int(step), last))
+        column = {"entry": entry_json(model_name, entry.config if entry else _config_of(trace),
+                                      entry.metrics if entry else {}),
+                  "trace": encode_trace(trace), "unitOrder": order, "note": note and f"index order: {note}"}
+        return [self._payload([column], step, v.layer)]
 
 
-class LinkedViews(Player):
-    """Several traces side by side, one slider: ``columns`` HTML columns (title, canvas and state
-    grids of one trace each, see ``cards.step_column_html``), a timestep slider, Play/Pause and one
-    figure whose cursor follows the slider. ``load`` stores the traces in the per-session view
-    ``name``; subclasses may add outputs to every frame (``extra_frame``)."""
+class LinkedViews(_View):
+    """Several traces side by side on one player, over one chart of every column's NLL per line on
+    one scale (Compare cells); ``kind="intervene"`` adds Intervene's difference column."""
 
-    def __init__(self, ex: Explorer, name: str, columns: int, button: str, names=None):
+    kind = "group"
+
+    def __init__(self, ex: Explorer, name: str, columns: int, button: str, kind: str = "group"):
         super().__init__(ex, name, button)
-        self.ncols = columns
-        self.names = names  # cell -> the gates/states to show (None: all of them)
-        self.extra_outputs: list = []
+        self.ncols, self.kind = columns, kind
 
-    # ---- layout ----------------------------------------------------------------------------------
-    def render(self, figure_label: str, scale: int = 4, min_width: int = 250):
-        """The columns, the slider with Play/Pause under them, and the figure under those."""
-        self.render_columns(scale, min_width)
-        self.render_controls()
-        self.render_figure(figure_label)
-
-    def render_columns(self, scale: int = 4, min_width: int = 240):
-        self.cols = []
-        with gr.Row(equal_height=False, elem_classes="rv-linked"):
-            for k in range(self.ncols):
-                with gr.Column(scale=scale, min_width=min_width):
-                    self.cols.append(gr.HTML(cards.empty_column_html(self.button if k == 0 else ""),
-                                             elem_id=f"{self.name}_col{k}", padding=False))
-            self.render_extra_columns()
-
-    def render_extra_columns(self):
-        """Subclasses: more columns in the same row (their components go in ``extra_outputs``)."""
-
-    def render_controls(self):
-        with gr.Row(equal_height=False, elem_classes="rv-linked-controls"):
-            self.render_player("timestep t = the row being drawn (one slider for every column)", scale=8)
-            with gr.Column(scale=1, min_width=90):
-                self.render_buttons()
-        self.render_timer()
-
-    def render_figure(self, label: str):
-        """The figure (its title is drawn in the figure; ``label`` names it for screen readers)."""
-        self.fig = gr.Plot(label=label, show_label=False, elem_id=f"{self.name}_fig")
-
-    @property
-    def frame_outputs(self) -> list:
-        return self.cols + self.extra_outputs
-
-    @property
-    def load_outputs(self) -> list:
-        """What ``load`` returns: the columns (+ extra outputs), the figure and the slider."""
-        return self.frame_outputs + [self.fig, self.step]
-
-    # ---- handlers --------------------------------------------------------------------------------
-    def has_content(self, v: ViewState) -> bool:
-        return bool(v.traces)
-
-    def load(self, request, traces: list, titles: list[str], figure: dict, layer: int = -1,
+    def load(self, request, columns: list[dict], traces: list, step: int | None = None, layer: int = -1,
              comparison=None) -> list:
-        """Store the traces (at most ``columns``) and return every view at step 0. Unused columns
-        are emptied. ``comparison`` (Intervene) is kept in the view for ``extra_frame``."""
-        if not 1 <= len(traces) <= self.ncols:
-            raise ValueError(f"{self.name}: need 1 to {self.ncols} traces, got {len(traces)}")
+        """Store ``traces`` (at most ``columns``) in the session and return the payload: ``columns``
+        are dicts with ``entry`` (``entry_json``), ``what`` (what the trace is) and, for Intervene's
+        second column, ``intervened`` (steps); each gets its trace. Opens at the last step."""
+        if not 1 <= len(traces) <= self.ncols or len(columns) != len(traces):
+            raise ValueError(f"{self.name}: need 1 to {self.ncols} traces with a column each, got {len(traces)}")
         v = self.view(request)
-        v.traces, v.playing, v.layer = list(traces), False, layer
-        v.titles, v.comparison, v.trace = list(titles), comparison, traces[0]
-        return self.frame(v, 0) + [plot(figure), 0]
+        v.traces, v.layer, v.comparison, v.trace = list(traces), layer, comparison, traces[0]
+        out = []
+        for col, tr in zip(columns, traces):
+            out.append({**col, "trace": encode_trace(tr), "layer": layer})
+        last = max(tr.steps for tr in traces) - 1
+        step = last if step is None else max(0, min(int(step), last))
+        return [self._payload(out, step, layer)]
 
-    def frame(self, v: ViewState, step: int) -> list:
-        cols = [cards.step_column_html(tr, step, title, v.layer, None if self.names is None else self.names(tr.cell))
-                for tr, title in zip(v.traces, v.titles)]
-        return cols + [""] * (self.ncols - len(cols)) + self.extra_frame(v, step)
 
-    def extra_frame(self, v: ViewState, step: int) -> list:
-        """Subclasses: the values of ``extra_outputs`` at ``step``."""
-        return []
+def _config_of(trace):
+    """A config-like record of a trace whose model is not listed (for its column title)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(cell=trace.cell, layers=len(trace.layers), hidden=int(trace.layers[0]["h"].shape[1]),
+                           latent=0 if trace.latent is None else int(trace.latent.size))

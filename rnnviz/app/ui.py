@@ -9,20 +9,27 @@ has an ``api_name``, so the whole page can be driven with ``gradio_client`` (tes
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import gradio as gr
 
+from .. import rules
 from . import guard, tabs
 from .cards import model_summary
 from .components import message, session_id
 from .downloads import Downloads
 from .inputs import STEPS, InputError
 from .state import Explorer
-from .stepview import CURSOR_JS
+from .stepview import MODULES
 from .uploads import MAX_UPLOAD_BYTES, SUFFIX
 
 HERE = Path(__file__).resolve().parent
+
+# the page's head: the rules both front ends share (rnnviz.rules, as the static page's rules.json),
+# then the app's own page.js; the step views' modules are served from stepview.MODULES
+PAGE_HEAD = (f"<script>window.rnnvizRules = {json.dumps(rules.as_json(), separators=(',', ':'))};</script>\n"
+             "<script>\n" + (HERE / "page.js").read_text(encoding="utf-8") + "</script>")
 
 # Gradio keeps a copy of the page's configuration per session (~0.6 MB here) until this many newer
 # sessions have come (its default, 10,000, would be gigabytes on a public server)
@@ -33,7 +40,7 @@ def launch_options() -> dict:
     """Keyword arguments for ``demo.launch`` (Gradio 6 takes theme, css and head there); every API
     request passes ``guard.RequestGuard`` first (sizes, URL-sourced files, a session's pending jobs)."""
     return {"theme": gr.themes.Soft(primary_hue="cyan", secondary_hue="orange"),
-            "css": (HERE / "style.css").read_text(), "head": CURSOR_JS, "run_history": False,
+            "css": (HERE / "style.css").read_text() + (MODULES / "view.css").read_text(), "head": PAGE_HEAD, "run_history": False,
             "max_file_size": MAX_UPLOAD_BYTES,  # larger uploads are refused with HTTP 413
             "state_session_capacity": GRADIO_SESSIONS, "app_kwargs": {"middleware": guard.middleware()}}
 
@@ -62,6 +69,7 @@ def link_note_html(notes: list[str]) -> str:
 
 
 def build_app(ex: Explorer) -> gr.Blocks:
+    gr.set_static_paths(paths=[MODULES])  # the shared view modules (ES modules, imported by the page)
     downloads = Downloads()  # per-session folders of exported files (GIF, .npz, PNG)
     with gr.Blocks(title="rnnviz explorer", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# rnnviz: watch a recurrent network write digits, row by row\n"

@@ -6,8 +6,11 @@
 
 The page (``static/``) is vanilla ES modules with no build step: ``model.js`` is the row model's math
 (cells, conditioning, masked head, sampler), ``random.js`` PyTorch's CPU generator, ``state.js`` the
-settings and the URL, ``draw.js`` the canvases, ``view.js`` a step view, ``compare.js`` Compare cells
-(every model on one slider), ``page.js`` the wiring. Nothing is fetched from any other host. This
+settings and the URL, ``draw.js`` the canvases, ``view.js`` a step view, ``group.js`` several traces on
+one slider (Compare cells), ``page.js`` the wiring. ``view.js``, ``group.js``, ``intervene.js``,
+``trace.js``, ``draw.js``, ``rules.js`` and ``view.css`` are the one view layer the Gradio app draws with
+too (``gradio.js`` mounts them there); ``rules.json`` (``rnnviz.rules``) holds every colour, name and
+limit they use. Nothing is fetched from any other host. This
 module writes the weights the page reads: per model one ``models/<name>.bin`` of the
 state dict's float32 tensors, little-endian, back to back, and ``models.json`` with each model's
 config, metrics and tensor offsets. Only the model's tensors are exported (never optimizer state),
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import rules
 from ..checkpoint import CheckpointError, load_state
 from .about import about_page
 
@@ -147,12 +151,13 @@ def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None 
         if old.name not in {Path(m["file"]).name for m in models}:
             old.unlink()
     for f in STATIC.iterdir():
-        if f.is_file() and f.suffix in (".html", ".js", ".css"):
+        if f.is_file() and f.suffix in (".html", ".js", ".css") and f.name != "gradio.js":  # gradio.js: the app's host
             shutil.copyfile(f, out / f.name)
     manifest = {"format": "rnnviz-site", "version": 1, "title": title, "app_url": app_url,
                 "default": models[0]["name"], "models": models}
     (out / "models.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     (out / "digits.json").write_text(json.dumps(gallery()), encoding="utf-8")
+    (out / "rules.json").write_text(json.dumps(rules.as_json()), encoding="utf-8")  # what the page's modules read
     (out / "about.html").write_text(about_page(title), encoding="utf-8")
     (out / "README.md").write_text(card(title, models, app_url), encoding="utf-8")
     (out / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are

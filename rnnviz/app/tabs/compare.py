@@ -22,13 +22,13 @@ import numpy as np
 
 from ... import units
 from .. import components as checked
-from ..cards import CELL_COLORS, COLUMN_STATES, column_title_html, fmt
+from ...rules import CELL_COLORS, OTHER_COLOR
 from ..components import message, plot, sample_controls, warn
-from ..figures import base_layout, cursor_band, cursor_line
+from ..figures import base_layout
 from ..inputs import FIRST_TEST_DIGIT, STEPS, InputError
 from ..measurements import unit_studies
 from ..state import MAX_COMPARE, Explorer
-from ..stepview import LinkedViews
+from ..stepview import LinkedViews, entry_json
 
 NAME = "compare"
 
@@ -69,7 +69,7 @@ gate f; GRU: update gate z; RNN: its self-loop)."""
 def build(ex: Explorer, ckpt=None) -> Handle:
     """The tab's layout (call inside its ``gr.Tab``). ``ckpt`` (the page's model menu) is not used:
     this tab picks its own models."""
-    view = LinkedViews(ex, NAME, MAX_COMPARE, "Compare", names=lambda cell: COLUMN_STATES.get(cell))
+    view = LinkedViews(ex, NAME, MAX_COMPARE, "Compare")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=240):
             gr.Markdown("The same digit, seed and temperature through each model: the same random numbers, "
@@ -82,7 +82,7 @@ def build(ex: Explorer, ckpt=None) -> Handle:
             button = gr.Button("Compare", variant="primary", elem_id="compare_btn")
             note = gr.Markdown(elem_id="compare_note")
         with gr.Column(scale=11, min_width=600):
-            view.render("NLL of each row, per model (the band follows the slider)")
+            view.render()
     gr.Markdown(REACH_HOW, elem_id="compare_reach_explain")
     with gr.Row(equal_height=True):
         reach_button = gr.Button("Measure memory reach", variant="primary", elem_id="compare_reach_btn", scale=0,
@@ -91,41 +91,15 @@ def build(ex: Explorer, ckpt=None) -> Handle:
                                      maximum=len(ex.gallery_images) - 1, label="test digit for the matrices (#)",
                                      elem_id="compare_reach_digit", scale=1)
     reach_note = gr.Markdown(elem_id="compare_reach_note")
-    reach_fig = gr.Plot(label="memory reach by distance, one curve per model", show_label=False,
+    # the figures show up once measured (no empty frames before the button is pressed)
+    reach_fig = gr.Plot(label="memory reach by distance, one curve per model", show_label=False, visible=False,
                         elem_id="compare_reach_fig")
-    matrix_fig = gr.Plot(label="memory reach matrix of one test digit, per model", show_label=False,
+    matrix_fig = gr.Plot(label="memory reach matrix of one test digit, per model", show_label=False, visible=False,
                          elem_id="compare_matrix_fig")
-    tau_fig = gr.Plot(label="timescales of the units, per model", show_label=False, elem_id="compare_tau_fig")
+    tau_fig = gr.Plot(label="timescales of the units, per model", show_label=False, elem_id="compare_tau_fig",
+                      visible=False)
     return Handle(ex, view, models, digit, temperature, seed, button, note, reach_button, reach_digit, reach_note,
                   reach_fig, matrix_fig, tau_fig)
-
-
-def row_nll_figure(series: list[tuple[str, str, np.ndarray]], step: int = 0,
-                   title: str = "NLL of each row (nats)") -> dict:
-    """Per-row NLL of a few traces, one line each: ``series`` is (label, cell, row_nll). A cursor
-    marks ``step``."""
-    data = []
-    H = 0
-    dashes = ("solid", "dot", "dash", "dashdot")
-    seen: dict[str, int] = {}
-    for label, cell, nll in series:
-        nll = np.asarray(nll, np.float32)
-        H = max(H, nll.size)
-        k = seen[cell] = seen.get(cell, -1) + 1  # two models of one cell: another dash
-        data.append({"type": "scatter", "mode": "lines+markers", "name": f"{label} ({fmt(float(nll.sum()), 1)})",
-                     "x": list(range(nll.size)), "y": np.round(nll, 3).tolist(),
-                     "line": {"color": CELL_COLORS.get(cell, "#9aa5b1"), "width": 2, "dash": dashes[k % 4]},
-                     "marker": {"size": 5},
-                     "hovertemplate": f"{html.escape(label)}<br>row %{{x}}: %{{y:.2f}} nats<extra></extra>"})
-    H = H or STEPS
-    layout = base_layout(
-        320, (60, 20, 60, 45), font=12, hovermode="x unified", title=f"<b>{html.escape(title)}</b>",
-        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
-        xaxis={"range": [-0.5, H - 0.5], "dtick": 1, "tickfont": {"size": 10},
-               "title": {"text": "row = step (the band is the slider's step)"}},
-        yaxis={"rangemode": "tozero", "title": {"text": "nats"}},
-        shapes=[cursor_band(step), cursor_line(step)])
-    return {"data": data, "layout": layout}
 
 
 def reach_figure(series: list[tuple[str, str, np.ndarray]], title: str = "Memory reach by distance") -> dict:
@@ -142,7 +116,7 @@ def reach_figure(series: list[tuple[str, str, np.ndarray]], title: str = "Memory
         k = seen[cell] = seen.get(cell, -1) + 1
         data.append({"type": "scatter", "mode": "lines+markers", "name": label, "x": d[keep].tolist(),
                      "y": [float(f"{v:.4g}") for v in y[keep]],
-                     "line": {"color": CELL_COLORS.get(cell, "#9aa5b1"), "width": 2.5, "dash": dashes[k % 4]},
+                     "line": {"color": CELL_COLORS.get(cell, OTHER_COLOR), "width": 2.5, "dash": dashes[k % 4]},
                      "marker": {"size": 5},
                      "hovertemplate": f"{html.escape(label)}<br>distance %{{x}} rows: %{{y:.3g}}<extra></extra>"})
     layout = base_layout(
@@ -184,7 +158,7 @@ def matrices_figure(series: list[tuple[str, str, np.ndarray]], title: str) -> di
                                 "title": {"text": "row t (predicted)" if k == 0 else ""}, "scaleanchor": f"x{ax}"}
         annotations.append({"text": f"<b>{html.escape(label)}</b>", "xref": "paper", "yref": "paper",
                             "x": x0 + width / 2, "y": 1.0, "xanchor": "center", "yanchor": "bottom",
-                            "showarrow": False, "font": {"color": CELL_COLORS.get(cell, "#9aa5b1")}})
+                            "showarrow": False, "font": {"color": CELL_COLORS.get(cell, OTHER_COLOR)}})
     layout["annotations"] = annotations
     return {"data": data, "layout": layout}
 
@@ -215,7 +189,7 @@ def timescales_figure(series: list[tuple[str, str, np.ndarray]], title: str) -> 
         counts = tau_counts(tau)
         data.append({"type": "bar", "x": list(range(TAU_CAP + 1)), "y": counts.tolist(), "customdata": labels,
                      "xaxis": f"x{ax}", "yaxis": f"y{ax}", "name": label,
-                     "marker": {"color": CELL_COLORS.get(cell, "#9aa5b1")},
+                     "marker": {"color": CELL_COLORS.get(cell, OTHER_COLOR)},
                      "hovertemplate": f"{html.escape(label)}<br>tau %{{customdata}} rows: %{{y}} units<extra></extra>"})
         finite = np.asarray(tau)[np.isfinite(tau)]
         med = float(np.median(finite)) if finite.size else float("nan")
@@ -260,15 +234,14 @@ def wire(h: Handle, tab=None):
             raise message(str(e)) from None
         warn(notes)
         traces = [tr for _, tr in results]
-        titles = [column_title_html(e.name, e.config, e.metrics, tr) for e, tr in results]
-        fig = row_nll_figure([(e.name, tr.cell, tr.row_nll) for e, tr in results], 0)
+        columns = [{"entry": entry_json(e.name, e.config, e.metrics), "what": "this sample"} for e, _ in results]
         first = traces[0]
         label = "any digit" if first.label is None else f"digit **{first.label}**"
         text = (f"{len(traces)} models, {label}, seed {first.seed}, temperature {first.temperature:g}. "
                 "Scrub or press Play: every column shows the same step.")
         if notes:
             text += "\n\n" + "\n".join(f"- {n}" for n in notes)
-        return [text] + view.load(request, traces, titles, fig)
+        return [text] + view.load(request, columns, traces)
 
     def models():
         return gr.Dropdown(choices=ex.registry.choices())
@@ -293,11 +266,12 @@ def wire(h: Handle, tab=None):
         taus = [(e.name, e.config.cell, t) for e, _, _, t, _ in rows]
         n = len(rows[0][1].images)
         return (reach_caption(rows, digit, label),
-                plot(reach_figure(curves, f"Memory reach by distance, mean over {n} test digits")),
-                plot(matrices_figure(mats, f"Memory reach of test digit #{digit} (a {label}): row t down, row s across")),
-                plot(timescales_figure(taus, f"Timescales of the units (top layer), {n} test digits")))
+                gr.Plot(plot(reach_figure(curves, f"Memory reach by distance, mean over {n} test digits")), visible=True),
+                gr.Plot(plot(matrices_figure(mats, f"Memory reach of test digit #{digit} (a {label}): row t down, "
+                                                   "row s across")), visible=True),
+                gr.Plot(plot(timescales_figure(taus, f"Timescales of the units (top layer), {n} test digits")),
+                        visible=True))
 
-    view.wire()
     h.reach_button.click(reach, [h.models, h.reach_digit], h.reach_outputs, api_name="compare_reach",
                          concurrency_limit=1, concurrency_id="reach")
     h.button.click(run, [h.models, h.digit, h.temperature, h.seed], [h.note] + view.load_outputs,

@@ -65,14 +65,9 @@ def build(ex: Explorer, ckpt, downloads: Downloads) -> Handle:
                              elem_classes="rv-pixelated")
             note = gr.Markdown(elem_id="complete_note")
             pick = checked.Number(0, precision=0, visible=False)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=5, min_width=320):
-            view.render_canvas()
             bar = ExportBar(ex, NAME, downloads, button="Complete")
             bar.render()
-        with gr.Column(scale=7, min_width=300):
-            view.render_gates()
-    view.render_figure()
+    view.render()
     return Handle(ex, ckpt, view, bar, src, preview, keep, n, digit,
                   temperature, seed, button, out, note, pick)
 
@@ -120,7 +115,6 @@ def wire(h: Handle, tab=None):
     def pick_completion(evt: gr.SelectData):
         return evt.index
 
-    comp.wire()
     h.downloads.wire()
     src = h.digit_source
     preview_in = src.inputs + [h.keep]

@@ -23,7 +23,7 @@ from ..components import message, warn
 from ..downloads import Downloads, ExportBar
 from ..inputs import DIGITS, STEPS, InputError, sampling
 from ..state import Explorer
-from ..stepview import StepView
+from ..stepview import StepView, step_js
 
 NAME = "gen"
 DEFAULT_DIGIT = "7"
@@ -45,14 +45,10 @@ class Handle:
     link: gr.Textbox
 
     @property
-    def step(self) -> gr.Slider:
-        return self.view.step
-
-    @property
     def settings(self) -> dict[str, gr.components.Component]:
-        """The components of the tab's state, by ``links.View`` field (in the order of a link)."""
-        return {"model": self.ckpt, "digit": self.digit, "seed": self.seed, "temperature": self.temperature,
-                "t": self.view.step}
+        """The components of the tab's state, by ``links.View`` field (in the order of a link; the
+        step ``t`` lives in the browser's view and is read by Copy link's ``stepview.step_js``)."""
+        return {"model": self.ckpt, "digit": self.digit, "seed": self.seed, "temperature": self.temperature}
 
     @property
     def outputs(self) -> list:
@@ -75,18 +71,16 @@ def build(ex: Explorer, ckpt, downloads: Downloads) -> Handle:
             link_button = gr.Button("Copy link", size="sm", elem_id="copy_link")
             link = gr.Textbox(label="link to this view", interactive=False, elem_id="view_link", max_lines=1,
                               placeholder="Copy link puts the address of this exact view here")
-        with gr.Column(scale=5, min_width=320):
-            view.render_canvas()
             bar = ExportBar(ex, NAME, downloads, grid=True)
             bar.render()
-        with gr.Column(scale=6, min_width=300):
-            view.render_gates()
-    view.render_figure()
+        with gr.Column(scale=11, min_width=600):
+            view.render()
     return Handle(ex, ckpt, view, digit, temperature, seed, button, dice, summary, bar, link_button, link)
 
 
-def generate(h: Handle, key, digit, temperature, seed, request, step: int = 0) -> list:
-    """Draw one digit and load it into the step view at ``step`` (InputError says what is wrong)."""
+def generate(h: Handle, key, digit, temperature, seed, request, step: int | None = None) -> list:
+    """Draw one digit and load it into the step view at ``step`` (None: the last, with the whole
+    image drawn; InputError says what is wrong)."""
     entry, traces, notes = h.ex.generate(key, digit, temperature, seed)
     warn(notes)
     return [cards.trace_summary(traces[0], entry.name)] + h.view.load(request, traces[0], entry.name, step=step, key=entry.key)
@@ -112,13 +106,14 @@ def open_link(h: Handle, params, tab_ids, request) -> tuple[str | None, str, lis
     key = models.get(view.model, default_key)
     if key is None:
         return None, view.tab, [gr.skip()] * 3 + [h.ex.no_checkpoint_message()] + [gr.skip()] * len(h.view.load_outputs), notes
+    step = view.t if "t" in params else None
     try:
-        out = generate(h, key, view.digit, view.temperature, view.seed, request, step=view.t)
+        out = generate(h, key, view.digit, view.temperature, view.seed, request, step=step)
     except InputError as e:  # a digit for an unconditional model: draw any (say so if the link asked)
         if "digit" in params:
             notes.append(f"{e}; drawing any digit")
         view = replace(view, digit="any")
-        out = generate(h, key, view.digit, view.temperature, view.seed, request, step=view.t)
+        out = generate(h, key, view.digit, view.temperature, view.seed, request, step=step)
     return key, view.tab, [view.digit, view.temperature, view.seed] + out, notes
 
 
@@ -162,11 +157,25 @@ def wire(h: Handle, tab=None):
     def new_seed():
         return random.randint(0, 99_999)
 
-    h.view.wire()
+    def follow_model(key, d, temp, s, request: gr.Request):
+        """A model picked in the menu: the same digit and seed with it; an unconditional model draws
+        'any' (the digit follows, with a note)."""
+        try:
+            d, note = checked.digit_for_model(h.ex, key, d)
+            out = generate(h, key, d, temp, s, request)
+        except InputError as e:
+            raise message(str(e)) from None
+        if note:
+            gr.Info(note)
+        return [d] + out
+
     h.downloads.wire(h.ckpt, h.digit, h.temperature, h.seed)
     ins = [h.ckpt, h.digit, h.temperature, h.seed]
-    # picking another model redraws the same digit and seed with it (LSTM vs GRU vs RNN)
-    h.ckpt.input(do_generate, ins, h.outputs, api_name="generate_with_model", concurrency_limit=2)
+    # picking another model redraws the same digit and seed with it (LSTM vs GRU vs RNN). On .select:
+    # Gradio 6's Dropdown sends .input twice per pick (on the pick and on the blur that follows; the
+    # second was refused as "busy"), and .change also fires when on_load sets the menu from a link
+    h.ckpt.select(follow_model, ins, [h.digit] + h.outputs, api_name="generate_with_model", concurrency_limit=2,
+                  trigger_mode="always_last")  # quick picks: the last one is drawn once the one running ends
     h.button.click(do_generate, ins, h.outputs, api_name="generate", concurrency_limit=2)
     h.dice.click(new_seed, None, [h.seed], api_name="new_seed", show_progress="hidden").then(
         do_generate, ins, h.outputs, api_name="generate_new_seed", concurrency_limit=2)
@@ -177,5 +186,5 @@ def wire(h: Handle, tab=None):
         except InputError as e:
             raise message(str(e)) from None
 
-    h.link_button.click(do_copy_link, ins + [h.step], [h.link], api_name="copy_link", show_progress="hidden",
-                        queue=False).then(None, [h.link], [h.link], js=COPY_JS)
+    h.link_button.click(do_copy_link, ins + [h.view.t], [h.link], api_name="copy_link", show_progress="hidden",
+                        queue=False, js=step_js(NAME, len(ins) + 1)).then(None, [h.link], [h.link], js=COPY_JS)

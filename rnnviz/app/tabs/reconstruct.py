@@ -68,11 +68,8 @@ def build(ex: Explorer, ckpt=None) -> Handle:
         with gr.Column(scale=2, min_width=170):
             source_image = gr.Image(label="source (what the encoder reads)", format="png", interactive=False,
                                     height=200, elem_classes="rv-pixelated", elem_id="rec_source", buttons=[])
-        with gr.Column(scale=5, min_width=320):
-            view.render_canvas()
-        with gr.Column(scale=6, min_width=300):
-            view.render_gates()
-    view.render_figure()
+        with gr.Column(scale=11, min_width=600):
+            view.render()
     return Handle(ex, view, src, model, note, temperature, seed,
                   use_mean, button, prior, summary, source_image)
 
@@ -140,7 +137,6 @@ def wire(h: Handle, tab=None):
         keys = [k for _, k in choices]
         return gr.Dropdown(choices=choices, value=key if key in keys else ex.default_vae_key()), _note(ex)
 
-    view.wire()
     outputs = [h.summary, h.source_image] + view.load_outputs
     h.button.click(reconstruct, [h.model, *h.digit_source.inputs, h.temperature, h.seed, h.use_mean], outputs,
                    api_name="reconstruct", concurrency_limit=2)

@@ -27,7 +27,7 @@ from ..figures import base_layout, empty_figure
 from ..inputs import InputError
 from ..measurements import Analyses, SaturationResult
 from ..state import Explorer
-from ..stepview import layer_choices
+from ..components import layer_choices
 
 NAME = "saturation"
 SWITCH = 0.5  # a unit "acts as a switch" when one end takes more than this fraction of its steps

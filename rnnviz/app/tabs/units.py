@@ -26,7 +26,7 @@ from ..figures import base_layout
 from ..inputs import InputError
 from ..measurements import Digits, unit_studies
 from ..state import Explorer
-from ..stepview import layer_choices
+from ..components import layer_choices
 
 NAME = "units"
 MAP_STEPS = (6, 10, 14, 18, 22, 27)  # the steps whose activity maps are drawn

@@ -1,12 +1,14 @@
 // The page: controls, the URL and the step views (Generate, Complete, Compare cells), wired to
-// model.js. Model math lives in model.js, colours in draw.js, settings in state.js, the layouts in
-// view.js and compare.js; this file only connects them.
+// model.js. Model math lives in model.js, colours in draw.js, settings in state.js, the shared views
+// in view.js and group.js (the Gradio app draws with the same files), every colour, name and limit
+// in rules.json (written by Python); this file only connects them.
 
 import { classPosterior, loadModel, sampleSeeded } from './model.js';
-import { CompareView } from './compare.js';
-import { FUTURE, paintCanvas, paintPrefix } from './draw.js';
+import { StepGroup } from './group.js';
+import { paintCanvas, paintPrefix } from './draw.js';
 import { InputError, binarize, mnistLike } from './inputs.js';
-import { DIGIT_CHOICES, MAX_SEED, TABS, readQuery, writeQuery } from './state.js';
+import { loadRules, rules } from './rules.js';
+import { TABS, digitChoices, maxSeed, readQuery, writeQuery } from './state.js';
 import { StepView } from './view.js';
 
 const $ = (id) => document.getElementById(id);
@@ -68,7 +70,7 @@ function readControls(p = '') {
   const s = page.settings;
   const digit = document.querySelector(`#${p}digit input:checked`);
   s.digit = digit ? digit.value : s.digit;
-  const seed = Number($(`${p}seed`).value);
+  const seed = Number($(`${p}seed`).value), MAX_SEED = maxSeed();
   if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= MAX_SEED)) {
     const fixed = Math.min(MAX_SEED, Math.max(0, Math.round(Number.isFinite(seed) ? seed : 0)));
     showNotes([`seed ${JSON.stringify($(`${p}seed`).value.slice(0, 20))} is not a whole number in [0, ${MAX_SEED}]; using ${fixed}`]);
@@ -140,7 +142,7 @@ async function compare(step = 0) {
 let urlTimer = null;
 function viewQuery() {
   const s = page.settings;
-  return writeQuery({ ...s, t: page.tab === 'compare' ? page.cmp.step : page.gen.step, tab: page.tab });
+  return writeQuery({ ...s, t: page.tab === 'compare' ? page.cmp.player.step : page.gen.step, tab: page.tab });
 }
 function updateURL() {  // debounced: a drag of the slider makes one history entry, not hundreds
   clearTimeout(urlTimer);
@@ -220,7 +222,7 @@ function preview() {
   try {
     binary = prefixBinary();
   } catch {
-    for (let k = 0; k < 28 * 28; k++) img.data.set([...FUTURE, 255], 4 * k);
+    for (let k = 0; k < 28 * 28; k++) img.data.set([...rules().canvas.future, 255], 4 * k);
     g.putImageData(img, 0, 0);
     return null;
   }
@@ -240,7 +242,7 @@ async function complete() {
   const keep = Number($('keep_rows').value), n = Number($('n_completions').value);
   const temperature = Number($('comp_temperature').value);
   let seed = Number($('comp_seed').value);
-  if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= MAX_SEED)) { seed = 0; $('comp_seed').value = '0'; }
+  if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= maxSeed())) { seed = 0; $('comp_seed').value = '0'; }
   const choice = $('comp_digit').value;
   let digit = null, how;
   if (choice === 'auto') {
@@ -300,7 +302,7 @@ async function setTab(tab) {
 function buildControls() {
   const digits = $('digit');
   for (const [box, name] of [[digits, 'digit'], [$('cmp_digit'), 'cmp_digit']]) {
-    for (const d of DIGIT_CHOICES) {
+    for (const d of digitChoices()) {
       const label = document.createElement('label');
       const input = Object.assign(document.createElement('input'), { type: 'radio', name, value: d });
       label.append(input, d);
@@ -314,7 +316,7 @@ function buildControls() {
       value: e.name, textContent: `${e.name}: ${e.config.cell.toUpperCase()} ${e.config.layers}\u00d7${e.config.hidden}${nll}` }));
   }
   const compDigit = $('comp_digit');
-  for (const d of ['auto', ...DIGIT_CHOICES]) compDigit.append(Object.assign(document.createElement('option'), { value: d, textContent: d }));
+  for (const d of ['auto', ...digitChoices()]) compDigit.append(Object.assign(document.createElement('option'), { value: d, textContent: d }));
   const run = (fn) => (...a) => Promise.resolve(fn(...a)).catch((e) => showNotes([String(e && e.message || e)]));
   $('generate').addEventListener('click', run(() => { readControls(); return generate(0); }));
   $('dice').addEventListener('click', run(() => {
@@ -363,7 +365,20 @@ function buildControls() {
   $('complete_btn').addEventListener('click', run(complete));
 }
 
+/** Every number input takes its range, step and default from the rules (as the app's widgets do). */
+function applyLimits() {
+  const lim = rules().limits;
+  for (const [id, name] of [['temperature', 'temperature'], ['cmp_temperature', 'temperature'], ['comp_temperature', 'temperature'],
+    ['seed', 'seed'], ['cmp_seed', 'seed'], ['comp_seed', 'seed'], ['keep_rows', 'keep_rows'], ['n_completions', 'completions']]) {
+    const e = $(id), l = lim[name];
+    if (!e || !l) continue;
+    Object.assign(e, { min: String(l.lo), max: String(l.hi), step: String(l.step) });
+  }
+}
+
 async function start() {
+  await loadRules('rules.json');
+  applyLimits();
   const r = await fetch('models.json');
   if (!r.ok) throw new Error(`could not load models.json (HTTP ${r.status})`);
   page.manifest = await r.json();
@@ -377,7 +392,7 @@ async function start() {
                           { onStep: updateURL, tooltip });
   page.comp = new StepView('comp', { canvas: $('comp_view'), gates: $('comp_gates_col'), figure: $('comp_fig_slot') },
                            { button: 'Complete', tooltip });
-  page.cmp = new CompareView($('cmp_view'), { onStep: updateURL, tooltip });
+  page.cmp = new StepGroup($('cmp_view'), { prefix: 'cmp', onStep: updateURL, tooltip });
   buildControls();
   setupSketch();
   await setupGallery();
@@ -406,11 +421,11 @@ window.rnnviz = {
     return snap && { model: which === 'comp' ? page.settings.model : s.model, digit: s.digit, seed: which === 'comp' ? page.compSeed : s.seed,
                      temperature: s.temperature, tab: page.tab, notes: page.notes.slice(), ...snap };
   },
-  setStep: (t) => page.gen.setStep(t),
+  setStep: (t) => page.gen.player.go(t),
   timings: page.timings,
   generate: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await generate(0); return page.timings; },
   compare: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await compare(0); return page.timings; },
-  setCompareStep: (t) => page.cmp.setStep(t),
+  setCompareStep: (t) => page.cmp.go(t),
 };
 
 start().catch((e) => { showNotes([`The page could not start: ${e && e.message || e}`]); });

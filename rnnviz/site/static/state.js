@@ -1,10 +1,14 @@
-// The page's settings and the URL: one table of what a link holds, each with its default and its
-// check. A value that is missing takes the default; one that is bad or hostile takes the default
-// too, with a note for the page (never an error). Pure: no page, no model.
+// The page's settings and the URL. What a link may hold, in which order, with which default and
+// limits, is the rules' URL table (rnnviz/rules.py, read by the app's links.py too); this file only
+// says how the static page reads each kind. A value that is missing takes the default; one that is
+// bad or hostile takes the default too, with a note for the page (never an error). Pure: no page, no
+// model.
 
-export const MAX_SEED = 2 ** 31 - 1;
-export const DIGIT_CHOICES = ['any', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-export const TABS = ['generate', 'complete', 'compare'];
+import { rules } from './rules.js';
+
+export const TABS = ['generate', 'complete', 'compare'];  // the static page's tabs
+export const maxSeed = () => rules().seedMax;
+export const digitChoices = () => rules().digits;
 
 const shown = (v) => JSON.stringify(String(v).slice(0, 40));
 
@@ -14,40 +18,49 @@ function integer(text, lo, hi) {
   return Number.isSafeInteger(v) && v >= lo && v <= hi ? v : null;
 }
 
-/** name -> {default(ctx), parse(text, ctx) -> value or null, help}. ctx: {models, defaultModel,
- *  steps(model), conditional(model)}. Order = the order in the URL. */
-export const SETTINGS = {
-  model: {
+function decimal(text, lo, hi) {
+  if (!/^\s*\d{0,3}\.?\d{1,6}\s*$/.test(text)) return null;
+  const x = Number(text);
+  return Number.isFinite(x) && x >= lo && x <= hi ? x : null;
+}
+
+/** How each kind of URL setting (rules().url.settings[k].kind) is read. ctx: {models, defaultModel,
+ *  steps(model), conditional(model)}; s: the settings read so far. Each gives {default, parse, help}. */
+const KINDS = {
+  model: () => ({
     default: (ctx) => ctx.defaultModel,
     parse: (v, ctx) => (ctx.models.includes(v) ? v : null),
     help: (ctx) => `one of ${ctx.models.join(', ')}`,
-  },
-  digit: {
-    default: (ctx, s) => (ctx.conditional(s.model) ? '7' : 'any'),
+  }),
+  digit: (d) => ({
+    default: (ctx, s) => (ctx.conditional(s.model) ? d : 'any'),
     parse: (v, ctx, s) => {
-      const d = String(v).trim().toLowerCase();
-      if (d === 'any') return 'any';
-      return ctx.conditional(s.model) && /^[0-9]$/.test(d) ? d : null;
+      const x = String(v).trim().toLowerCase();
+      if (x === 'any') return 'any';
+      return ctx.conditional(s.model) && digitChoices().includes(x) ? x : null;
     },
     help: (ctx, s) => (ctx.conditional(s.model) ? "'any' or 0-9" : "'any' (this model is unconditional)"),
+  }),
+  limit: (d, name) => {
+    const l = rules().limits[name];
+    return {
+      default: () => d,
+      parse: (v) => (l.integer ? integer(v, l.lo, l.hi) : decimal(v, l.lo, l.hi)),
+      help: () => `${l.integer ? 'a whole number' : 'a number'} in [${l.lo}, ${l.hi}]`,
+    };
   },
-  seed: { default: () => 0, parse: (v) => integer(v, 0, MAX_SEED), help: () => `a whole number in [0, ${MAX_SEED}]` },
-  temperature: {
-    default: () => 1,
-    parse: (v) => {
-      if (!/^\s*\d*\.?\d+\s*$/.test(v)) return null;
-      const x = Number(v);
-      return Number.isFinite(x) && x >= 0 && x <= 2 ? x : null;
-    },
-    help: () => 'a number in [0, 2]',
-  },
-  t: {
-    default: () => 0,
+  step: (d) => ({
+    default: () => d,
     parse: (v, ctx, s) => integer(v, 0, ctx.steps(s.model) - 1),
     help: (ctx, s) => `a step in [0, ${ctx.steps(s.model) - 1}]`,
-  },
-  tab: { default: () => 'generate', parse: (v) => (TABS.includes(v) ? v : null), help: () => `one of ${TABS.join(', ')}` },
+  }),
+  tab: (d) => ({ default: () => d, parse: (v) => (TABS.includes(v) ? v : null), help: () => `one of ${TABS.join(', ')}` }),
 };
+
+/** name -> {default(ctx, s), parse(text, ctx, s) -> value or null, help(ctx, s)}, in the URL's order. */
+export function settings() {
+  return Object.fromEntries(rules().url.settings.map(({ name, kind, default: d }) => [name, KINDS[kind](d, name)]));
+}
 
 /** Settings from a query string. Returns {values, notes}: every setting has a value; each note
  *  says which value was refused and what is used instead. */
@@ -58,11 +71,11 @@ export function readQuery(search, ctx) {
   } catch {
     params = new URLSearchParams();
   }
-  const values = {}, notes = [];
-  for (const [name, s] of Object.entries(SETTINGS)) {
+  const values = {}, notes = [], max = rules().url.maxChars;
+  for (const [name, s] of Object.entries(settings())) {
     const fallback = s.default(ctx, values);
     if (!params.has(name)) { values[name] = fallback; continue; }
-    const raw = params.get(name), v = s.parse(raw, ctx, values);
+    const raw = params.get(name), v = raw.length > max ? null : s.parse(raw, ctx, values);
     if (v === null) {
       values[name] = fallback;
       notes.push(`${name} ${shown(raw)} is not ${s.help(ctx, values)}; using ${fallback}`);
@@ -74,6 +87,6 @@ export function readQuery(search, ctx) {
 /** The query string of a view: every setting, in the table's order. */
 export function writeQuery(values) {
   const p = new URLSearchParams();
-  for (const name of Object.keys(SETTINGS)) if (values[name] !== undefined) p.set(name, String(values[name]));
+  for (const { name } of rules().url.settings) if (values[name] !== undefined) p.set(name, String(values[name]));
   return '?' + p.toString();
 }

@@ -1,0 +1,157 @@
+"""The rules both front ends share, written once: palettes, colour scales, names, limits, URL settings.
+
+The Gradio app and the static page draw with the same JavaScript view (``rnnviz/site/static/``), and
+that view reads every colour, name, description and limit from ``as_json()``: the site writes it
+to ``rules.json`` beside the modules, and the app puts the same JSON in the page's head
+(``window.rnnvizRules``). Python reads the same names here (``render``, ``cells``, ``app.inputs``,
+``app.links``). Nothing in this table is written again in JavaScript; ``tests/test_rules.py``
+checks that the page's code holds none of it.
+
+Pure data and one function: nothing here imports torch, Gradio or the app.
+"""
+
+from __future__ import annotations
+
+# ---- palettes (anchors a lookup table interpolates evenly) -------------------------------------------
+VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
+           "#b5de2b", "#fde725")
+BLUE_WHITE_RED = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7",
+                  "#f4a582", "#d6604d", "#b2182b", "#67001f")
+INFERNO = ("#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
+           "#f7d13d", "#fcffa4")
+LUT_SIZE = 256  # entries of every colour lookup table
+
+# The colour scale of each kind of value: (vmin, vmax, palette). The LSTM's cell state c is
+# unbounded: its range is symmetric, fixed per trace and layer from the C_PERCENTILE-th percentile
+# of |c| over every step, at least C_MIN, rounded up to a multiple of C_ROUND.
+SCALES = {"gate": (0.0, 1.0, "viridis"), "tanh": (-1.0, 1.0, "blue_white_red"), "prob": (0.0, 1.0, "inferno")}
+C_PERCENTILE, C_MIN, C_ROUND = 99.5, 1.0, 0.5
+PALETTES = {"viridis": VIRIDIS, "blue_white_red": BLUE_WHITE_RED, "inferno": INFERNO}
+
+# ---- the canvas (RGB) ---------------------------------------------------------------------------------
+INK, PAPER = (245, 245, 245), (0, 0, 0)  # generated rows
+KEPT_INK, KEPT_PAPER = (125, 200, 255), (8, 22, 40)  # rows copied from the given image (completion)
+FUTURE = (34, 38, 52)  # rows not drawn yet
+DIM_INK = (70, 74, 90)  # ink of the rows a completion will redraw (its preview)
+NAN_RGB = (128, 128, 128)  # padding cells of a unit grid
+ROW_MARK = "#22d3ee"  # the outline of the row being drawn
+BAR_GENERATED, BAR_KEPT = "#f97316", "#9aa5b1"  # per-row NLL bars
+# Intervene: the difference image (+1 red: ink only with the intervention, -1 blue: only without), the
+# intervened steps, the two runs' lines and the change of h and c (a symmetric scale per comparison:
+# the DELTA_PERCENTILE-th percentile of |change| over every step, at least and rounded up to DELTA_ROUND)
+DIFF_ADDED, DIFF_REMOVED, DIFF_BOTH = (230, 80, 60), (60, 140, 235), (105, 105, 105)
+INTERVENED = "#facc15"
+RUN_COLORS = {"without": "#9aa5b1", "with": "#e6503c"}
+DELTA_COLORS = {"h": "#f97316", "c": "#38bdf8"}
+DELTA_PERCENTILE, DELTA_ROUND = 99.5, 0.05
+
+# ---- cells: what each exposes per step (display order; the last entries are the carried state) -------
+STATE_NAMES: dict[str, tuple[str, ...]] = {
+    "lstm": ("i", "f", "g", "o", "c", "h"),
+    "gru": ("r", "z", "n", "h"),
+    "rnn": ("h",),
+}
+SIGMOID = frozenset("ifozr")  # gates in [0, 1]; the rest are tanh outputs (and c)
+SATURATION = (0.1, 0.9)  # a gate below the first or above the second counts as saturated
+DESCRIPTIONS: dict[str, str] = {
+    "i": "input gate: how much of the candidate g enters the cell",
+    "f": "forget gate: how much of the old cell state c is kept",
+    "g": "candidate: the new content offered to the cell",
+    "o": "output gate: how much of tanh(c) is shown as h",
+    "c": "cell state: the LSTM's long-term memory",
+    "h": "hidden state: what the layer passes up and to the next step",
+    "r": "reset gate: how much of the old h the candidate n may look at",
+    "z": "update gate: how much of the old h is kept (1 = keep)",
+    "n": "candidate: the proposed new hidden state",
+}
+CELL_COLORS = {"lstm": "#f97316", "gru": "#38bdf8", "rnn": "#a3e635"}
+OTHER_COLOR = "#9aa5b1"  # a cell with no colour of its own
+COLUMN_STATES = {"lstm": ("f", "c", "h"), "gru": ("z", "h"), "rnn": ("h",)}  # compact columns: memory + h
+
+# ---- scan orders: the 8 symmetries of the square --------------------------------------------------------
+# name -> (lines are columns, lines run backwards, pixels run backwards). "rows" is the classic order:
+# rows top-down, each row left to right; "_rl" runs lines (or pixels) right to left, "_bu" bottom-up.
+ORDERS = {
+    "rows": (False, False, False),
+    "rows_rl": (False, False, True),
+    "rows_bu": (False, True, False),
+    "rows_bu_rl": (False, True, True),
+    "cols": (True, False, False),
+    "cols_bu": (True, False, True),
+    "cols_rl": (True, True, False),
+    "cols_rl_bu": (True, True, True),
+}
+ORDER_NAMES = {
+    "rows": "rows top-down, left to right",
+    "rows_rl": "rows top-down, right to left",
+    "rows_bu": "rows bottom-up, left to right",
+    "rows_bu_rl": "rows bottom-up, right to left",
+    "cols": "columns left to right, top-down",
+    "cols_bu": "columns left to right, bottom-up",
+    "cols_rl": "columns right to left, top-down",
+    "cols_rl_bu": "columns right to left, bottom-up",
+}
+
+# ---- what a visitor may choose ----------------------------------------------------------------------
+IMAGE_SIZE = (28, 28)  # the explorer's views draw MNIST-size models
+STEPS = IMAGE_SIZE[0]  # one step per line
+DIGITS = ("any",) + tuple(str(d) for d in range(10))
+SEED_MAX = 2**31 - 1
+# name -> (label, lo, hi, default, widget step, whole number)
+LIMITS = {
+    "temperature": ("temperature", 0.1, 2.0, 1.0, 0.05, False),
+    "seed": ("seed", 0, SEED_MAX, 0, 1, True),
+    "step": ("timestep", 0, STEPS - 1, 0, 1, True),
+    "keep_rows": ("rows to keep", 0, STEPS - 1, 14, 1, True),
+    "completions": ("completions", 1, 8, 6, 1, True),
+    "first_step": ("from step", 0, STEPS - 1, 10, 1, True),
+    "last_step": ("through step", 0, STEPS - 1, STEPS - 1, 1, True),
+}
+PLAY_MS = 250  # Play: milliseconds per step
+
+# ---- deep links: what a URL may hold, in the order a link writes it ----------------------------------
+# name -> (kind, default); a "step" is a whole number in [0, steps), a "limit" reads LIMITS[name].
+URL_SETTINGS = {
+    "model": ("model", None),
+    "digit": ("digit", "7"),
+    "seed": ("limit", 0),
+    "temperature": ("limit", 1.0),
+    "t": ("step", 0),
+    "tab": ("tab", "generate"),
+}
+URL_MAX_CHARS = 64  # a longer value is refused unread
+
+
+def as_json() -> dict:
+    """Everything above as one JSON-ready dict: what the JavaScript view reads (``rules.json``)."""
+    return {
+        "palettes": {k: list(v) for k, v in PALETTES.items()},
+        "lutSize": LUT_SIZE,
+        "scales": {k: {"vmin": lo, "vmax": hi, "palette": p} for k, (lo, hi, p) in SCALES.items()},
+        "cScale": {"percentile": C_PERCENTILE, "min": C_MIN, "round": C_ROUND},
+        "canvas": {"ink": INK, "paper": PAPER, "keptInk": KEPT_INK, "keptPaper": KEPT_PAPER, "future": FUTURE,
+                   "dimInk": DIM_INK, "nan": NAN_RGB, "rowMark": ROW_MARK, "barGenerated": BAR_GENERATED,
+                   "barKept": BAR_KEPT, "diffAdded": DIFF_ADDED, "diffRemoved": DIFF_REMOVED,
+                   "diffBoth": DIFF_BOTH, "intervened": INTERVENED},
+        "runColors": RUN_COLORS,
+        "deltaColors": DELTA_COLORS,
+        "deltaScale": {"percentile": DELTA_PERCENTILE, "round": DELTA_ROUND},
+        "stateNames": {k: list(v) for k, v in STATE_NAMES.items()},
+        "sigmoid": sorted(SIGMOID),
+        "saturation": list(SATURATION),
+        "descriptions": DESCRIPTIONS,
+        "orders": {k: list(v) for k, v in ORDERS.items()},
+        "orderNames": ORDER_NAMES,
+        "cellColors": CELL_COLORS,
+        "otherColor": OTHER_COLOR,
+        "columnStates": {k: list(v) for k, v in COLUMN_STATES.items()},
+        "imageSize": list(IMAGE_SIZE),
+        "steps": STEPS,
+        "digits": list(DIGITS),
+        "seedMax": SEED_MAX,
+        "limits": {k: {"label": lab, "lo": lo, "hi": hi, "default": d, "step": s, "integer": i}
+                   for k, (lab, lo, hi, d, s, i) in LIMITS.items()},
+        "playMs": PLAY_MS,
+        "url": {"settings": [{"name": k, "kind": kind, "default": d} for k, (kind, d) in URL_SETTINGS.items()],
+                "maxChars": URL_MAX_CHARS},
+    }

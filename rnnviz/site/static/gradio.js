@@ -1,0 +1,79 @@
+// The Gradio app's host of the shared step views (rnnviz/app/stepview.py): each view is a gr.HTML
+// whose value is a payload the server sent once per Generate (Complete, Compare, Run, ...): the
+// traces as exact float32 values (trace.js reads them) and the step to open at. Everything after
+// that (scrubbing, Play, the step box, keys, hover, layer and unit order) happens here, with no
+// request. The static page (page.js) mounts the same view modules its own way.
+
+import { DifferenceColumn } from './intervene.js';
+import { StepGroup } from './group.js';
+import { rules } from './rules.js';
+import { decodeTrace } from './trace.js';
+import { StepView, el } from './view.js';
+
+const views = new Map();  // view name -> {kind, view, id}
+
+function tooltip() {
+  let tip = document.getElementById('rv_tooltip');
+  if (!tip) {
+    tip = el('div', { id: 'rv_tooltip', class: 'rv-tooltip', hidden: '' });
+    document.body.append(tip);
+  }
+  return tip;
+}
+
+/** A clicked unit opens in the Units tab (the app's page.js: window.rnnvizInspect). */
+const inspect = (name) => (unit, layer) => { if (window.rnnvizInspect) window.rnnvizInspect(unit, layer, name); };
+
+/** Build the view of ``props.kind`` inside ``element`` and draw every payload the server sends. */
+export function mount(element, props, watch) {
+  rules();  // window.rnnvizRules, put in the page by the app
+  const name = props.name, kind = props.kind, root = element.querySelector('.rv-host') || element;
+  let view;
+  if (kind === 'single') {
+    const slot = (c) => root.querySelector(`.rv-slot-${c}`);
+    view = new StepView(name, { canvas: slot('canvas'), gates: slot('gates'), figure: slot('figure') },
+      { button: props.button, tooltip: tooltip(), onUnit: inspect(name) });
+  } else {
+    const extra = kind === 'intervene' ? new DifferenceColumn(name, { tooltip: tooltip() }) : null;
+    view = new StepGroup(root, { prefix: name, tooltip: tooltip(), extra, onUnit: inspect(name),
+      names: kind === 'intervene' ? () => null : null,
+      chartTitle: kind === 'intervene' ? 'NLL of each line, without and with (one scale)' : 'NLL of each line, per model (one scale)' });
+  }
+  const entry = { kind, view, id: null };
+  views.set(name, entry);
+  const draw = () => {
+    let p = null;
+    try { p = props.value ? JSON.parse(props.value) : null; } catch (e) { p = null; }
+    if (!p || !p.columns) return;
+    if (kind === 'single') {
+      const c = p.columns[0];
+      view.load(decodeTrace(c.trace), c.entry.name, p.step, { layer: p.layer, unitOrder: c.unitOrder, note: c.note || '' });
+    } else {
+      view.load(p.columns.map((c) => ({ ...c, trace: c.trace ? decodeTrace(c.trace) : null })), p.step);
+    }
+    entry.id = p.id;
+    element.dataset.loaded = String(p.id);
+  };
+  draw();
+  watch('value', draw);
+}
+
+window.rnnviz = Object.assign(window.rnnviz || {}, {
+  /** The step view ``name`` shows (what a test reads): its step and trace(s), or null. */
+  state(name = 'gen') {
+    const e = views.get(name);
+    return e ? { id: e.id, kind: e.kind, ...(e.view.snapshot() || {}) } : null;
+  },
+  /** The step view ``name`` is at (Copy link sends it). */
+  step(name = 'gen') {
+    const e = views.get(name);
+    if (!e) return 0;
+    return e.kind === 'single' ? e.view.step : e.view.player.step;
+  },
+  /** Move the view ``name`` to step ``t`` (benchmarks, tests). */
+  setStep(name, t) {
+    const e = views.get(name);
+    if (e) (e.kind === 'single' ? e.view.player : e.view.player).go(t);
+  },
+  views,
+});
