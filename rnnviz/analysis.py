@@ -11,6 +11,9 @@
   draws its own rows with a seed (optionally after copying the first ``keep_rows`` true rows). Per
   step it reports how far apart the two runs' hidden (and LSTM cell) states are, and the first row
   where the drawn image leaves the true one.
+- ``line_log_likelihoods`` / ``marginal_line_nll``: how surprised the model is by each line of a
+  digit, per class or with the class summed out (what the "which order?" view compares across
+  scan orders; ``rnnviz.mixture.Mixture.which_order``).
 
 What the model is conditioned on when reading a test image:
 
@@ -21,6 +24,10 @@ What the model is conditioned on when reading a test image:
 - a VAE reads z = the mean of q(z | x) of each image (the usual deterministic choice), unless a
   ``z`` is given;
 - an unconditional model reads nothing.
+
+A model of another scan order (``ModelConfig.order``) reads and writes an image line by line in
+that order: "step t" and "row t" below mean line t of its order (a row for the classic "rows"), and
+images are always given and returned as they are seen.
 
 Nothing here draws or serves anything; the figures are in the app (``rnnviz/app``).
 """
@@ -61,9 +68,38 @@ def model_labels(model: RowModel, x: torch.Tensor) -> torch.Tensor:
 
 def class_posterior(model: RowModel, image, rows: int) -> np.ndarray:
     """p(class | the first ``rows`` rows of a binary (H, W) image) under the model, with a uniform
-    prior over the classes, (C,) float64 (what *Complete* guesses the digit from)."""
+    prior over the classes, (C,) float64 (what *Complete* guesses the digit from). For a model of
+    another scan order, the first ``rows`` lines of its order (what a completion keeps)."""
     ll = model.class_log_likelihoods(torch.as_tensor(np.asarray(image), dtype=torch.float32)[None], rows)[0]
     return torch.softmax(ll.double(), 0).numpy()
+
+
+@torch.no_grad()
+def line_log_likelihoods(model: RowModel, images, y=None) -> torch.Tensor:
+    """log p(line t | lines < t, y) of binary ``images`` (B, H, W) for every class y, (B, C, H) nats
+    (C = 1 for an unconditional model, or when ``y`` gives each image's class), line t being step
+    t of the model's scan order. Summed over t it is ``class_log_likelihoods``."""
+    x = _images(images).to(model.positions)
+    B, C = x.shape[0], model.config.num_classes
+    if model.config.latent:
+        raise ValueError("a VAE's lines depend on z: read it with trace_images")
+    if C and y is None:
+        xs, ys = x.repeat_interleave(C, dim=0), torch.arange(C, device=x.device).repeat(B)
+    else:
+        xs, ys, C = x, (model._labels(y, B, x.device) if C else None), 1
+    lines = model.to_order(xs)
+    bits = torch.nn.functional.binary_cross_entropy_with_logits(model.line_logits(lines, ys), lines, reduction="none")
+    return -bits.sum(-1).view(B, C, -1)
+
+
+@torch.no_grad()
+def marginal_line_nll(model: RowModel, images) -> np.ndarray:
+    """-log p(line t | lines < t) with the class summed out (uniform prior), (B, H) float64 nats per
+    line of the model's order: the difference of the exact marginals of the prefixes, so it sums
+    over t to -log p(x) (``RowModel.log_prob``) and says where in its order the model is surprised."""
+    ll = line_log_likelihoods(model, images).double()  # (B, C, H)
+    prefix = torch.logsumexp(ll.cumsum(-1), dim=1) - np.log(ll.shape[1])  # log p(lines <= t), (B, H)
+    return -torch.diff(prefix, dim=-1, prepend=torch.zeros_like(prefix[:, :1])).numpy()
 
 
 @torch.no_grad()
@@ -120,7 +156,8 @@ def gate_saturation(model: RowModel, images, y=None, layer: int = -1, low: float
     if gates:
         for start in range(0, x.shape[0], batch_size):
             part = slice(start, start + batch_size)
-            inputs = model.step_inputs(model.shift_rows(x[part]), None if labels is None else labels[part],
+            lines = model.to_order(x[part])  # step t reads line t - 1 of the model's order
+            inputs = model.step_inputs(model.shift_rows(lines), None if labels is None else labels[part],
                                        None if zs is None else zs[part])
             states = cells.unroll(model.rnn, inputs)[k]
             for g in gates:
@@ -151,9 +188,9 @@ class ForcingComparison:
     free: Trace  # free running: its own image, the tempered probabilities it drew with (probs)
     h_distance: np.ndarray  # (layers, H) float32: ||h_forced[t] - h_free[t]||_2 per layer and step
     c_distance: np.ndarray | None  # (layers, H) same for the LSTM cell state; None for GRU/RNN
-    row_mismatch: np.ndarray  # (H,) int: pixels of row t where the free image differs from the true one
-    first_diff_row: int | None  # first row with a mismatch; None when the free run drew the true image
-    keep_rows: int  # rows copied from the true image before the free run started drawing
+    row_mismatch: np.ndarray  # (H,) int: pixels of line t (step t) where the free image differs from the true one
+    first_diff_row: int | None  # first line with a mismatch; None when the free run drew the true image
+    keep_rows: int  # lines copied from the true image before the free run started drawing
     seed: int
     temperature: float
     labels: str | None  # where the label came from: "given", "model argmax p(x|y)" or None
@@ -209,7 +246,7 @@ def forcing_comparison(model: RowModel, image, y=None, seed: int = 0, temperatur
     (free,) = sample_traces(model, 1, y=labels, temperature=temperature, seed=seed, prefix=x,
                             keep_rows=keep_rows, z=zs, kind="free running")
     true = forced.image
-    mismatch = (free.image != true).sum(1)
+    mismatch = (forced.lines(free.image) != forced.lines(true)).sum(1)  # per line of the model's order
     rows = np.flatnonzero(mismatch)
     return ForcingComparison(
         true_image=true, forced=forced, free=free, h_distance=state_distance(forced, free, "h"),

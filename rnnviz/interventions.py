@@ -11,7 +11,9 @@ Two kinds of change:
   one layer at steps start, ..., stop - 1 with a fixed value. The value is written where the cell
   computes it (``cells.step``'s clamp), so everything downstream uses it: with f = 0 the cell state
   becomes i * g, and a fixed h is what the head, the layer above and the next step read.
-- ``RowEdit``: image row t is a given row instead of a drawn one; the later rows read it.
+- ``RowEdit``: image row t is a given row instead of a drawn one; the later rows read it. (For a
+  model of another scan order, step t and "row t" are line t of its order, its pixels in the order
+  they are written: ``Trace.lines`` maps an image to them.)
 
 ``intervene`` runs the sample without and with the changes and returns a ``Comparison``.
 ``PRESETS`` names the common interventions in plain words for the explorer.
@@ -229,8 +231,9 @@ class Comparison:
 
     @property
     def first_changed_row(self) -> int | None:
-        """The first row where the images differ (None: identical images)."""
-        rows = np.flatnonzero(self.image_diff.any(axis=1))
+        """The first step where the images differ, i.e. the first line of the model's scan order
+        (a row, for "rows") with a changed pixel (None: identical images)."""
+        rows = np.flatnonzero(self.original.lines(self.image_diff).any(axis=1))
         return int(rows[0]) if rows.size else None
 
     def state_diff(self, name: str, layer: int = -1) -> np.ndarray:

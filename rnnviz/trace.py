@@ -1,8 +1,11 @@
 """Traces: everything the model computed while making (or reading) one image, step by step.
 
-A ``Trace`` holds, for one image, per timestep t (= row) and per layer, every gate and state of the
-cell (LSTM i, f, g, o, c, h; GRU r, z, n, h; RNN h; see ``cells.STATE_NAMES``), the probability of
-every pixel as the head computed it, and the NLL of every row.
+A ``Trace`` holds, for one image, per timestep t and per layer, every gate and state of the cell
+(LSTM i, f, g, o, c, h; GRU r, z, n, h; RNN h; see ``cells.STATE_NAMES``), the probability of every
+pixel as the head computed it, and the NLL of every step. Step t writes line t of the model's scan
+order (``ModelConfig.order``; for the classic "rows", row t): the image and the probabilities are
+kept as the image is seen, the states and the per-step NLL per line, and ``Trace.order`` says
+which pixels line t is (``line_mask``, ``lines``).
 
 - ``sample_traces``: sample images (any digit or a given one, with temperature and seed; optionally
   keeping the first rows of a given image) and return them with the exact states that made them.
@@ -21,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cells
-from .model import RowModel
+from .model import RowModel, from_order, to_order
 
 
 @dataclass
@@ -31,13 +34,14 @@ class Trace:
     label: int | None  # the class it was conditioned on (None: unconditional model)
     probs: np.ndarray  # (H, W) float32: p(pixel = 1) the head gave, tempered as sampled
     model_probs: np.ndarray  # (H, W) float32: the model's own p(pixel = 1) (temperature 1)
-    row_nll: np.ndarray  # (H,) float32: -log p(row t | rows < t, label) in nats, at temperature 1
-    layers: list[dict[str, np.ndarray]]  # per layer: name -> (H, hidden) float32
+    row_nll: np.ndarray  # (H,) float32: -log p(line t | lines < t, label) in nats, at temperature 1
+    layers: list[dict[str, np.ndarray]]  # per layer: name -> (H, hidden) float32, step t = line t
     temperature: float = 1.0
     seed: int | None = None
-    keep_rows: int = 0  # rows copied from a given image (completion); 0 for a free sample
+    keep_rows: int = 0  # lines copied from a given image (completion); 0 for a free sample
     latent: np.ndarray | None = None  # (latent,) the z a VAE decoded from; None for other models
     meta: dict = field(default_factory=dict)
+    order: str = "rows"  # the model's scan order (rnnviz.model.ORDERS): step t writes line t of it
 
     @property
     def steps(self) -> int:
@@ -57,26 +61,55 @@ class Trace:
         a = self.layers[layer][name]
         return a if step is None else a[step]
 
+    def lines(self, a: np.ndarray) -> np.ndarray:
+        """An image-shaped array (..., H, W) as the model's lines: ``lines(a)[t]`` is line t (step t),
+        its pixels in the order they were written. ``lines(self.image)[t]`` is what step t wrote."""
+        return _np_order(a, self.order, to_order)
+
+    def from_lines(self, a: np.ndarray) -> np.ndarray:
+        """Lines (..., H, W) in the model's order back to an image as seen (undoes ``lines``)."""
+        return _np_order(a, self.order, from_order)
+
+    def line_mask(self, step: int) -> np.ndarray:
+        """(H, W) bool: the pixels of the image that step ``step`` writes (row ``step`` for "rows",
+        a column for a column order; all False once ``step`` is past the last line)."""
+        mask = np.zeros(self.image.shape, bool)
+        if 0 <= step < self.steps:
+            mask[step] = True
+        return self.from_lines(mask)
+
     def canvas(self, step: int) -> np.ndarray:
-        """What the image looks like while row ``step`` is being drawn: rows before it as drawn,
-        row ``step`` as the head's probabilities, later rows empty. (H, W) float32 in [0, 1]."""
-        out = np.zeros(self.image.shape, np.float32)
-        out[:step] = self.image[:step]
+        """What the image looks like while line ``step`` is being drawn: lines before it as drawn,
+        line ``step`` as the head's probabilities, later lines empty, at their pixels in the image.
+        (H, W) float32 in [0, 1]."""
+        image, probs = self.lines(self.image), self.lines(self.probs)
+        out = np.zeros(image.shape, np.float32)
+        out[:step] = image[:step]
         if step < self.steps:
-            out[step] = self.probs[step]
-        return out
+            out[step] = probs[step]
+        return self.from_lines(out)
+
+
+def _np_order(a, order: str, fn) -> np.ndarray:
+    """``to_order`` / ``from_order`` on a NumPy array (a copy, contiguous)."""
+    a = np.asarray(a)
+    if order == "rows":
+        return a.copy()
+    return np.ascontiguousarray(fn(torch.from_numpy(np.ascontiguousarray(a)), order).numpy())
 
 
 def _to_traces(model: RowModel, images, labels, probs, states, temperature, seed, keep_rows, kind,
                latents=None):
-    """Score the finished images under the model (temperature 1) and split per image."""
+    """Score the finished images (as seen) under the model (temperature 1) and split per image:
+    the per-step NLL is per line of the model's order, the probabilities are mapped back to pixels."""
     c = model.config
     with torch.no_grad():
-        prev = model.shift_rows(images)
-        ctx = torch.cat([states[-1]["h"], prev], dim=-1)  # the head's input, as in RowModel.forward
-        logits = model.head(ctx, images)
-        row_nll = F.binary_cross_entropy_with_logits(logits, images, reduction="none").sum(-1)
-        model_probs = torch.sigmoid(logits)
+        lines = model.to_order(images)
+        prev = model.shift_rows(lines)
+        ctx = torch.cat([states[-1]["h"], prev], dim=-1)  # the head's input, as in RowModel.line_logits
+        logits = model.head(ctx, lines)
+        row_nll = F.binary_cross_entropy_with_logits(logits, lines, reduction="none").sum(-1)
+        model_probs = model.from_order(torch.sigmoid(logits))
     np_states = [{k: v.float().cpu().numpy() for k, v in layer.items()} for layer in states]
     out = []
     for b in range(images.shape[0]):
@@ -86,7 +119,7 @@ def _to_traces(model: RowModel, images, labels, probs, states, temperature, seed
             probs=(model_probs if probs is None else probs)[b].float().cpu().numpy(), model_probs=model_probs[b].cpu().numpy(),
             row_nll=row_nll[b].cpu().numpy(), layers=[{k: v[b] for k, v in layer.items()} for layer in np_states],
             temperature=float(temperature), seed=seed, keep_rows=int(keep_rows), meta={"kind": kind},
-            latent=None if latents is None else latents[b].float().cpu().numpy()))
+            latent=None if latents is None else latents[b].float().cpu().numpy(), order=c.order))
     return out
 
 
@@ -94,8 +127,10 @@ def sample_traces(model: RowModel, n: int = 1, y=None, temperature: float = 1.0,
                   prefix=None, keep_rows: int = 0, z=None, kind: str | None = None,
                   clamps=None, edit_rows=None) -> list[Trace]:
     """Sample ``n`` images with ``model.sample`` and return them as traces (same seed, same images).
-    A VAE decodes from ``z`` or, when None, from z drawn from its prior. ``clamps`` and
-    ``edit_rows`` intervene in the run (see ``RowModel.sample`` and ``rnnviz.interventions``)."""
+    A VAE decodes from ``z`` or, when None, from z drawn from its prior. ``keep_rows`` copies the
+    first lines of the model's order from ``prefix`` (an image as seen). ``clamps`` and
+    ``edit_rows`` (step -> line, its pixels in the order written) intervene in the run (see
+    ``RowModel.sample`` and ``rnnviz.interventions``)."""
     s = model.sample(n, y=y, temperature=temperature, seed=seed, prefix=prefix, keep_rows=keep_rows, z=z,
                      clamps=clamps, edit_rows=edit_rows)
     kind = kind or ("completion" if keep_rows else "sample")
@@ -136,5 +171,6 @@ def trace_images(model: RowModel, images, y=None, z=None, clamps=None) -> list[T
     if model.config.latent and z is None:
         z = model.encode(x)[0]
     z = model._latents(z, x.shape[0], x.device)
-    states = cells.unroll(model.rnn, model.step_inputs(model.shift_rows(x), labels, z), clamps)
+    lines = model.to_order(x)  # step t reads line t - 1 of the model's order
+    states = cells.unroll(model.rnn, model.step_inputs(model.shift_rows(lines), labels, z), clamps)
     return _to_traces(model, x, labels, None, states, 1.0, None, 0, "image", z)

@@ -20,6 +20,10 @@ it into p(row t).
   ``reach_by_distance`` its mean over t at each distance t - s.
 - ``timescales``: one effective memory length in steps per unit, from the gate that keeps the
   unit's own past (LSTM f, GRU z; the tanh RNN's self-loop |dh_t/dh_{t-1}|_uu).
+
+A model of another scan order (``ModelConfig.order``) reads lines of its order: "row t" and "step
+t" then mean line t of that order (memory reach is between lines), while images and activity maps
+stay as the image is seen.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import torch.nn.functional as F
 
 from . import cells
 from .analysis import GATES, _images, _layer_index, conditioning
-from .model import RowModel
+from .model import RowModel, from_order
 from .trace import Trace
 
 # What ``timescales`` reads for each cell: the factor by which a unit keeps its own past per step.
@@ -68,7 +72,8 @@ def _read(model: RowModel, images, y=None, layer: int = -1, z=None, batch_size: 
     parts = []
     for start in range(0, x.shape[0], batch_size):
         sl = slice(start, start + batch_size)
-        inputs = model.step_inputs(model.shift_rows(x[sl]), None if labels is None else labels[sl],
+        lines = model.to_order(x[sl])  # step t reads line t - 1 of the model's order
+        inputs = model.step_inputs(model.shift_rows(lines), None if labels is None else labels[sl],
                                    None if zs is None else zs[sl])
         parts.append({n: v.float().cpu().numpy() for n, v in cells.unroll(model.rnn, inputs)[k].items()})
     states = {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
@@ -155,9 +160,10 @@ class UnitProfile:
         return {g: self.states[g] for g in GATES[self.cell]}
 
 
-def activity_map(values: np.ndarray, images: np.ndarray) -> np.ndarray:
+def activity_map(values: np.ndarray, images: np.ndarray, order: str = "rows") -> np.ndarray:
     """(T, H, W) float32: for each step t, the Pearson correlation across the B digits between
-    ``values[:, t]`` (B, T) and each pixel of ``images`` (B, H, W) in the rows read so far (i < t).
+    ``values[:, t]`` (B, T) and each pixel of ``images`` (B, H, W) in the rows read so far (i < t;
+    for a model of another scan ``order``, the pixels of its lines 0..t-1, wherever they are).
 
     How to read it: at step t, a positive pixel is one whose ink goes with a high value of the
     unit, a negative one whose ink goes with a low value, near 0 one the unit ignores (or that
@@ -176,8 +182,10 @@ def activity_map(values: np.ndarray, images: np.ndarray) -> np.ndarray:
     sd = np.sqrt((vc ** 2).mean(0))[:, None, None] * np.sqrt((xc ** 2).mean(0))[None]
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.where(sd > 1e-12, cov / np.where(sd > 1e-12, sd, 1.0), 0.0)
-    rows = np.arange(H)[None, :, None] >= np.arange(T)[:, None, None]  # (T, H, 1): not read yet at t
-    return np.where(rows, np.nan, corr).astype(np.float32)
+    unread = np.broadcast_to(np.arange(H)[None, :, None] >= np.arange(T)[:, None, None], corr.shape)
+    if order != "rows":  # line i of the order is not read yet at step t: mark its pixels in the image
+        unread = from_order(torch.from_numpy(np.ascontiguousarray(unread)), order).numpy()
+    return np.where(unread, np.nan, corr).astype(np.float32)
 
 
 def _extremes(v: np.ndarray, k: int, largest: bool) -> np.ndarray:
@@ -216,7 +224,7 @@ def unit_profile(model: RowModel, images, unit: int, y=None, layer: int = -1, na
         unit=unit, layer=r.layer, cell=model.config.cell, name=name, states=states, images=images_u8,
         labels=None if r.labels is None else r.labels.cpu().numpy().astype(np.int64), label_source=r.source,
         most=_extremes(v, top_k, True), least=_extremes(v, top_k, False),
-        activity_map=activity_map(v, images_u8))
+        activity_map=activity_map(v, images_u8, model.config.order))
 
 
 # ---- pattern search (LSTMVis select and match) -------------------------------------------------
@@ -318,8 +326,9 @@ def _plain_cpu_rnn():
 
 
 def _reach_batch(model: RowModel, x: torch.Tensor, labels, zs) -> torch.Tensor:
-    """(H, H) sum over the batch of ||d log p(row t) / d row s||_2, s < t."""
+    """(H, H) sum over the batch of ||d log p(row t) / d row s||_2, s < t (lines of the model's order)."""
     H = model.config.height
+    x = model.to_order(x).contiguous()  # the lines, in the order the model writes them
     x_in = x.clone().requires_grad_(True)  # the rows as the recurrence reads them
     inputs = model.step_inputs(model.shift_rows(x_in), labels, zs)
     # The fused module one step per call, carrying its state: the graph of h_t then holds steps
@@ -357,6 +366,9 @@ def memory_reach(model: RowModel, images, y=None, z=None, batch_size: int = 250)
     s + 1) and, for s = t - 1 only, also through the head, which sees the row above; so distance 1
     includes that direct path, distances >= 2 are the recurrence's memory alone. The class (or a
     VAE's z, the encoder's mean) is held fixed: the path x -> z is not recurrence.
+
+    For a model of another scan order, "row" means line of that order: M[t, s] is between its
+    lines t and s (step t and the line step s wrote).
 
     How to read it: row t of M is how strongly each earlier row moves the prediction of row t;
     ``reach_by_distance(M)`` summarizes how that decays with the distance t - s.

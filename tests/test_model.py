@@ -187,3 +187,73 @@ def test_dropout_of_a_stacked_model_also_drops_between_its_layers_in_training_on
     model.dropout = 0.0
     assert model.rnn.dropout == 0.0
     torch.testing.assert_close(model.rnn(inputs)[0], plain, atol=1e-6, rtol=0)
+
+
+# ---- scan orders ------------------------------------------------------------------------------------
+def _ordered(order: str, cell: str = "lstm", size: int = 3, classes: int = 2, seed: int = 0) -> RowModel:
+    torch.manual_seed(seed)
+    model = RowModel(ModelConfig(cell=cell, hidden=8, head_hidden=9, num_classes=classes, height=size, width=size,
+                                 order=order)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model
+
+
+def test_orders_are_the_eight_symmetries_of_the_square():
+    from rnnviz.model import ORDERS, from_order, to_order
+
+    x = torch.arange(16.0).view(1, 4, 4)
+    seen = set()
+    for order in ORDERS:
+        lines = to_order(x, order)
+        torch.testing.assert_close(from_order(lines, order), x)
+        seen.add(tuple(lines.flatten().tolist()))
+    assert len(seen) == 8
+    assert to_order(x, "cols")[0, 0].tolist() == [0.0, 4.0, 8.0, 12.0]  # the first line is the left column
+    assert to_order(x, "rows_bu_rl")[0, 0].tolist() == [15.0, 14.0, 13.0, 12.0]  # bottom row, right to left
+    assert to_order(x, "cols_rl_bu")[0, 0].tolist() == [15.0, 11.0, 7.0, 3.0]  # right column, bottom-up
+    with pytest.raises(ValueError, match="order"):
+        ModelConfig(order="diagonal")
+    with pytest.raises(ValueError, match="square"):
+        ModelConfig(order="cols", height=4, width=5)
+    assert ModelConfig.from_dict({"cell": "lstm"}).order == "rows"  # an old checkpoint's config
+
+
+@pytest.mark.parametrize("order", ["rows", "rows_rl", "rows_bu", "rows_bu_rl", "cols", "cols_bu", "cols_rl",
+                                   "cols_rl_bu"])
+def test_every_order_is_an_exact_distribution(order):
+    """p(x | y) over all 512 binary 3x3 images sums to 1 for every class and every order, and the
+    model of an order is the rows model with the same weights reading the image's lines."""
+    import itertools
+
+    model = _ordered(order, cell="gru" if "bu" in order else "lstm")
+    rows = RowModel(ModelConfig(**{**model.config.to_dict(), "order": "rows"})).eval()
+    rows.load_state_dict(model.state_dict())
+    x = torch.tensor(list(itertools.product([0.0, 1.0], repeat=9))).view(512, 3, 3)
+    ll = model.class_log_likelihoods(x).double()
+    torch.testing.assert_close(ll.exp().sum(0), torch.ones(2, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.class_log_likelihoods(x), rows.class_log_likelihoods(model.to_order(x)))
+    y = torch.randint(2, (512,), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model(x, y), model.from_order(rows(model.to_order(x), y)))
+    # The first line of the order alone: the marginal of a prefix sums to 1 over that line's 8 values.
+    first = model.class_log_likelihoods(x, rows=1).double()
+    assert abs(first[:, 0].exp().sum().item() - 2 ** 6) < 1e-3  # each line value repeats 2^6 times
+    if order != "rows":
+        assert not torch.allclose(ll, rows.class_log_likelihoods(x).double())  # the order matters
+
+
+@pytest.mark.parametrize("order", ["cols", "rows_bu_rl"])
+def test_sample_writes_lines_of_its_order(order):
+    model = _ordered(order, size=5, classes=3)
+    s = model.sample(4, y=[0, 1, 2, 0], seed=3, temperature=1.0)
+    rows = RowModel(ModelConfig(**{**model.config.to_dict(), "order": "rows"})).eval()
+    rows.load_state_dict(model.state_dict())
+    r = rows.sample(4, y=[0, 1, 2, 0], seed=3, temperature=1.0)
+    torch.testing.assert_close(model.to_order(s.images), r.images)  # the same draws, written as lines
+    torch.testing.assert_close(model.to_order(s.probs), r.probs)
+    for name in s.states[0]:
+        torch.testing.assert_close(s.states[0][name], r.states[0][name])
+    prefix = (torch.rand(5, 5, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    kept = model.sample(2, y=1, seed=1, prefix=prefix, keep_rows=2)
+    torch.testing.assert_close(model.to_order(kept.images)[:, :2], model.to_order(prefix)[:2].expand(2, -1, -1))
