@@ -23,6 +23,7 @@ from rnnviz import (
     sample_traces,
     save_checkpoint,
 )
+from rnnviz.rules import as_json
 from rnnviz.site import STATIC, export_site
 
 NODE = shutil.which("node")
@@ -43,7 +44,9 @@ import { pathToFileURL } from 'node:url';
 const [staticDir, jobPath] = process.argv.slice(2);
 const { loadModel, sample, sampleSeeded, classPosterior } = await import(pathToFileURL(staticDir + '/model.js'));
 const { MT19937, rand, randint } = await import(pathToFileURL(staticDir + '/random.js'));
+const { useRules } = await import(pathToFileURL(staticDir + '/rules.js'));
 const job = JSON.parse(readFileSync(jobPath, 'utf8'));
+if (job.rules) useRules(job.rules);  // what the page loads from rules.json (the scan orders' table)
 const out = [];
 if (job.random) {
   for (const r of job.random) {
@@ -70,11 +73,11 @@ process.stdout.write(JSON.stringify(out));
 """
 
 
-def run_node(tmp_path: Path, job: dict) -> list:
+def run_node(tmp_path: Path, job: dict, rules: bool = True) -> list:
     driver = tmp_path / "driver.mjs"
     driver.write_text(DRIVER)
     job_path = tmp_path / "job.json"
-    job_path.write_text(json.dumps(job))
+    job_path.write_text(json.dumps({**job, "rules": as_json()} if rules else job))
     r = subprocess.run([NODE, str(driver), str(STATIC), str(job_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
@@ -246,3 +249,59 @@ def test_drawing_becomes_the_same_mnist_digit_as_in_the_app(tmp_path):
         assert np.array_equal(np.array(js["gray"]).reshape(28, 28), gray)
         binary = binarize_fixed(torch.from_numpy(gray[None]), 0)[0].numpy().astype(np.uint8)
         assert np.array_equal(np.array(js["bin"]).reshape(28, 28), binary)
+
+
+# ---- scan orders ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ordered(tmp_path_factory) -> dict[str, Path]:
+    """Random 28x28 models of other scan orders (a column order, a reversed row order, and both)."""
+    folder = tmp_path_factory.mktemp("ordered")
+    out = {}
+    for k, (order, cell, layers) in enumerate([("cols", "lstm", 2), ("rows_bu_rl", "gru", 1),
+                                               ("cols_rl_bu", "rnn", 1)]):
+        torch.manual_seed(10 + k)
+        model = RowModel(ModelConfig(cell=cell, hidden=16, layers=layers, head_hidden=40, order=order)).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(3.0)
+        out[order] = save_checkpoint(folder / f"{order}.safetensors", model, {"test_nll": 500.0})
+    return out
+
+
+@pytest.mark.parametrize("order", ["cols", "rows_bu_rl", "cols_rl_bu"])
+def test_other_scan_orders_same_image_and_states(tmp_path, ordered, order):
+    """A model of another order writes its lines in that order: the JS trace's image and probs are
+    the image as seen, its row NLL and states per step, all equal to Python's; a completion keeps
+    the first lines of the order, and the class posterior reads them."""
+    model = load_checkpoint(ordered[order])
+    assert model.config.order == order
+    entry, bin_path = exported(tmp_path, ordered[order])
+    assert entry["config"]["order"] == order
+    prefix = sample_traces(model, n=1, y=4, seed=8)[0].image
+    settings = [(7, 1.0, 0), (None, 0.8, 5), (2, 0.0, 2**31 - 1)]
+    cases = [{"seeded": True, "n": 2, "digit": d, "seed": s, "temperature": t, "keep": 0} for d, t, s in settings]
+    cases.append({"seeded": True, "n": 2, "digit": None, "seed": 6, "temperature": 1.0, "keep": 9,
+                  "prefix": prefix.ravel().tolist(), "posterior": True})
+    out = run_node(tmp_path, {"entry": entry, "bin": str(bin_path), "cases": cases})
+    for (d, t, s), js in zip(settings, out):
+        for py, jt in zip(sample_traces(model, n=2, y=d, temperature=t, seed=s), js["traces"]):
+            compare(py, jt, order)
+    done = sample_traces(model, n=2, y=None, seed=6, prefix=torch.from_numpy(prefix.astype(np.float32)), keep_rows=9)
+    for py, jt in zip(done, out[-1]["traces"]):
+        np.testing.assert_array_equal(py.lines(py.image)[:9], py.lines(prefix)[:9])
+        compare(py, jt, order)
+    ll = model.class_log_likelihoods(torch.from_numpy(prefix.astype(np.float32))[None], rows=9)[0].double()
+    np.testing.assert_allclose(out[-1]["posterior"], torch.softmax(ll, 0).numpy(), atol=1e-4)
+
+
+def test_model_js_needs_the_rules_for_another_order_only(tmp_path, ordered, two_layer):
+    entry, bin_path = exported(tmp_path, ordered["cols"])
+    job = {"entry": entry, "bin": str(bin_path), "cases": []}
+    driver = tmp_path / "norules.mjs"
+    driver.write_text(DRIVER)
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    r = subprocess.run([NODE, str(driver), str(STATIC), str(tmp_path / "job.json")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "rules are not loaded" in r.stderr
+    entry, bin_path = exported(tmp_path / "rows", two_layer)  # the classic order runs without them
+    assert run_node(tmp_path, {"entry": entry, "bin": str(bin_path), "cases": []}, rules=False) == []

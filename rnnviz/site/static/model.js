@@ -12,8 +12,16 @@
 //   RNN:                  h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
 // Layer k+1 reads layer k's h. Sums run in float64 over the exact float32 weights; every gate and
 // state is stored as float32. tests/test_site_math.py checks all of it against rnnviz.sample_traces.
+//
+// Scan orders (ModelConfig.order, rules.json "orders"): a model of another order writes line t of
+// its order at step t ("row" above means that line), pixel j of a line being its j-th pixel in that
+// order. Internally every step works on lines; a trace's image, probs and modelProbs come back as the
+// image is seen (as RowModel.sample returns them), its rowNll and states per step (= per line), and
+// trace.pixelOf[t * W + j] names the image pixel (row * W + col) of pixel j of line t. A prefix is
+// given as an image and its first keepRows lines of the order are kept.
 
 import { MT19937, rand, randint } from './random.js';
+import { rules } from './rules.js';
 
 export const STATE_NAMES = { lstm: ['i', 'f', 'g', 'o', 'c', 'h'], gru: ['r', 'z', 'n', 'h'], rnn: ['h'] };
 const GATES = { lstm: 4, gru: 3, rnn: 1 };
@@ -59,7 +67,43 @@ export function loadModel(entry, buffer) {
   head.degree = new Int32Array(K).map((_, k) => k % W);
   head.byDegree = Array.from({ length: W }, () => []);
   for (let k = 0; k < K; k++) head.byDegree[head.degree[k]].push(k);
-  return { name: entry.name, config: c, cell: c.cell, layers, head, names: STATE_NAMES[c.cell] };
+  const order = c.order ?? 'rows';
+  const pixelOf = orderPixels(order, H, W);
+  return { name: entry.name, config: c, cell: c.cell, layers, head, names: STATE_NAMES[c.cell], order, pixelOf };
+}
+
+// ---- scan orders -----------------------------------------------------------------------------
+/** For the scan ``order`` of H x W images: pixelOf[t * W + j] = the image pixel (row * W + col) that
+ *  is pixel j of line t (rnnviz.model.to_order: transpose, then flip the lines, then the pixels,
+ *  as rules.json's orders[order] = [transpose, flipLines, flipPixels] says). "rows" is the identity
+ *  and needs no rules table. */
+export function orderPixels(order, H, W) {
+  const axes = order === 'rows' ? [false, false, false] : rules().orders?.[order];
+  if (!axes) throw new Error(`unknown scan order ${order}`);
+  const [transpose, flipLines, flipPixels] = axes;
+  if (transpose && H !== W) throw new Error('a column order needs square images');
+  const out = new Int32Array(H * W);
+  for (let t = 0; t < H; t++) {
+    for (let j = 0; j < W; j++) {
+      const a = flipLines ? H - 1 - t : t, b = flipPixels ? W - 1 - j : j;
+      out[t * W + j] = transpose ? b * W + a : a * W + b;
+    }
+  }
+  return out;
+}
+
+/** An image (H*W, as seen) as lines of the order: lines[t * W + j] = image[pixelOf[t * W + j]]. */
+function toLines(pixelOf, image) {
+  const out = new image.constructor(image.length);
+  for (let q = 0; q < pixelOf.length; q++) out[q] = image[pixelOf[q]];
+  return out;
+}
+
+/** Lines of the order back to an image as seen (undoes toLines). */
+function fromLines(pixelOf, lines) {
+  const out = new lines.constructor(lines.length);
+  for (let q = 0; q < pixelOf.length; q++) out[pixelOf[q]] = lines[q];
+  return out;
 }
 
 // ---- the recurrent stack ---------------------------------------------------------------------
@@ -191,11 +235,16 @@ function scratchFor(model) {
 }
 
 /** Run one image: sample its rows (or read the first ``keepRows`` rows and any row of ``prefix``
- *  when ``readAll``), recording everything. Returns a trace (see ``sample``). */
+ *  when ``readAll``), recording everything. Rows here are lines of the model's order: ``prefix``
+ *  (an image as seen) is read as lines and the uniforms are used as torch.rand(n, H, W) is in
+ *  RowModel.sample (element t * W + j drives pixel j of line t); the image, probs and modelProbs
+ *  come back as seen. Returns a trace (see ``sample``). */
 function runOne(model, label, uniforms, uOff, temperature, prefix, keepRows, readAll, stopAfter) {
   const c = model.config, H = c.height, W = c.width, hid = c.hidden;
   const steps = stopAfter ?? H;
-  const image = new Uint8Array(H * W), probs = new Float32Array(H * W), modelProbs = new Float32Array(H * W);
+  const rows = model.order === 'rows';
+  if (prefix && !rows) prefix = toLines(model.pixelOf, prefix);
+  let image = new Uint8Array(H * W), probs = new Float32Array(H * W), modelProbs = new Float32Array(H * W);
   const rowNll = new Float64Array(H);
   const layers = model.layers.map(() => Object.fromEntries(model.names.map((n) => [n, new Float32Array(H * hid)])));
   const state = initialState(model), scratch = scratchFor(model);
@@ -214,15 +263,21 @@ function runOne(model, label, uniforms, uOff, temperature, prefix, keepRows, rea
                         row, probs, modelProbs, t * W, scratch);
     above = row;
   }
+  if (!rows) {
+    image = fromLines(model.pixelOf, image);
+    probs = fromLines(model.pixelOf, probs);
+    modelProbs = fromLines(model.pixelOf, modelProbs);
+  }
   return { cell: model.cell, height: H, width: W, hidden: hid, names: model.names, image, label, probs, modelProbs,
-           rowNll, layers, temperature, keepRows };
+           rowNll, layers, temperature, keepRows, order: model.order, pixelOf: model.pixelOf };
 }
 
 /** Draw ``n`` images as RowModel.sample does, given its random numbers: ``labels`` (n class
  *  indices, or a single class; null for an unconditional model) and ``uniforms`` (n * H * W
  *  float32, torch.rand(n, H, W)). The first ``keepRows`` rows come from ``prefix`` (H * W, 0/1).
  *  Returns one trace per image: image (H*W 0/1), label, probs (what each pixel was drawn with),
- *  modelProbs and rowNll (temperature 1), layers (per layer: name -> Float32Array steps x units). */
+ *  modelProbs and rowNll (temperature 1), layers (per layer: name -> Float32Array steps x units),
+ *  order and pixelOf (which image pixels each step wrote; see the scan orders above). */
 export function sample(model, { n = 1, labels = null, uniforms, temperature = 1, prefix = null, keepRows = 0 }) {
   const c = model.config, HW = c.height * c.width;
   if (!(Number.isFinite(temperature) && temperature >= 0)) throw new Error('temperature must be a finite number >= 0');
@@ -241,7 +296,8 @@ export function sample(model, { n = 1, labels = null, uniforms, temperature = 1,
 }
 
 /** -log p(rows 0..keepRows-1 | class) for every class (teacher forcing), as the app's
- *  class_posterior uses to guess a digit from kept rows. Returns p(class | kept rows), uniform prior. */
+ *  class_posterior uses to guess a digit from kept rows (the first lines of the model's order).
+ *  Returns p(class | kept rows), uniform prior. */
 export function classPosterior(model, prefix, keepRows) {
   const C = model.config.num_classes, nll = [];
   const none = new Float32Array(0);
