@@ -294,14 +294,13 @@ def test_other_scan_orders_same_image_and_states(tmp_path, ordered, order):
     np.testing.assert_allclose(out[-1]["posterior"], torch.softmax(ll, 0).numpy(), atol=1e-4)
 
 
-def test_model_js_needs_the_rules_for_another_order_only(tmp_path, ordered, two_layer):
-    entry, bin_path = exported(tmp_path, ordered["cols"])
-    job = {"entry": entry, "bin": str(bin_path), "cases": []}
-    driver = tmp_path / "norules.mjs"
-    driver.write_text(DRIVER)
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    r = subprocess.run([NODE, str(driver), str(STATIC), str(tmp_path / "job.json")], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode != 0 and "rules are not loaded" in r.stderr
-    entry, bin_path = exported(tmp_path / "rows", two_layer)  # the classic order runs without them
-    assert run_node(tmp_path, {"entry": entry, "bin": str(bin_path), "cases": []}, rules=False) == []
+def test_model_js_reads_its_names_and_orders_from_the_rules(tmp_path, ordered, two_layer):
+    """model.js writes no state name or order table of its own: without rules.json it cannot load a model."""
+    for folder, model in ((tmp_path / "cols", ordered["cols"]), (tmp_path / "rows", two_layer)):
+        entry, bin_path = exported(folder, model)
+        driver = folder / "norules.mjs"
+        driver.write_text(DRIVER)
+        (folder / "job.json").write_text(json.dumps({"entry": entry, "bin": str(bin_path), "cases": []}))
+        r = subprocess.run([NODE, str(driver), str(STATIC), str(folder / "job.json")], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode != 0 and "rules are not loaded" in r.stderr

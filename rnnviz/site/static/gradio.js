@@ -42,6 +42,7 @@ export function mount(element, props, watch) {
   const entry = { kind, view, id: null };
   views.set(name, entry);
   const draw = () => {
+    const t0 = performance.now();
     let p = null;
     try { p = props.value ? JSON.parse(props.value) : null; } catch (e) { p = null; }
     if (!p || !p.columns) return;
@@ -52,6 +53,7 @@ export function mount(element, props, watch) {
       view.load(p.columns.map((c) => ({ ...c, trace: c.trace ? decodeTrace(c.trace) : null })), p.step);
     }
     entry.id = p.id;
+    entry.drawMs = performance.now() - t0;  // parse, decode and draw every view of the payload
     element.dataset.loaded = String(p.id);
   };
   draw();
@@ -62,7 +64,7 @@ window.rnnviz = Object.assign(window.rnnviz || {}, {
   /** The step view ``name`` shows (what a test reads): its step and trace(s), or null. */
   state(name = 'gen') {
     const e = views.get(name);
-    return e ? { id: e.id, kind: e.kind, ...(e.view.snapshot() || {}) } : null;
+    return e ? { id: e.id, kind: e.kind, drawMs: e.drawMs, ...(e.view.snapshot() || {}) } : null;
   },
   /** The step view ``name`` is at (Copy link sends it). */
   step(name = 'gen') {

@@ -23,7 +23,6 @@
 import { MT19937, rand, randint } from './random.js';
 import { rules } from './rules.js';
 
-export const STATE_NAMES = { lstm: ['i', 'f', 'g', 'o', 'c', 'h'], gru: ['r', 'z', 'n', 'h'], rnn: ['h'] };
 const GATES = { lstm: 4, gru: 3, rnn: 1 };
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
@@ -69,7 +68,7 @@ export function loadModel(entry, buffer) {
   for (let k = 0; k < K; k++) head.byDegree[head.degree[k]].push(k);
   const order = c.order ?? 'rows';
   const pixelOf = orderPixels(order, H, W);
-  return { name: entry.name, config: c, cell: c.cell, layers, head, names: STATE_NAMES[c.cell], order, pixelOf };
+  return { name: entry.name, config: c, cell: c.cell, layers, head, names: rules().stateNames[c.cell], order, pixelOf };
 }
 
 // ---- scan orders -----------------------------------------------------------------------------
