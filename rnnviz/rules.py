@@ -106,20 +106,40 @@ LIMITS = {
     "completions": ("completions", 1, 8, 6, 1, True),
     "first_step": ("from step", 0, STEPS - 1, 10, 1, True),
     "last_step": ("through step", 0, STEPS - 1, STEPS - 1, 1, True),
+    "test_digit": ("test digit #", 0, 39, 28, 1, True),  # the explorer's 40 test digits (assets/gallery.npz)
+    "completion": ("completion #", 0, 7, 0, 1, True),  # which completion a view steps through
+    "unit": ("unit", 0, 4095, 0, 1, True),  # a hidden unit (the model's own size is checked where it is read)
+    "layer": ("layer", 0, 7, 0, 1, True),
 }
 PLAY_MS = 250  # Play: milliseconds per step
 
 # ---- deep links: what a URL may hold, in the order a link writes it ----------------------------------
-# name -> (kind, default); a "step" is a whole number in [0, steps), a "limit" reads LIMITS[name].
+# name -> (kind, default, limit): a "limit" is a number within LIMITS[limit]; a "step" a whole number in
+# [0, steps); "model", "models" (up to 3, comma-separated), "digit", "as" (auto or a digit),
+# "intervention", "units" (all, or a list like 3, 17, 200-210) and "tab" are checked against what the
+# server (or page) offers. Each tab reads the settings it has (README: Deep links).
 URL_SETTINGS = {
-    "model": ("model", None),
-    "digit": ("digit", "7"),
-    "seed": ("limit", 0),
-    "temperature": ("limit", 1.0),
-    "t": ("step", 0),
-    "tab": ("tab", "generate"),
+    "model": ("model", None, None),
+    "digit": ("digit", "7", None),
+    "seed": ("limit", 0, "seed"),
+    "temperature": ("limit", 1.0, "temperature"),
+    "t": ("step", None, None),  # none: the view opens at its last step
+    "tab": ("tab", "generate", None),
+    "models": ("models", None, None),  # Compare cells
+    "test": ("limit", 28, "test_digit"),  # Complete, Reconstruct, Teacher forcing
+    "keep": ("limit", 14, "keep_rows"),  # Complete, Teacher forcing
+    "n": ("limit", 6, "completions"),  # Complete
+    "as": ("as", "auto", None),  # Complete: the digit to complete as
+    "k": ("limit", 0, "completion"),  # Complete: the completion on the slider
+    "kind": ("intervention", None, None),  # Intervene
+    "from": ("limit", 10, "first_step"),
+    "through": ("limit", STEPS - 1, "last_step"),
+    "units": ("units", "all", None),
+    "unit": ("limit", 0, "unit"),  # Units
+    "layer": ("limit", None, "layer"),
 }
 URL_MAX_CHARS = 64  # a longer value is refused unread
+URL_LIST_MAX = 3  # models a Compare link may name
 
 
 def as_json() -> dict:
@@ -152,6 +172,7 @@ def as_json() -> dict:
         "limits": {k: {"label": lab, "lo": lo, "hi": hi, "default": d, "step": s, "integer": i}
                    for k, (lab, lo, hi, d, s, i) in LIMITS.items()},
         "playMs": PLAY_MS,
-        "url": {"settings": [{"name": k, "kind": kind, "default": d} for k, (kind, d) in URL_SETTINGS.items()],
-                "maxChars": URL_MAX_CHARS},
+        "url": {"settings": [{"name": k, "kind": kind, "default": d, "limit": lim}
+                             for k, (kind, d, lim) in URL_SETTINGS.items()],
+                "maxChars": URL_MAX_CHARS, "listMax": URL_LIST_MAX},
     }

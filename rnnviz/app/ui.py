@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from .. import rules
-from . import guard, tabs
+from . import deeplinks, guard, links, tabs
 from .cards import model_summary
 from .components import message, session_id
 from .downloads import Downloads
@@ -131,16 +131,34 @@ def build_app(ex: Explorer) -> gr.Blocks:
         # ---- page load: models, the view the address asks for (a deep link; else a first 7), training
         tab_ids = [tab.id for _, _, tab in built] + ["about"]
 
+        linked = [(module, handle, tab) for module, handle, tab in built[1:] if hasattr(module, "open_link")]
+
         def on_load(request: gr.Request):
-            key, tab, out, notes = tabs.generate.open_link(generate, request.query_params, tab_ids, request)
+            """The view the address asks for: Generate is drawn on every load (the header's model),
+            and the tab a deep link names is opened at its view. Never fails: a value the server
+            cannot use falls back to its default, with a note."""
+            names = deeplinks.link_models(ex)
+            default_key = ex.registry.default_key()
+            default = links.View(model=next((n for n, k in names.items() if k == default_key), None))
+            view, notes = links.parse(request.query_params, deeplinks.context(ex, tab_ids), default)
+            key = names.get(view.model, default_key)
+            out = tabs.generate.open_link(generate, view, key, notes, request)
+            for module, handle, tab in linked:
+                values = [gr.skip()] * len(module.link_outputs(handle))
+                if tab.id == view.tab and key is not None:
+                    try:
+                        values = module.open_link(handle, view, key, request)
+                    except InputError as e:
+                        notes.append(f"the {tab.id} view of this link could not be drawn: {e}")
+                out += values
             return [gr.Dropdown(choices=ex.registry.choices(), value=key), describe(key),
-                    gr.Tabs(selected=tab), link_note_html(notes)] + out
+                    gr.Tabs(selected=view.tab), link_note_html(notes)] + out
 
         def train_on_load(request: gr.Request):
             return tabs.train.refresh(ex, request)
 
-        demo.load(on_load, None, [ckpt, model_info, tab_bar, link_note] + tabs.generate.link_outputs(generate),
-                  api_name="on_load")
+        demo.load(on_load, None, [ckpt, model_info, tab_bar, link_note] + tabs.generate.link_outputs(generate)
+                  + [c for module, handle, _ in linked for c in module.link_outputs(handle)], api_name="on_load")
         demo.load(train_on_load, None, train.refresh_outputs, api_name="train_on_load", show_progress="hidden")
 
         def end_session(request: gr.Request):

@@ -25,7 +25,9 @@ from .. import components as checked
 from ...rules import CELL_COLORS, OTHER_COLOR
 from ..components import message, plot, sample_controls, warn
 from ..figures import base_layout
-from ..inputs import FIRST_TEST_DIGIT, STEPS, InputError
+from .. import links
+from ..deeplinks import LinkBar, link_models, link_name, step_of
+from ..inputs import DIGITS, FIRST_TEST_DIGIT, STEPS, InputError, sampling
 from ..measurements import unit_studies
 from ..state import MAX_COMPARE, Explorer
 from ..stepview import LinkedViews, entry_json
@@ -49,6 +51,8 @@ class Handle:
     reach_fig: gr.Plot
     matrix_fig: gr.Plot
     tau_fig: gr.Plot
+    link: LinkBar
+
 
     @property
     def reach_outputs(self) -> list:
@@ -81,6 +85,7 @@ def build(ex: Explorer, ckpt=None) -> Handle:
             digit, temperature, seed = sample_controls("compare")
             button = gr.Button("Compare", variant="primary", elem_id="compare_btn")
             note = gr.Markdown(elem_id="compare_note")
+            link = LinkBar.render(NAME)
         with gr.Column(scale=11, min_width=600):
             view.render()
     gr.Markdown(REACH_HOW, elem_id="compare_reach_explain")
@@ -99,7 +104,44 @@ def build(ex: Explorer, ckpt=None) -> Handle:
     tau_fig = gr.Plot(label="timescales of the units, per model", show_label=False, elem_id="compare_tau_fig",
                       visible=False)
     return Handle(ex, view, models, digit, temperature, seed, button, note, reach_button, reach_digit, reach_note,
-                  reach_fig, matrix_fig, tau_fig)
+                  reach_fig, matrix_fig, tau_fig, link)
+
+
+def run(h: Handle, keys, d, temp, s, request, step: int | None = None) -> list:
+    """Draw the digit with every model and load the columns (at ``step``; None: the last). Returns
+    the note and the view's payload; InputError says what is wrong."""
+    results, notes = h.ex.compare(keys, d, temp, s)
+    warn(notes)
+    traces = [tr for _, tr in results]
+    columns = [{"entry": entry_json(e.name, e.config, e.metrics), "what": "this sample"} for e, _ in results]
+    first = traces[0]
+    label = "any digit" if first.label is None else f"digit **{first.label}**"
+    text = (f"{len(traces)} models, {label}, seed {first.seed}, temperature {first.temperature:g}. "
+            "Scrub or press Play: every column shows the same step.")
+    if notes:
+        text += "\n\n" + "\n".join(f"- {n}" for n in notes)
+    return [text] + h.view.load(request, columns, traces, step=step)
+
+
+def link_outputs(h: Handle) -> list:
+    """What a deep link sets: the settings, the note and the view."""
+    return [h.models, h.digit, h.temperature, h.seed, h.note] + h.view.load_outputs
+
+
+def open_link(h: Handle, view: links.View, key, request) -> list:
+    """The values of ``link_outputs`` for a deep link to this tab."""
+    names = link_models(h.ex)
+    keys = [names[n] for n in view.models] if view.models else h.ex.compare_default_keys()
+    return [keys, view.digit, view.temperature, view.seed] + run(h, keys, view.digit, view.temperature, view.seed,
+                                                                 request, step=view.t)
+
+
+def link_view(h: Handle, keys, d, temp, s, t) -> links.View:
+    """The link to the columns the page shows (Copy link)."""
+    temp, s, _ = sampling(temp, s)
+    names = tuple(link_name(h.ex, k) for k in (keys or h.ex.compare_default_keys()))[:MAX_COMPARE]
+    return links.View(models=names, digit=d if d in DIGITS else "7", seed=s, temperature=temp, t=step_of(t),
+                      tab=NAME)
 
 
 def reach_figure(series: list[tuple[str, str, np.ndarray]], title: str = "Memory reach by distance") -> dict:
@@ -227,21 +269,11 @@ def reach_caption(rows: list[tuple], digit: int, label: int) -> str:
 def wire(h: Handle, tab=None):
     ex, view = h.ex, h.view
 
-    def run(keys, d, temp, s, request: gr.Request):
+    def do_run(keys, d, temp, s, request: gr.Request):
         try:
-            results, notes = ex.compare(keys, d, temp, s)
+            return run(h, keys, d, temp, s, request)
         except InputError as e:
             raise message(str(e)) from None
-        warn(notes)
-        traces = [tr for _, tr in results]
-        columns = [{"entry": entry_json(e.name, e.config, e.metrics), "what": "this sample"} for e, _ in results]
-        first = traces[0]
-        label = "any digit" if first.label is None else f"digit **{first.label}**"
-        text = (f"{len(traces)} models, {label}, seed {first.seed}, temperature {first.temperature:g}. "
-                "Scrub or press Play: every column shows the same step.")
-        if notes:
-            text += "\n\n" + "\n".join(f"- {n}" for n in notes)
-        return [text] + view.load(request, columns, traces)
 
     def models():
         return gr.Dropdown(choices=ex.registry.choices())
@@ -274,7 +306,9 @@ def wire(h: Handle, tab=None):
 
     h.reach_button.click(reach, [h.models, h.reach_digit], h.reach_outputs, api_name="compare_reach",
                          concurrency_limit=1, concurrency_id="reach")
-    h.button.click(run, [h.models, h.digit, h.temperature, h.seed], [h.note] + view.load_outputs,
+    h.button.click(do_run, [h.models, h.digit, h.temperature, h.seed], [h.note] + view.load_outputs,
                    api_name="compare", concurrency_limit=2)
+    h.link.wire(lambda *a: link_view(h, *a), [h.models, h.digit, h.temperature, h.seed, view.t],
+                "compare_copy_link", NAME)
     if tab is not None:  # runs trained or uploaded meanwhile join the menu
         tab.select(models, None, [h.models], api_name="compare_models", show_progress="hidden")

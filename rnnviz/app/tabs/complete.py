@@ -13,9 +13,11 @@ import gradio as gr
 
 from ... import render
 from .. import components as checked
+from .. import links
 from ..components import DigitSource, digit_source, message, session_id, warn
+from ..deeplinks import LinkBar, link_name, step_of
 from ..downloads import Downloads, ExportBar
-from ..inputs import DIGITS, InputError
+from ..inputs import DIGITS, InputError, sampling
 from ..state import Explorer
 from ..stepview import StepView
 
@@ -39,6 +41,7 @@ class Handle:
     out: gr.Gallery
     note: gr.Markdown
     pick: gr.Number
+    link: LinkBar
 
 
 def build(ex: Explorer, ckpt, downloads: Downloads) -> Handle:
@@ -67,9 +70,10 @@ def build(ex: Explorer, ckpt, downloads: Downloads) -> Handle:
             pick = checked.Number(0, precision=0, visible=False)
             bar = ExportBar(ex, NAME, downloads, button="Complete")
             bar.render()
+            link = LinkBar.render("complete")
     view.render()
     return Handle(ex, ckpt, view, bar, src, preview, keep, n, digit,
-                  temperature, seed, button, out, note, pick)
+                  temperature, seed, button, out, note, pick, link)
 
 
 def prefix(ex: Explorer, source, index, sketch):
@@ -77,6 +81,58 @@ def prefix(ex: Explorer, source, index, sketch):
     if source == "drawing":
         return ex.drawing_binary(sketch), None
     return ex.gallery_binary(index)
+
+
+def complete(h: Handle, key, source, index, sketch, keep, n, d, temp, s, request, k: int = 0,
+             step: int | None = None) -> list:
+    """Complete the kept rows and open completion ``k`` (at ``step``; None: the last). Returns the
+    gallery, the note, the preview and the view's payload; InputError says what is wrong."""
+    ex = h.ex
+    img, label = prefix(ex, source, index, sketch)
+    entry, done, notes = ex.complete(key, img, label, keep, n, d, temp, s)
+    warn(notes)
+    sess = ex.sessions.get(session_id(request))
+    sess.completions, sess.completion_model, sess.completion_key = done.traces, entry.name, entry.key
+    items = [(render.thumbnail(tr), f"#{j + 1}: {tr.label}") for j, tr in enumerate(done.traces)]
+    note = (f"{len(done.traces)} completions of the first {done.traces[0].keep_rows} rows by "
+            f"**{entry.name}**, as {done.label_note}. Click one to step through it below.")
+    k = int(max(0, min(len(done.traces) - 1, k)))
+    return [items, note, render.prefix_preview(img, done.traces[0].keep_rows)] + \
+        h.view.load(request, done.traces[k], entry.name, key=entry.key, step=step)
+
+
+def open_completion(h: Handle, k, request, step: int | None = None) -> list:
+    """The view of completion ``k`` of this visitor's last Complete."""
+    sess = h.ex.sessions.get(session_id(request))
+    if not sess.completions:
+        raise InputError("No completions yet (or they expired): press Complete first.")
+    k = int(max(0, min(len(sess.completions) - 1, int(k or 0))))
+    return h.view.load(request, sess.completions[k], sess.completion_model, key=sess.completion_key, step=step)
+
+
+def link_outputs(h: Handle) -> list:
+    """What a deep link sets: the source (a test digit), the settings, the completions and the view."""
+    src = h.digit_source
+    return [src.source, src.index, h.keep, h.n, h.digit, h.temperature, h.seed, h.pick, h.out, h.note,
+            h.preview] + h.view.load_outputs
+
+
+def open_link(h: Handle, view: links.View, key, request) -> list:
+    """The values of ``link_outputs`` for a deep link to this tab (links name test digits only)."""
+    out = complete(h, key, "test digit", view.test, None, view.keep, view.n, view.complete_as, view.temperature,
+                   view.seed, request, k=view.k, step=view.t)
+    return ["test digit", view.test, view.keep, view.n, view.complete_as, view.temperature, view.seed,
+            min(view.k, view.n - 1)] + out
+
+
+def link_view(h: Handle, key, source, index, keep, n, d, temp, s, k, t) -> links.View:
+    """The link to the completion the page shows (Copy link); a drawing cannot travel in a link."""
+    if source == "drawing":
+        raise InputError("a link holds a test digit, not a drawing: pick a test digit to share this view")
+    temp, s, _ = sampling(temp, s)
+    return links.View(model=link_name(h.ex, key), test=int(index or 0), keep=int(keep or 0), n=int(n or 1),
+                      complete_as=str(d) if str(d) in ("auto", *DIGITS) else "auto", seed=s, temperature=temp,
+                      k=int(k or 0), t=step_of(t), tab="complete")
 
 
 def wire(h: Handle, tab=None):
@@ -92,25 +148,15 @@ def wire(h: Handle, tab=None):
 
     def do_complete(key, source, index, sketch, keep, n, d, temp, s, request: gr.Request):
         try:
-            img, label = prefix(ex, source, index, sketch)
-            entry, done, notes = ex.complete(key, img, label, keep, n, d, temp, s)
+            return complete(h, key, source, index, sketch, keep, n, d, temp, s, request)
         except InputError as e:
             raise message(str(e)) from None
-        warn(notes)
-        sess = ex.sessions.get(session_id(request))
-        sess.completions, sess.completion_model, sess.completion_key = done.traces, entry.name, entry.key
-        items = [(render.thumbnail(tr), f"#{k + 1}: {tr.label}") for k, tr in enumerate(done.traces)]
-        note = (f"{len(done.traces)} completions of the first {done.traces[0].keep_rows} rows by "
-                f"**{entry.name}**, as {done.label_note}. Click one to step through it below.")
-        return [items, note, render.prefix_preview(img, done.traces[0].keep_rows)] + \
-            comp.load(request, done.traces[0], entry.name, key=entry.key)
 
-    def open_completion(k, request: gr.Request):
-        sess = ex.sessions.get(session_id(request))
-        if not sess.completions:
-            raise message("No completions yet (or they expired): press Complete first.")
-        k = int(max(0, min(len(sess.completions) - 1, int(k or 0))))
-        return comp.load(request, sess.completions[k], sess.completion_model, key=sess.completion_key)
+    def do_open(k, request: gr.Request):
+        try:
+            return open_completion(h, k, request)
+        except InputError as e:
+            raise message(str(e)) from None
 
     def pick_completion(evt: gr.SelectData):
         return evt.index
@@ -123,6 +169,9 @@ def wire(h: Handle, tab=None):
                      (src.source.input, "preview_source"), (src.sketch.change, "preview")):
         ev(preview, preview_in, [h.preview], api_name=name, trigger_mode="always_last", show_progress="hidden")
     h.button.click(do_complete, [h.ckpt, *src.inputs, h.keep, h.n, h.digit, h.temperature, h.seed],
-                   [h.out, h.note, h.preview] + comp.load_outputs, api_name="complete", concurrency_limit=2)
+                   [h.out, h.note, h.preview] + comp.load_outputs, api_name="complete", concurrency_limit=2).success(
+        lambda: 0, None, [h.pick], api_name=False, show_progress="hidden")  # the view shows completion 0
     h.out.select(pick_completion, None, [h.pick], api_name="pick_completion", show_progress="hidden").then(
-        open_completion, [h.pick], comp.load_outputs, api_name="open_completion", show_progress="hidden")
+        do_open, [h.pick], comp.load_outputs, api_name="open_completion", show_progress="hidden")
+    h.link.wire(lambda *a: link_view(h, *a), [h.ckpt, src.source, src.index, h.keep, h.n, h.digit, h.temperature,
+                                              h.seed, h.pick, comp.t], "complete_copy_link", NAME)

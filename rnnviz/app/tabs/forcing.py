@@ -19,9 +19,11 @@ import numpy as np
 from ... import render
 from ...render import PROB_SCALE, ROW_MARK
 from .. import components as checked
+from .. import links
 from ..components import message, plot, warn
+from ..deeplinks import LinkBar, link_name
 from ..figures import base_layout, typed
-from ..inputs import FIRST_TEST_DIGIT, InputError
+from ..inputs import FIRST_TEST_DIGIT, InputError, sampling
 from ..measurements import Analyses
 from ..state import Explorer
 
@@ -48,6 +50,7 @@ class Handle:
     button: gr.Button
     note: gr.Markdown
     plot: gr.Plot
+    link: LinkBar
 
 
 def build(ex: Explorer, ckpt) -> Handle:
@@ -67,9 +70,10 @@ def build(ex: Explorer, ckpt) -> Handle:
             temperature = checked.slider("temperature", label="temperature (free run)", elem_id="forcing_temperature")
             seed = checked.number("seed", label="seed (free run)", elem_id="forcing_seed")
             button = gr.Button("Run", variant="primary", elem_id="forcing_btn")
+            link = LinkBar.render("forcing")
     note = gr.Markdown(elem_id="forcing_note")
     fig = gr.Plot(label="teacher forcing vs free running", show_label=False, elem_id="forcing_fig")
-    return Handle(ex, Analyses(ex), ckpt, gallery, index, seed, temperature, keep, button, note, fig)
+    return Handle(ex, Analyses(ex), ckpt, gallery, index, seed, temperature, keep, button, note, fig, link)
 
 
 def caption(entry_name: str, cmp, index: int, label: int, conditioned: str) -> str:
@@ -177,16 +181,38 @@ def forcing_figure(cmp, layer: int = -1) -> dict:
 
 
 
+def forcing(h: Handle, key, index, seed, temperature, keep) -> list:
+    """The caption and the figure of teacher forcing vs free running (InputError says what is wrong)."""
+    entry, cmp, label, notes = h.analyses.forcing(key, index, seed, temperature, keep)
+    warn(notes)
+    i = int(round(float(index if index is not None else FIRST_TEST_DIGIT)))
+    return [caption(entry.name, cmp, i, label, _conditioned(entry.config, label)), plot(forcing_figure(cmp))]
+
+
+def link_outputs(h: Handle) -> list:
+    """What a deep link sets: the test digit, the settings and the comparison."""
+    return [h.index, h.keep, h.seed, h.temperature, h.note, h.plot]
+
+
+def open_link(h: Handle, view: links.View, key, request) -> list:
+    """The values of ``link_outputs`` for a deep link to this tab."""
+    return [view.test, view.keep, view.seed, view.temperature] + forcing(h, key, view.test, view.seed,
+                                                                         view.temperature, view.keep)
+
+
+def link_view(h: Handle, key, index, seed, temperature, keep) -> links.View:
+    """The link to the comparison the page shows (Copy link)."""
+    temperature, seed, _ = sampling(temperature, seed)
+    return links.View(model=link_name(h.ex, key), test=int(index or 0), keep=int(keep or 0), seed=seed,
+                      temperature=temperature, tab="forcing")
+
+
 def wire(h: Handle, tab=None):
     def run(key, index, seed, temperature, keep):
         try:
-            entry, cmp, label, notes = h.analyses.forcing(key, index, seed, temperature, keep)
+            return forcing(h, key, index, seed, temperature, keep)
         except InputError as e:
             raise message(str(e)) from None
-        warn(notes)
-        i = int(round(float(index if index is not None else FIRST_TEST_DIGIT)))
-        return (caption(entry.name, cmp, i, label, _conditioned(entry.config, label)),
-                plot(forcing_figure(cmp)))
 
     def pick(evt: gr.SelectData):
         return evt.index
@@ -196,3 +222,4 @@ def wire(h: Handle, tab=None):
     h.gallery.select(pick, None, [h.index], api_name="forcing_pick", show_progress="hidden").then(
         run, inputs, outputs, api_name="forcing_after_pick", concurrency_limit=2)
     h.index.submit(run, inputs, outputs, api_name="forcing_index", concurrency_limit=2)
+    h.link.wire(lambda *a: link_view(h, *a), inputs, "forcing_copy_link")

@@ -21,11 +21,13 @@ from .. import cards, links
 from .. import components as checked
 from ..components import message, warn
 from ..downloads import Downloads, ExportBar
-from ..inputs import DIGITS, STEPS, InputError, sampling
+from ..inputs import DIGITS, InputError, sampling
 from ..state import Explorer
-from ..stepview import StepView, step_js
+from ..deeplinks import LinkBar, link_name, step_of
+from ..stepview import StepView
 
-NAME = "gen"
+NAME = "gen"  # the step view's name
+TAB = "generate"  # the tab's id (in links)
 DEFAULT_DIGIT = "7"
 
 
@@ -41,8 +43,7 @@ class Handle:
     dice: gr.Button
     summary: gr.Markdown
     downloads: ExportBar
-    link_button: gr.Button
-    link: gr.Textbox
+    link: LinkBar
 
     @property
     def settings(self) -> dict[str, gr.components.Component]:
@@ -68,14 +69,12 @@ def build(ex: Explorer, ckpt, downloads: Downloads) -> Handle:
                 button = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
                 dice = gr.Button("New seed", elem_id="dice", scale=1, min_width=90)
             summary = gr.Markdown(elem_id="gen_summary")
-            link_button = gr.Button("Copy link", size="sm", elem_id="copy_link")
-            link = gr.Textbox(label="link to this view", interactive=False, elem_id="view_link", max_lines=1,
-                              placeholder="Copy link puts the address of this exact view here")
+            link = LinkBar.render("gen", button_id="copy_link", box_id="view_link")
             bar = ExportBar(ex, NAME, downloads, grid=True)
             bar.render()
         with gr.Column(scale=11, min_width=600):
             view.render()
-    return Handle(ex, ckpt, view, digit, temperature, seed, button, dice, summary, bar, link_button, link)
+    return Handle(ex, ckpt, view, digit, temperature, seed, button, dice, summary, bar, link)
 
 
 def generate(h: Handle, key, digit, temperature, seed, request, step: int | None = None) -> list:
@@ -87,34 +86,22 @@ def generate(h: Handle, key, digit, temperature, seed, request, step: int | None
 
 
 # ---- deep links ------------------------------------------------------------------------------------
-def link_models(h: Handle) -> dict[str, str]:
-    """A link's model name -> checkpoint key: shipped models by file name (``mnist_gru``), runs
-    trained here by key (``run/...``). Uploads are private to their visitor, so no link names one."""
-    return {(e.name if e.origin == "shipped" else e.key): e.key
-            for e in h.ex.registry.entries() if e.origin != "upload"}
-
-
-def open_link(h: Handle, params, tab_ids, request) -> tuple[str | None, str, list, list[str]]:
-    """The view a page address asks for: (checkpoint key, tab id, the values of ``link_outputs``,
-    notes on what was ignored). No query gives the first view (the default model's 7 at step 0).
-    Never raises: anything unusable falls back to the default view, with a note."""
-    models = link_models(h)
-    default_key = h.ex.registry.default_key()
-    default_name = next((n for n, k in models.items() if k == default_key), None)
-    ctx = links.Context(models=tuple(models), tabs=tuple(tab_ids))
-    view, notes = links.parse(params, ctx, links.View(model=default_name, digit=DEFAULT_DIGIT))
-    key = models.get(view.model, default_key)
+def open_link(h: Handle, view: links.View, key: str | None, notes: list[str], request) -> list:
+    """The values of ``link_outputs`` for the view a page address asks for (the Generate view is drawn
+    on every page load: the header's model and this tab). ``key``: the checkpoint the link names (else
+    the default); None: there is none at all. Its step is the link's when it links this tab, else the
+    last. Never raises: a digit for an unconditional model draws any digit, with a note."""
     if key is None:
-        return None, view.tab, [gr.skip()] * 3 + [h.ex.no_checkpoint_message()] + [gr.skip()] * len(h.view.load_outputs), notes
-    step = view.t if "t" in params else None
+        return [gr.skip()] * 3 + [h.ex.no_checkpoint_message()] + [gr.skip()] * len(h.view.load_outputs)
+    step = view.t if view.tab == TAB else None
     try:
         out = generate(h, key, view.digit, view.temperature, view.seed, request, step=step)
     except InputError as e:  # a digit for an unconditional model: draw any (say so if the link asked)
-        if "digit" in params:
+        if "digit" in view.given:
             notes.append(f"{e}; drawing any digit")
         view = replace(view, digit="any")
         out = generate(h, key, view.digit, view.temperature, view.seed, request, step=step)
-    return key, view.tab, [view.digit, view.temperature, view.seed] + out, notes
+    return [view.digit, view.temperature, view.seed] + out
 
 
 def link_outputs(h: Handle) -> list:
@@ -122,33 +109,19 @@ def link_outputs(h: Handle) -> list:
     return [h.digit, h.temperature, h.seed] + h.outputs
 
 
-def copy_link(h: Handle, key, digit, temperature, seed, t) -> str:
-    """The link to the view the page shows: absolute on a Space (its own host), else the query,
-    which the page puts after its own address (``COPY_JS``)."""
-    names = {k: n for n, k in link_models(h).items()}
-    if key not in names:
-        raise InputError("uploaded models are private to your session: a link cannot open one for others")
+def link_view(h: Handle, key, digit, temperature, seed, t) -> links.View:
+    """The link to the view the page shows (Copy link; the step comes from the browser)."""
     temperature, seed, _ = sampling(temperature, seed)
-    step = int(min(max(int(t or 0), 0), STEPS - 1))
-    view = links.View(model=names[key], digit=digit if digit in DIGITS else DEFAULT_DIGIT, seed=seed,
-                      temperature=temperature, t=step, tab="generate")
-    base = links.public_base()
-    return links.link(view, base) if base else "?" + links.query(view)
-
-
-# after copy_link: make the link absolute from the page's own address, copy it, and show it in the
-# address bar too (off a Space; there the page is an iframe and its parent's address is the Space's)
-COPY_JS = """(link) => {
-  if (!link) return link;
-  const url = link.startsWith('?') ? window.location.origin + window.location.pathname + link : link;
-  try { if (link.startsWith('?')) window.history.replaceState(null, '', url); } catch (e) {}
-  try { navigator.clipboard && navigator.clipboard.writeText(url).catch(() => {}); } catch (e) {}
-  return url;
-}"""
+    return links.View(model=link_name(h.ex, key), digit=digit if digit in DIGITS else DEFAULT_DIGIT, seed=seed,
+                      temperature=temperature, t=step_of(t), tab=TAB)
 
 
 def wire(h: Handle, tab=None):
     def do_generate(key, d, temp, s, request: gr.Request):
+        if not key and h.ex.registry.default_key() is None:  # no checkpoint at all: how to get one, not an error
+            howto = h.ex.no_checkpoint_message()
+            gr.Warning(howto)
+            return [howto] + [gr.skip()] * (len(h.outputs) - 1)
         try:
             return generate(h, key, d, temp, s, request)
         except InputError as e:
@@ -180,11 +153,4 @@ def wire(h: Handle, tab=None):
     h.dice.click(new_seed, None, [h.seed], api_name="new_seed", show_progress="hidden").then(
         do_generate, ins, h.outputs, api_name="generate_new_seed", concurrency_limit=2)
 
-    def do_copy_link(key, d, temp, s, t):
-        try:
-            return copy_link(h, key, d, temp, s, t)
-        except InputError as e:
-            raise message(str(e)) from None
-
-    h.link_button.click(do_copy_link, ins + [h.view.t], [h.link], api_name="copy_link", show_progress="hidden",
-                        queue=False, js=step_js(NAME, len(ins) + 1)).then(None, [h.link], [h.link], js=COPY_JS)
+    h.link.wire(lambda *a: link_view(h, *a), ins + [h.view.t], "copy_link", NAME)

@@ -18,7 +18,9 @@ from ... import interventions
 from ...rules import RUN_COLORS
 from .. import components as checked
 from ..components import message, sample_controls, warn
-from ..inputs import InputError
+from .. import links
+from ..deeplinks import LinkBar, link_name, step_of
+from ..inputs import DIGITS, InputError, sampling
 from ..state import ROW_EDITS, Explorer
 from ..stepview import LinkedViews, entry_json
 
@@ -76,6 +78,7 @@ class Handle:
     seed: gr.Number
     button: gr.Button
     summary: gr.Markdown
+    link: LinkBar
 
 
 def _help(kind: str) -> str:
@@ -125,10 +128,51 @@ def build(ex: Explorer, ckpt) -> Handle:
             digit, temperature, seed = sample_controls("intervene", side_by_side=True)
             button = gr.Button("Run without and with", variant="primary", elem_id="intervene_btn")
             summary = gr.Markdown(elem_id="intervene_summary")
+            link = LinkBar.render(NAME)
         with gr.Column(scale=11, min_width=600):
             view.render()
     return Handle(ex, ckpt, view, kind, help_, first, last, units, value, layer, digit, temperature, seed, button,
-                  summary)
+                  summary, link)
+
+
+def run(h: Handle, key, kind, first, last, units, value, layer, d, temp, s, request, step: int | None = None) -> list:
+    """Sample without and with the intervention and load both runs (at ``step``; None: the last).
+    Returns the summary and the view's payload; InputError says what is wrong."""
+    entry, cmp, description, notes = h.ex.intervene(key, d, temp, s, kind, first, last, units, value, layer)
+    warn(notes)
+    lay = -1 if kind in ROW_EDITS else cmp.changes[0].layer  # show the layer that was changed
+    model = entry_json(entry.name, entry.config, entry.metrics)
+    columns = [{"entry": model, "what": "without", "color": RUN_COLORS["without"]},
+               {"entry": model, "what": f"with: {description}"[:120], "color": RUN_COLORS["with"],
+                "intervened": intervened_steps(cmp.changes, cmp.original.steps)}]
+    return ([comparison_summary(cmp, entry.name, [description])] +
+            h.view.load(request, columns, [cmp.original, cmp.intervened], step=step, layer=lay, comparison=cmp))
+
+
+def link_outputs(h: Handle) -> list:
+    """What a deep link sets: the intervention, its steps and units, the sample's settings, the
+    summary and the view."""
+    return [h.kind, h.help, h.first, h.last, h.units, h.digit, h.temperature, h.seed, h.summary] + h.view.load_outputs
+
+
+def open_link(h: Handle, view: links.View, key, request) -> list:
+    """The values of ``link_outputs`` for a deep link to this tab (the model's first intervention
+    when the link names none, or one the model does not have)."""
+    choices, _ = _choices(h.ex, key)
+    kind = view.kind if view.kind in choices else choices[0]
+    out = run(h, key, kind, view.first, view.last, view.units, 0.5, -1, view.digit, view.temperature, view.seed,
+              request, step=view.t)
+    return [gr.Dropdown(choices=choices, value=kind), _help(kind), view.first, view.last, view.units, view.digit,
+            view.temperature, view.seed] + out
+
+
+def link_view(h: Handle, key, kind, first, last, units, d, temp, s, t) -> links.View:
+    """The link to the runs the page shows (Copy link)."""
+    temp, s, _ = sampling(temp, s)
+    clean = str(units or "all").strip()
+    return links.View(model=link_name(h.ex, key), kind=kind, first=int(first or 0), last=int(last or 0),
+                      units=clean if len(clean) <= links.MAX_VALUE_CHARS else "all", digit=d if d in DIGITS else "7",
+                      seed=s, temperature=temp, t=step_of(t), tab=NAME)
 
 
 def _layer_choices(layers: int) -> list[tuple[str, int]]:
@@ -138,19 +182,11 @@ def _layer_choices(layers: int) -> list[tuple[str, int]]:
 def wire(h: Handle, tab=None):
     ex, view = h.ex, h.view
 
-    def run(key, kind, first, last, units, value, layer, d, temp, s, request: gr.Request):
+    def do_run(key, kind, first, last, units, value, layer, d, temp, s, request: gr.Request):
         try:
-            entry, cmp, description, notes = ex.intervene(key, d, temp, s, kind, first, last, units, value, layer)
+            return run(h, key, kind, first, last, units, value, layer, d, temp, s, request)
         except InputError as e:
             raise message(str(e)) from None
-        warn(notes)
-        lay = -1 if kind in ROW_EDITS else cmp.changes[0].layer  # show the layer that was changed
-        model = entry_json(entry.name, entry.config, entry.metrics)
-        columns = [{"entry": model, "what": "without", "color": RUN_COLORS["without"]},
-                   {"entry": model, "what": f"with: {description}"[:120], "color": RUN_COLORS["with"],
-                    "intervened": intervened_steps(cmp.changes, cmp.original.steps)}]
-        return ([comparison_summary(cmp, entry.name, [description])] +
-                view.load(request, columns, [cmp.original, cmp.intervened], layer=lay, comparison=cmp))
 
     def presets(key, kind):
         """The interventions that fit the chosen model's cell (and its layers)."""
@@ -163,7 +199,9 @@ def wire(h: Handle, tab=None):
     def kind_fields(kind):
         return _help(kind), gr.Textbox(visible=kind not in ROW_EDITS), gr.Number(visible=_needs_value(kind))
 
-    h.button.click(run, [h.ckpt, h.kind, h.first, h.last, h.units, h.value, h.layer, h.digit, h.temperature,
+    h.link.wire(lambda *a: link_view(h, *a), [h.ckpt, h.kind, h.first, h.last, h.units, h.digit, h.temperature,
+                                              h.seed, view.t], "intervene_copy_link", NAME)
+    h.button.click(do_run, [h.ckpt, h.kind, h.first, h.last, h.units, h.value, h.layer, h.digit, h.temperature,
                          h.seed], [h.summary] + view.load_outputs, api_name="intervene", concurrency_limit=2)
     # .change, not .input: Gradio 6's Dropdown sends .input twice per pick (the second was refused as
     # "busy"); the help follows the kind whoever sets it (the visitor, or presets below)

@@ -15,8 +15,10 @@ from PIL import Image
 from ...render import digit_thumbnail
 from ...trace import Trace
 from .. import components as checked
+from .. import links
 from ..components import DigitSource, digit_source, message, warn
-from ..inputs import InputError
+from ..deeplinks import LinkBar, link_name, step_of
+from ..inputs import InputError, sampling
 from ..state import VAE_HOWTO, Explorer
 from ..stepview import StepView
 
@@ -37,6 +39,7 @@ class Handle:
     prior: gr.Button
     summary: gr.Markdown
     source_image: gr.Image
+    link: LinkBar
 
 
 def _note(ex: Explorer) -> str:
@@ -64,6 +67,7 @@ def build(ex: Explorer, ckpt=None) -> Handle:
                 button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct_btn")
                 prior = gr.Button("Sample from the prior", elem_id="prior_btn")
             summary = gr.Markdown(elem_id="rec_summary")
+            link = LinkBar.render("rec")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=170):
             source_image = gr.Image(label="source (what the encoder reads)", format="png", interactive=False,
@@ -71,7 +75,7 @@ def build(ex: Explorer, ckpt=None) -> Handle:
         with gr.Column(scale=11, min_width=600):
             view.render()
     return Handle(ex, view, src, model, note, temperature, seed,
-                  use_mean, button, prior, summary, source_image)
+                  use_mean, button, prior, summary, source_image, link)
 
 
 def binary_image(binary: np.ndarray, scale: int = 8) -> Image.Image:
@@ -103,18 +107,49 @@ def _image(ex: Explorer, source, index, sketch):
     return img, f"test digit #{int(index)} (a {label})"
 
 
+def reconstruct(h: Handle, key, source, index, sketch, temp, s, use_mean, request, step: int | None = None) -> list:
+    """Encode the digit and redraw it (at ``step``; None: the last). Returns the summary, the source
+    image and the view's payload; InputError says what is wrong."""
+    img, what = _image(h.ex, source, index, sketch)
+    entry, trace, notes = h.ex.reconstruct(key, img, temp, s, use_mean)
+    warn(notes)
+    return [reconstruction_summary(trace, entry.name, what), binary_image(img)] + \
+        h.view.load(request, trace, entry.name, key=entry.key, step=step)
+
+
+def link_outputs(h: Handle) -> list:
+    """What a deep link sets: the VAE, the source (a test digit), the settings, the summary, the
+    source image and the view."""
+    src = h.digit_source
+    return [h.model, src.source, src.index, h.temperature, h.seed, h.summary, h.source_image] + h.view.load_outputs
+
+
+def open_link(h: Handle, view: links.View, key, request) -> list:
+    """The values of ``link_outputs`` for a deep link to this tab: the linked model if it is a VAE,
+    else the default VAE, redraws the linked test digit (from the mean of q)."""
+    vaes = [k for _, k in h.ex.vae_choices()]
+    key = key if key in vaes else h.ex.default_vae_key()
+    out = reconstruct(h, key, "test digit", view.test, None, view.temperature, view.seed, True, request, step=view.t)
+    return [key, "test digit", view.test, view.temperature, view.seed] + out
+
+
+def link_view(h: Handle, key, source, index, temp, s, t) -> links.View:
+    """The link to the reconstruction the page shows (Copy link; a drawing cannot travel in a link)."""
+    if source == "drawing":
+        raise InputError("a link holds a test digit, not a drawing: pick a test digit to share this view")
+    temp, s, _ = sampling(temp, s)
+    return links.View(model=link_name(h.ex, key), test=int(index or 0), seed=s, temperature=temp, t=step_of(t),
+                      tab="reconstruct")
+
+
 def wire(h: Handle, tab=None):
     ex, view = h.ex, h.view
 
-    def reconstruct(key, source, index, sketch, temp, s, use_mean, request: gr.Request):
+    def do_reconstruct(key, source, index, sketch, temp, s, use_mean, request: gr.Request):
         try:
-            img, what = _image(ex, source, index, sketch)
-            entry, trace, notes = ex.reconstruct(key, img, temp, s, use_mean)
+            return reconstruct(h, key, source, index, sketch, temp, s, use_mean, request)
         except InputError as e:
             raise message(str(e)) from None
-        warn(notes)
-        return [reconstruction_summary(trace, entry.name, what), binary_image(img)] + \
-            view.load(request, trace, entry.name, key=entry.key)
 
     def prior(key, temp, s, request: gr.Request):
         try:
@@ -138,11 +173,13 @@ def wire(h: Handle, tab=None):
         return gr.Dropdown(choices=choices, value=key if key in keys else ex.default_vae_key()), _note(ex)
 
     outputs = [h.summary, h.source_image] + view.load_outputs
-    h.button.click(reconstruct, [h.model, *h.digit_source.inputs, h.temperature, h.seed, h.use_mean], outputs,
+    h.button.click(do_reconstruct, [h.model, *h.digit_source.inputs, h.temperature, h.seed, h.use_mean], outputs,
                    api_name="reconstruct", concurrency_limit=2)
     h.prior.click(prior, [h.model, h.temperature, h.seed], outputs, api_name="sample_prior", concurrency_limit=2)
     src = h.digit_source
     src.wire("rec", preview, src.inputs, [h.source_image])
     src.index.submit(preview, src.inputs, [h.source_image], api_name="rec_preview", show_progress="hidden")
+    h.link.wire(lambda *a: link_view(h, *a), [h.model, src.source, src.index, h.temperature, h.seed, view.t],
+                "rec_copy_link", NAME)
     if tab is not None:  # a VAE trained or uploaded meanwhile joins the menu
         tab.select(models, [h.model], [h.model, h.note], api_name="rec_models", show_progress="hidden")

@@ -21,12 +21,13 @@ import numpy as np
 from ...cells import DESCRIPTIONS
 from ...render import FUTURE, INK, PAPER, ROW_MARK, SIGMOID, data_uri, hex_rgb
 from .. import components as checked
-from ..components import message, plot, session_id
+from .. import links
+from ..components import layer_choices, message, plot, session_id
+from ..deeplinks import LinkBar, link_name
 from ..figures import base_layout
 from ..inputs import InputError
 from ..measurements import Digits, unit_studies
 from ..state import Explorer
-from ..components import layer_choices
 
 NAME = "units"
 MAP_STEPS = (6, 10, 14, 18, 22, 27)  # the steps whose activity maps are drawn
@@ -73,6 +74,7 @@ class Handle:
     search: gr.Button
     search_note: gr.Markdown
     search_digits: gr.HTML
+    link: LinkBar
 
     @property
     def outputs(self) -> list:
@@ -89,6 +91,8 @@ def build(ex: Explorer, ckpt) -> Handle:
         layer = gr.Radio([("layer 1 (top)", 0)], value=0, label="layer", visible=False, elem_id="units_layer",
                          scale=2)
         button = gr.Button("Inspect", variant="primary", elem_id="units_btn", scale=0, min_width=120)
+        with gr.Column(scale=2, min_width=200):
+            link = LinkBar.render("units")
     pick = gr.Textbox(visible="hidden", elem_id="units_pick")  # "unit:layer:view:time", written by a click
     note = gr.Markdown(elem_id="units_note")
     gr.Markdown(HOW["lines"])
@@ -112,7 +116,7 @@ def build(ex: Explorer, ckpt) -> Handle:
     search_note = gr.Markdown(elem_id="units_search_note")
     search_digits = gr.HTML(elem_id="units_search_digits", padding=False)
     return Handle(ex, ckpt, unit, layer, button, pick, note, lines, examples, maps, first, last, threshold,
-                  search, search_note, search_digits)
+                  search, search_note, search_digits, link)
 
 
 # ---- figures and cards (pure) ---------------------------------------------------------------------
@@ -247,8 +251,10 @@ def search_results(entry, match, digits: Digits, trace_label) -> tuple[str, str]
         return (f"No unit of layer {match.layer + 1} has {what} in the current trace "
                 f"(a {trace_label}). Lower the threshold or pick fewer steps.", "")
     listed = ", ".join(str(u) for u in match.units[:40]) + (" \u2026" if len(match.units) > 40 else "")
-    text = (f"**{len(match.units)} units** of layer {match.layer + 1} have {what} in the current trace "
-            f"(a {trace_label}): {listed}. Click one number into *unit* above to inspect it.")
+    n = len(match.units)
+    text = (f"**{n} unit{'s' if n != 1 else ''}** of layer {match.layer + 1} {'have' if n != 1 else 'has'} {what} "
+            f"in the current trace (a {trace_label}): {listed}. Type one of these numbers into *unit* above to "
+            "inspect it.")
     if match.ranking is None or not len(match.ranking):
         return text + f"\n\nNone of them does so on any of the {len(digits.images)} test digits.", ""
     top = match.ranking[:12]
@@ -258,7 +264,8 @@ def search_results(entry, match, digits: Digits, trace_label) -> tuple[str, str]
     for d in top:
         cards.append(f'<figure class="rv-unit-digit"><img class="rv-px" alt="test digit {d}" '
                      f'src="{data_uri(read_so_far_rgb(digits.images[d], b + 1))}">'
-                     f'<figcaption>#{d} (a {int(digits.labels[d])})<br>{int(match.matched[d])} units, '
+                     f'<figcaption>#{d} (a {int(digits.labels[d])})<br>{int(match.matched[d])} '
+                     f'unit{"s" if int(match.matched[d]) != 1 else ""}, '
                      f'score {float(match.score[d]):.2f}</figcaption></figure>')
     return text, f'<div class="rv-unit-digits">{"".join(cards)}</div>'
 
@@ -273,6 +280,22 @@ def inspect(ex: Explorer, key, unit, layer) -> list:
             gr.Radio(choices=layer_choices(layers), value=prof.layer, visible=layers > 1),
             plot(unit_lines_figure(prof, prof_digits.labels)), examples_html(prof, prof_digits),
             plot(activity_maps_figure(prof))]
+
+
+def link_outputs(h: Handle) -> list:
+    """What a deep link sets: the unit and the inspector."""
+    return [h.unit] + h.outputs
+
+
+def open_link(h: Handle, view: links.View, key, request) -> list:
+    """The values of ``link_outputs`` for a deep link to this tab (the top layer unless it names one)."""
+    return [view.unit] + inspect(h.ex, key, view.unit, view.layer)
+
+
+def link_view(h: Handle, key, unit, layer) -> links.View:
+    """The link to the unit the inspector shows (Copy link)."""
+    return links.View(model=link_name(h.ex, key), unit=int(unit or 0), layer=None if layer is None else int(layer),
+                      tab="units")
 
 
 def parse_pick(text) -> tuple[int, int, str]:
@@ -326,5 +349,6 @@ def wire(h: Handle, tab=None):
     h.unit.submit(run_inspect, [h.ckpt, h.unit, h.layer], h.outputs, api_name="units_inspect_submit", **common)
     h.layer.input(run_inspect, [h.ckpt, h.unit, h.layer], h.outputs, api_name="units_layer", **common)
     h.pick.change(run_pick, [h.ckpt, h.pick], [h.unit] + h.outputs, api_name="units_pick", **common)
+    h.link.wire(lambda *a: link_view(h, *a), [h.ckpt, h.unit, h.layer], "units_copy_link")
     h.search.click(run_search, [h.ckpt, h.first, h.last, h.threshold, h.layer], [h.search_note, h.search_digits],
                    api_name="units_search", **common)

@@ -7,6 +7,7 @@
 import { rules } from './rules.js';
 
 export const TABS = ['generate', 'complete', 'compare'];  // the static page's tabs
+const PAGE_SETTINGS = ['model', 'digit', 'seed', 'temperature', 't', 'tab'];  // what the static page's links hold
 export const maxSeed = () => rules().seedMax;
 export const digitChoices = () => rules().digits;
 
@@ -41,8 +42,8 @@ const KINDS = {
     },
     help: (ctx, s) => (ctx.conditional(s.model) ? "'any' or 0-9" : "'any' (this model is unconditional)"),
   }),
-  limit: (d, name) => {
-    const l = rules().limits[name];
+  limit: (d, name, limit) => {
+    const l = rules().limits[limit];
     return {
       default: () => d,
       parse: (v) => (l.integer ? integer(v, l.lo, l.hi) : decimal(v, l.lo, l.hi)),
@@ -50,16 +51,18 @@ const KINDS = {
     };
   },
   step: (d) => ({
-    default: () => d,
+    default: (ctx, s) => (d === null ? ctx.steps(s.model) - 1 : d),  // none: the last step
     parse: (v, ctx, s) => integer(v, 0, ctx.steps(s.model) - 1),
     help: (ctx, s) => `a step in [0, ${ctx.steps(s.model) - 1}]`,
   }),
   tab: (d) => ({ default: () => d, parse: (v) => (TABS.includes(v) ? v : null), help: () => `one of ${TABS.join(', ')}` }),
 };
 
-/** name -> {default(ctx, s), parse(text, ctx, s) -> value or null, help(ctx, s)}, in the URL's order. */
+/** name -> {default(ctx, s), parse(text, ctx, s) -> value or null, help(ctx, s)}, in the URL's order:
+ *  the settings of the static page's tabs (the app's Intervene, Units, ... settings are not read here). */
 export function settings() {
-  return Object.fromEntries(rules().url.settings.map(({ name, kind, default: d }) => [name, KINDS[kind](d, name)]));
+  return Object.fromEntries(rules().url.settings.filter(({ name }) => PAGE_SETTINGS.includes(name))
+    .map(({ name, kind, default: d, limit }) => [name, KINDS[kind](d, name, limit)]));
 }
 
 /** Settings from a query string. Returns {values, notes}: every setting has a value; each note
