@@ -153,7 +153,13 @@ def test_saturation_figure_has_a_panel_per_gate_with_unit_hover(data):
         assert "unit %{customdata}" in t["hovertemplate"]
     diagonals = [s for s in fig["layout"]["shapes"] if (s["x0"], s["y0"], s["x1"], s["y1"]) == (0, 1, 1, 0)]
     assert len(diagonals) == 3  # the triangle x + y <= 1 in every panel
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert [t.split("</b>")[0] for t in titles[:3]] == ["<b>i", "<b>f", "<b>o"]  # a title per gate's panel
     assert saturation.saturation_figure(None)["data"] == []
+    # the Train tab's live figure says what it is itself: a shown label floats over the panel titles
+    live = saturation.saturation_figure(sat, saturation.LIVE_HEADING)
+    assert live["layout"]["annotations"][-1]["text"].startswith(saturation.LIVE_HEADING)
+    assert saturation.render_live().show_label is False
 
 
 # ---- teacher forcing vs free running -----------------------------------------------------------

@@ -5,6 +5,7 @@ stopped run's checkpoint lands in the runs folder, where ``registry.Registry`` f
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .. import ModelConfig
 from ..checkpoint import APP_LIMITS, parameter_count
-from ..data import DataNotFoundError, load_dataset
+from ..data import DATASETS, DataNotFoundError, cls_dir, data_root, load_dataset
 from ..metrics_log import metrics_log_path, read_metrics_log
 from ..train import TrainConfig, Trainer, check_writable
 from . import inputs
@@ -85,14 +86,38 @@ class TrainingService:
             got = load_dataset(name, self.data_root, download=download)
         except (DataNotFoundError, FileNotFoundError, ValueError, OSError) as e:
             got = str(e)
+            if download:  # the whole story (torchvision's, with server paths) for the server's log only
+                logging.getLogger(__name__).warning("training data: %s", got)
         with self._lock:
             self._datasets[name] = got
         return got
 
     def dataset_problem(self, name: str | None = None) -> str | None:
-        """None if ``name`` is on disk (it is then loaded and kept), else how to get it."""
-        got = self._dataset(name or self.default_dataset, download=False)
-        return got if isinstance(got, str) else None
+        """None if ``name`` is on disk (it is then loaded and kept), else one sentence on how to get it."""
+        name = name or self.default_dataset
+        got = self._dataset(name, download=False)
+        return self.missing_dataset(name, tried_download=False) if isinstance(got, str) else None
+
+    def missing_dataset(self, name: str, tried_download: bool = True) -> str:
+        """One sentence for a visitor on where the dataset ``name`` goes (no server path, none of
+        torchvision's text; the server's log has the whole error)."""
+        key = str(name).lower().replace("-", "").replace("_", "")
+        if key not in DATASETS:  # a .npz file the server was started with
+            return (f"The dataset file {Path(str(name)).name} is not on this machine (or cannot be read): start "
+                    "the explorer with --train-dataset naming one that is.")
+        folder = cls_dir(key)
+        root = data_root(self.data_root)
+        if str(root) == "data":
+            where = "data/ (in the folder the explorer was started from)"
+        else:  # a folder the server was given: its name only
+            where = f"{root.name}/" if root.name else "the data folder"
+        todo = (f"put torchvision's {folder}/ folder into {where}, or start the explorer with --data-root set "
+                f"to the folder that holds {folder}/.")
+        if os.environ.get("RNNVIZ_NO_DOWNLOAD"):  # load_dataset never downloads then
+            return f"{folder} is not on this machine: {todo}"
+        if tried_download:
+            return f"{folder} could not be downloaded: {todo}"
+        return f"{folder} is not on this machine: Start downloads it when the machine is online; offline, {todo}"
 
     def dataset(self, name: str | None = None):
         """The dataset ``name`` (default: the Train tab's) if it is on disk (loaded once and kept),
@@ -171,7 +196,7 @@ class TrainingService:
                 raise TrainingRefused(self.busy_message(session))
         data = self._dataset(dataset, download=True)
         if isinstance(data, str):
-            raise TrainingRefused(self.relative(data))
+            raise TrainingRefused(self.missing_dataset(dataset))
         default_stem = f"{cell}{v['hidden']}x{v['layers']}_{time.strftime('%m%d_%H%M%S')}"
         with self._lock:
             if self._run is not None and self._run.trainer.alive:
@@ -199,6 +224,15 @@ class TrainingService:
             self._run = Run(trainer, session or "local", out.stem, summary, time.strftime("%H:%M:%S"), out, dataset)
             trainer.start()  # with its own thread count (a core left for the page); the page's is unchanged
         return f"Started {summary}; the checkpoint will be saved as {out.name}.", notes
+
+    def runs_folder(self) -> str:
+        """The runs folder as a visitor may read it: relative to the folder the server was started
+        from (``runs/explorer/``), else its last two folders; never the server's absolute path."""
+        folder = self.runs_dir.resolve()
+        try:
+            return folder.relative_to(Path.cwd().resolve()).as_posix().rstrip("/") + "/"
+        except ValueError:
+            return "\u2026/" + "/".join(folder.parts[-2:]) + "/"
 
     def relative(self, text: str) -> str:
         """``text`` with the server's folders named relative to the app's (runs folder, data folder)."""

@@ -92,12 +92,13 @@ def caption(r: SaturationResult) -> str:
 GATE_COLORS = {"i": "#38bdf8", "f": "#f97316", "o": "#a3e635", "r": "#f472b6", "z": "#facc15"}
 
 
-def saturation_figure(sat: dict | None) -> dict:
+def saturation_figure(sat: dict | None, heading: str | None = None) -> dict:
     """Karpathy et al. (2015) Fig. 4 for one layer: a panel per gate, a point per unit at (fraction
     of steps left-saturated, fraction right-saturated); every point lies in the triangle x + y <= 1.
     Points near the left edge never switch off, near the bottom never fully on; points on the
     diagonal are always saturated one way or the other. Hover shows the unit. ``sat`` is a
-    ``rnnviz.analysis.gate_saturation`` result (None: nothing measured yet). Returns a plain dict
+    ``rnnviz.analysis.gate_saturation`` result (None: nothing measured yet); ``heading`` starts the
+    line above the panels (each panel is titled with its gate). Returns a plain dict
     (``plotly.graph_objects.Figure(d)`` accepts it)."""
     if sat is None:
         return empty_figure("no gate saturation measured yet")
@@ -132,7 +133,8 @@ def saturation_figure(sat: dict | None) -> dict:
         annotations.append({"text": f"<b>{g}</b> {html.escape(DESCRIPTIONS.get(g, g).split(':')[0])}",
                             "xref": "paper", "yref": "paper", "x": x0 + width / 2, "y": 1.02,
                             "xanchor": "center", "yanchor": "bottom", "showarrow": False})
-    annotations.append({"text": html.escape(f"{sat['cell'].upper()} layer {sat['layer'] + 1}: {sat['units']} units, "
+    annotations.append({"text": html.escape((f"{heading}: " if heading else "") +
+                                            f"{sat['cell'].upper()} layer {sat['layer'] + 1}: {sat['units']} units, "
                                             f"{sat['images']} images \u00d7 {sat['steps']} steps"),
                         "xref": "paper", "yref": "paper", "x": 0, "y": 1.12, "xanchor": "left",
                         "yanchor": "bottom", "showarrow": False, "font": {"size": 12}})
@@ -173,10 +175,15 @@ def wire(h: Handle, tab=None):
 
 
 # ---- the Train tab: the model being trained ------------------------------------------------------
+LIVE_HEADING = "The model being trained (updated with each sample snapshot)"
+
+
 def render_live() -> gr.Plot:
-    """The Train tab's saturation plot (call inside its layout)."""
+    """The Train tab's saturation plot (call inside its layout). Its label is for screen readers: a
+    shown label floats over the top of the figure, where the gates' panel titles are; the figure
+    says what it is itself (``LIVE_HEADING``)."""
     return gr.Plot(label="gate saturation of the model being trained (the first 200 test digits, top layer; "
-                         "measured with every sample snapshot)", elem_id="train_saturation")
+                         "measured with every sample snapshot)", show_label=False, elem_id="train_saturation")
 
 
 def version(sat: dict | None):
@@ -206,7 +213,7 @@ def wire_live(ex: Explorer, timer: gr.Timer, figure: gr.Plot, train_tab=None):
         if sat is None:
             return plot(empty_figure("no gate saturation measured yet: it appears with the first "
                                             "sample snapshot"))
-        return plot(saturation_figure(sat))
+        return plot(saturation_figure(sat, LIVE_HEADING))
 
     def saturation_tick(request: gr.Request):
         return live(request, force=False)

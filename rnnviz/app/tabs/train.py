@@ -193,7 +193,7 @@ def _notice(ex: Explorer) -> str:
         return f'<div class="rv-notice">{tr.disabled_reason}</div>'
     return ("Train a model on this server while you explore: the other tabs stay usable. One run at a time per "
             "server; a finished or stopped run's checkpoint is added to the model list (saved in "
-            f"`{tr.runs_dir.name}/` on the server; the oldest of more than {tr.max_runs} are removed).")
+            f"`{tr.runs_folder()}` on the server; the oldest of more than {tr.max_runs} are removed).")
 
 
 def _curve_frame(rows: list[dict]) -> pd.DataFrame:
@@ -229,8 +229,7 @@ def wire(h: Handle, tab=None):
             return _notice(ex)
         problem = tr.dataset_problem()
         if problem:
-            return (f'<div class="rv-notice"><b>The dataset is not on this machine.</b> Start will try to '
-                    f"download it; if this machine is offline:<br>{html.escape(tr.relative(problem))}</div>")
+            return f'<div class="rv-notice">{html.escape(problem)}</div>'
         return _notice(ex)
 
     def start(cell, hidden, layers, lr, batch, minutes, dataset, name, dropout, ema, request: gr.Request):
