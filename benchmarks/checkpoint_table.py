@@ -38,7 +38,7 @@ def row(path: Path) -> str:
         grown += (f" ({verb} a {o.get('hidden')}-unit model trained {(o.get('train_seconds') or 0) / 60:.0f} min, "
                   f"{o.get('step') or 0:,} steps)")
         size = (o.get("hidden"), o.get("head_hidden"))
-    model = f"{c.cell.upper()} {c.layers}x{c.hidden}, head {c.head_hidden}"
+    model = f"{c.cell.upper()} {c.layers}x{c.hidden}, head {c.head_hidden}" + ("" if c.order == "rows" else f", order {c.order}")
     if c.latent:
         model = f"VAE: CNN encoder, z {c.latent}; {model}"
     protocol = m.get("test_nll_protocol", "")

@@ -15,11 +15,11 @@ from rnnviz.app import inputs
 from rnnviz.app.registry import Registry
 from rnnviz.app.state import Explorer, Sessions
 from rnnviz.app.training import TrainingRefused, TrainingService
+from rnnviz.wire import decode_trace, encode_trace
 from tests.apps import served as serving, tiny_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "mnist_small.npz"
-MAX_STEP_BYTES = 150_000
 
 
 def make_checkpoints(folder: Path) -> Path:
@@ -50,16 +50,44 @@ def generate(client, key="shipped/mnist_lstm", digit="7", temperature=1.0, seed=
     return client.predict(key, digit, temperature, seed, api_name="/generate")
 
 
-def plot_json(value) -> dict:
-    return json.loads(value["plot"])
+def payload_of(value: str) -> dict:
+    """A step view's value: the JSON payload the page draws (``stepview``), sent once per Generate."""
+    p = json.loads(value)
+    assert set(p) >= {"id", "step", "layer", "columns"}, sorted(p)
+    return p
+
+
+def assert_same_trace(column: dict, trace):
+    """The payload column carries ``trace`` bit for bit (float32), and says what it is."""
+    arrays = decode_trace(column["trace"])
+    f4 = lambda a: np.asarray(a, np.float32).ravel()  # noqa: E731
+    names = ["image", "probs", "rowNll"] + [f"l{k}.{n}" for k in range(len(trace.layers)) for n in trace.names]
+    assert sorted(arrays) == sorted(names)
+    assert np.array_equal(arrays["image"], f4(trace.image)) and np.array_equal(arrays["probs"], f4(trace.probs))
+    assert np.array_equal(arrays["rowNll"], f4(trace.row_nll))
+    for k, layer in enumerate(trace.layers):
+        for name in trace.names:
+            assert np.array_equal(arrays[f"l{k}.{name}"], f4(layer[name])), (k, name)
+    meta = column["trace"]
+    assert (meta["cell"], meta["nlayers"], meta["names"], meta["label"], meta["seed"], meta["keepRows"]) == \
+        (trace.cell, len(trace.layers), list(trace.names), trace.label, trace.seed, trace.keep_rows)
+
+
+def session_view(ex, client, name="gen"):
+    """The server's record of ``client``'s step view ``name`` (the downloads and the Units tab read it)."""
+    return ex.sessions.get(client.session_hash).view(name)
 
 
 # ---- Generate & step ----------------------------------------------------------------------------
+REMOVED = ("/gen_step", "/gen_tick", "/gen_play", "/gen_pause", "/gen_layer", "/gen_order", "/comp_step",
+           "/comp_play", "/comp_tick", "/comp_layer")  # scrubbing, Play, layer and unit order are the browser's
+
+
 def test_every_listener_has_an_api_name(served):
     """Every listener that runs Python has a name of its own, so a script can call it: none is a
     ``lambda`` (Gradio's default name for one), none renamed because two tabs chose the same name
     (Gradio then appends ``_1`` and a script reaches the other one), every one is served, and the
-    documented ones are there."""
+    documented ones are there. The step views' per-step endpoints are gone: a step costs no request."""
     from rnnviz.app.ui import build_app
 
     ex, client, _ = served
@@ -68,75 +96,71 @@ def test_every_listener_has_an_api_name(served):
     assert len(set(names)) == len(names) and not [n for n in names if re.search(r"_\d+$|lambda", n)]
     served_names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     callable_names = {f"/{fn.api_name}" for fn in fns if all(event != "unload" for _, event in fn.targets)}
-    assert len(callable_names) > 70 and callable_names <= served_names  # unload is the browser's, not the API's
-    for needed in ("/generate", "/gen_step", "/gen_tick", "/gen_play", "/gen_pause", "/gen_layer", "/complete",
-                   "/open_completion", "/comp_step", "/train_start", "/train_pause", "/train_resume",
-                   "/train_stop", "/train_tick", "/preview", "/describe"):
-        assert needed in served_names
+    assert len(callable_names) > 50 and callable_names <= served_names  # unload is the browser's, not the API's
+    for needed in ("/generate", "/generate_new_seed", "/generate_with_model", "/copy_link", "/complete",
+                   "/open_completion", "/gen_export_gif", "/gen_export_npz", "/gen_export_grid", "/train_start",
+                   "/train_pause", "/train_resume", "/train_stop", "/train_tick", "/preview", "/describe"):
+        assert needed in served_names, needed
+    assert not served_names & set(REMOVED)
+    assert not [n for n in served_names if re.fullmatch(r"/(gen|comp|compare|intervene|rec)_(step|tick|play|pause|layer|order)", n)], served_names
 
 
-def test_generate_returns_every_view_for_step_zero(served):
-    _, client, _ = served
-    summary, canvas, gates, fig, step, layer = generate(client, digit="3", seed=4)
+def test_generate_sends_the_trace_once_at_the_last_step(served):
+    """The step view's value is one payload: the trace Python samples for the same model, digit,
+    seed and temperature, bit for bit, the behaviour order of its units, and the last step."""
+    from rnnviz import sample_traces
+    from rnnviz.app.measurements import unit_studies
+    from rnnviz.wire import trace_bytes
+
+    ex, client, _ = served
+    summary, value = generate(client, digit="3", seed=4, temperature=0.8)
     assert "digit **3**" in summary and "seed 4" in summary
-    assert 'data-step="0"' in canvas and "data:image/png;base64," in canvas
-    assert gates.count('<figure class="rv-gate"') == 6  # i f g o c h
-    fig = plot_json(fig)
-    assert sum(d["type"] == "heatmap" for d in fig["data"]) == 6
-    assert step == 0
+    p = payload_of(value)
+    assert (p["step"], p["layer"], len(p["columns"])) == (27, 0, 1)
+    col = p["columns"][0]
+    assert (col["entry"]["name"], col["entry"]["metrics"]) == ("mnist_lstm", {"test_nll": 543.2})
+    assert col["entry"]["config"].items() >= {"cell": "lstm", "layers": 1, "hidden": 32, "latent": 0}.items()
+    (expected,) = sample_traces(ex.model("shipped/mnist_lstm")[1], n=1, y=3, temperature=0.8, seed=4)
+    assert_same_trace(col, expected)
+    assert col["trace"]["temperature"] == 0.8 and col["trace"]["names"] == ["i", "f", "g", "o", "c", "h"]
+    assert col["unitOrder"] == [unit_studies(ex).order("shipped/mnist_lstm", 0)[2].tolist()] and not col["note"]
+    assert sorted(col["unitOrder"][0]) == list(range(32)) and col["unitOrder"][0] != list(range(32))
+    v = session_view(ex, client)  # the server keeps what it sent (exports, Units)
+    assert v.model_key == "shipped/mnist_lstm" and np.array_equal(v.trace.image, expected.image)
+    floats, _ = trace_bytes(expected)
+    assert len(value) < floats * 4 / 3 + 6_000  # the floats as base64, and little else
 
 
 def test_same_seed_same_digit(served):
     _, client, _ = served
-    assert generate(client, seed=11)[1] == generate(client, seed=11)[1]
-    assert generate(client, seed=11)[1] != generate(client, seed=12)[1]
+    a, b, c = (payload_of(generate(client, seed=s)[1]) for s in (11, 11, 12))
+    data = [p["columns"][0]["trace"]["data"] for p in (a, b, c)]
+    assert data[0] == data[1] and data[0] != data[2]
+    assert len({a["id"], b["id"], c["id"]}) == 3  # every payload is new: the page redraws it
 
 
-def test_scrub_changes_canvas_and_gates_and_stays_small(served):
-    _, client, _ = served
-    generate(client, seed=5)
-    frames = [client.predict(t, api_name="/gen_step") for t in (0, 13, 27)]
-    for t, (canvas, gates) in zip((0, 13, 27), frames):
-        assert f'data-step="{t}"' in canvas and f'data-step="{t}"' in gates
-        assert len(canvas) + len(gates) < MAX_STEP_BYTES
-    assert len({f[0] for f in frames}) == 3 and len({f[1] for f in frames}) == 3
-
-
-def test_scrub_rejects_steps_outside_the_image(served):
-    from gradio_client.exceptions import AppError
+def test_copy_link_takes_the_step_from_the_page_and_clamps_it(served):
+    """The step lives in the browser: Copy link sends it as its last input (``stepview.step_js``)."""
+    from urllib.parse import parse_qs
 
     _, client, _ = served
-    generate(client, seed=5)
-    assert 'data-step="27"' in client.predict(27, api_name="/gen_step")[0]
-    for bad in (28, -1):
-        with pytest.raises(AppError, match="value"):
-            client.predict(bad, api_name="/gen_step")
-
-
-def test_play_and_tick(served):
-    _, client, _ = served
-    generate(client)
-    step, canvas, _, timer = client.predict(27, api_name="/gen_play")  # at the end: restarts
-    assert step == 0 and 'data-step="0"' in canvas
-    step, canvas, _, _ = client.predict(3, api_name="/gen_tick")
-    assert step == 4 and 'data-step="4"' in canvas
-    step, canvas, _, _ = client.predict(26, api_name="/gen_tick")
-    assert step == 27 and 'data-step="27"' in canvas
-    client.predict(5, api_name="/gen_play")
-    client.predict(api_name="/gen_pause")
-    step, canvas, _, _ = client.predict(5, api_name="/gen_tick")  # a tick after Pause draws nothing
-    assert canvas is None or 'data-step="6"' not in canvas
+    for t, expected in ((14, "14"), (0, "0"), (99, "27"), (-4, "0")):
+        link = client.predict("shipped/mnist_gru", "3", 0.8, 5, t, api_name="/copy_link")
+        assert parse_qs(link.split("?", 1)[1]) == {"model": ["mnist_gru"], "digit": ["3"], "seed": ["5"],
+                                                   "temperature": ["0.8"], "t": [expected], "tab": ["generate"]}
 
 
 def test_layers_of_a_deep_model(served):
-    _, client, _ = served
-    out = generate(client, key="shipped/deep_rnn", digit="any")
-    gates_top = out[2]
-    assert "layer 2 of 2" in gates_top
-    gates0, fig0 = client.predict(0, 5, api_name="/gen_layer")
-    assert "layer 1 of 2" in gates0 and 'data-step="5"' in gates0
-    cursor = [s for s in plot_json(fig0)["layout"]["shapes"] if s["name"] == "cursor"]
-    assert cursor[0]["x0"] == 5
+    from rnnviz.app.measurements import unit_studies
+
+    ex, client, _ = served
+    p = payload_of(generate(client, key="shipped/deep_rnn", digit="any")[1])
+    col = p["columns"][0]
+    assert p["layer"] == 1 and col["trace"]["nlayers"] == 2  # opens on the top layer; both are sent
+    assert_same_trace(col, session_view(ex, client).trace)
+    assert [len(o) for o in col["unitOrder"]] == [16, 16]
+    for k in (0, 1):
+        assert col["unitOrder"][k] == unit_studies(ex).order("shipped/deep_rnn", k)[2].tolist()
 
 
 def test_bad_inputs_give_clear_errors(served):
@@ -153,14 +177,17 @@ def test_bad_inputs_give_clear_errors(served):
     assert "LSTM" in client.predict("shipped/mnist_lstm", api_name="/describe")
 
 
-def test_scrub_before_generate_says_what_to_do(served):
+def test_export_before_generate_says_what_to_do(served):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
     _, _, url = served
     fresh = Client(url, verbose=False)
-    with pytest.raises(AppError, match="Generate"):
-        fresh.predict(4, api_name="/gen_step")
+    for name in ("/gen_export_gif", "/gen_export_npz"):
+        with pytest.raises(AppError, match="press Generate first"):
+            fresh.predict(api_name=name)
+    with pytest.raises(AppError, match="press Complete first"):
+        fresh.predict(api_name="/comp_export_gif")
 
 
 # ---- Complete -----------------------------------------------------------------------------------
@@ -170,14 +197,36 @@ def complete(client, source="test digit", index=28, sketch=None, keep=14, n=3, d
 
 
 def test_complete_a_test_digit_and_open_a_completion(served):
-    _, client, _ = served
-    gallery, note, preview, canvas, gates, fig, step, layer = complete(client, n=3, keep=10)
+    ex, client, _ = served
+    gallery, note, preview, value = complete(client, n=3, keep=10)
     assert len(gallery) == 3 and "first 10 rows" in note and "best guess" in note
-    assert 'data-step="0"' in canvas
-    opened = client.predict(2, api_name="/open_completion")
-    assert opened[0] != canvas or opened[1] != gates
-    canvas5, _ = client.predict(5, api_name="/comp_step")
-    assert "(kept)" in canvas5  # row 5 < 10 kept rows
+    sess = ex.sessions.get(client.session_hash)
+    p = payload_of(value)
+    assert p["step"] == 27 and p["columns"][0]["trace"]["keepRows"] == 10
+    assert p["columns"][0]["entry"]["name"] == "mnist_lstm"
+    assert_same_trace(p["columns"][0], sess.completions[0])  # the first completion opens
+    opened = payload_of(open_completion(client, 2))
+    assert_same_trace(opened["columns"][0], sess.completions[2])
+    assert opened["id"] != p["id"] and opened["columns"][0]["trace"]["data"] != p["columns"][0]["trace"]["data"]
+    prefix, _ = ex.gallery_binary(28)
+    image = decode_trace(opened["columns"][0]["trace"])["image"].reshape(28, 28)
+    assert (image[:10] == prefix[:10]).all()  # the kept rows are the test digit's
+    assert session_view(ex, client, "comp").trace is sess.completions[2]
+    assert payload_of(open_completion(client, 99))["columns"][0]["trace"]["data"] == \
+        encode_trace(sess.completions[2])["data"]  # clamped to the last completion
+
+
+def open_completion(client, k):
+    """The step view's payload for completion ``k``. /open_completion answers it wrapped in a list of one
+    (``test_open_completion_answers_the_payload_itself``); the page copes as JSON.parse(['x']) is 'x'."""
+    out = client.predict(k, api_name="/open_completion")
+    return out[0] if isinstance(out, list) and len(out) == 1 else out
+
+
+def test_open_completion_answers_the_payload_itself(served):
+    _, client, _ = served
+    complete(client, n=2, keep=10)
+    assert isinstance(client.predict(1, api_name="/open_completion"), str)
 
 
 def test_completion_rows_kept_from_the_digit(served):
@@ -207,8 +256,9 @@ def test_complete_a_drawing(served, tmp_path):
     _, client, _ = served
     layer = np.zeros((280, 280, 4), np.uint8)
     layer[40:240, 120:150, 3] = 255  # a 1
-    gallery, note, *_ = complete(client, source="drawing", sketch=_sketch_payload(tmp_path, layer), keep=14, n=2)
+    gallery, note, _, value = complete(client, source="drawing", sketch=_sketch_payload(tmp_path, layer), keep=14, n=2)
     assert len(gallery) == 2 and "first 14 rows" in note
+    assert payload_of(value)["columns"][0]["trace"]["keepRows"] == 14
 
 
 def test_blank_drawing_is_explained_not_crashed(served, tmp_path):
@@ -421,3 +471,21 @@ def test_rnnviz_explorer_finds_checkpoints_where_a_user_expects(monkeypatch, tmp
     assert Path(cli.parse_args([]).checkpoint_dir) == ROOT / "checkpoints"  # this checkout's
     monkeypatch.setattr(cli, "CHECKOUT", tmp_path / "site-packages")  # an installed wheel: no checkout
     assert Path(cli.parse_args([]).checkpoint_dir) == tmp_path / "checkpoints"
+
+
+def test_the_train_tab_says_in_one_sentence_where_the_data_goes(tmp_path, monkeypatch):
+    """Offline, the Train tab's notice and a refused Start say where to put MNIST or to pass
+    --data-root: one sentence, no server path, none of torchvision's own text."""
+    monkeypatch.setenv("RNNVIZ_NO_DOWNLOAD", "1")
+    svc = TrainingService(tmp_path / "runs", default_dataset="mnist", data_root=str(tmp_path / "mydata"))
+    with pytest.raises(TrainingRefused) as refused:
+        svc.start("me", "lstm", 16, 1, 1e-3, 32, 0.1, None)
+    for text in (svc.dataset_problem(), str(refused.value)):
+        assert "MNIST/" in text and "mydata/" in text and "--data-root" in text
+        assert str(tmp_path) not in text and "download=True" not in text and "root=" not in text
+        assert text.endswith(".") and ". " not in text and "\n" not in text  # one sentence
+    monkeypatch.delenv("RNNVIZ_NO_DOWNLOAD")
+    monkeypatch.delenv("RNNVIZ_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    svc = TrainingService(tmp_path / "runs", default_dataset="mnist")
+    assert "into data/" in svc.dataset_problem() and "Start downloads it" in svc.dataset_problem()

@@ -1,6 +1,8 @@
 """The explorer's lab tabs (Compare cells, Intervene, Reconstruct) driven through gradio_client
 against an app launched in this process on tiny checkpoints, plus the pure parts they use (the
-unit-list parser, the step range, the view builders)."""
+unit-list parser, the step range, the intervened steps). Each tab's step view is one payload (the
+traces as exact float32 values, ``rnnviz.wire``): here it is read back and checked against the
+traces the server computed; the browser side (one slider for every column) is tests/test_browser_lab.py."""
 
 import json
 import re
@@ -10,15 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from rnnviz import ModelConfig, RowModel, save_checkpoint
+from rnnviz import ModelConfig, RowModel, sample_traces, save_checkpoint
 from rnnviz.app import inputs
 from rnnviz.app.tabs import intervene as intervene_tab
 from rnnviz.app.state import Explorer
 from rnnviz.app.training import TrainingService
 from rnnviz.interventions import PRESETS, RowEdit, intervene, presets_for
+from rnnviz.rules import RUN_COLORS
+from rnnviz.wire import decode_trace
 from tests.apps import served as serving, tiny_checkpoints
 
-MAX_STEP_BYTES = 150_000
 F0 = "forget everything (f = 0)"
 H_VALUE = "fix hidden units (h = value)"
 INK = "ink row(s): every pixel on"
@@ -56,17 +59,32 @@ def served(tmp_path_factory):
         yield ex, Client(url, verbose=False), url, ckpts
 
 
-def plot_json(value) -> dict:
-    return json.loads(value["plot"])
-
-
 def value_of(out):
     """An output's value (a component update arrives as a dict)."""
     return out["value"] if isinstance(out, dict) and "__type__" in out else out
 
 
-def steps_in(html_text: str) -> set[str]:
-    return set(re.findall(r'data-step="(\d+)"', html_text))
+def payload_of(value: str) -> dict:
+    """A step view's value: the JSON payload the page draws (``stepview``)."""
+    p = json.loads(value)
+    assert set(p) >= {"id", "step", "layer", "columns"}, sorted(p)
+    return p
+
+
+def arrays_of(column: dict) -> dict[str, np.ndarray]:
+    return decode_trace(column["trace"])
+
+
+def assert_same_trace(column: dict, trace):
+    """The payload column carries ``trace`` bit for bit (float32)."""
+    arrays = arrays_of(column)
+    f4 = lambda a: np.asarray(a, np.float32).ravel()  # noqa: E731
+    assert np.array_equal(arrays["image"], f4(trace.image)) and np.array_equal(arrays["rowNll"], f4(trace.row_nll))
+    assert np.array_equal(arrays["probs"], f4(trace.probs))
+    for k, layer in enumerate(trace.layers):
+        for name in trace.names:
+            assert np.array_equal(arrays[f"l{k}.{name}"], f4(layer[name])), (k, name)
+    assert column["trace"]["nlayers"] == len(trace.layers) and column["trace"]["cell"] == trace.cell
 
 
 def session_view(ex, name):
@@ -98,20 +116,13 @@ def test_step_ranges():
             inputs.step_range(a, b, 28)
 
 
-def test_difference_views():
+def test_intervened_steps():
+    """The steps Intervene's second column marks (its payload's ``intervened``)."""
     model = tiny(ModelConfig(hidden=16, head_hidden=32)).eval()
-    cmp = intervene(model, [RowEdit(4, (1,) * 28)], y=3, seed=1)
-    rgb = intervene_tab.diff_rgb(cmp.original.image, cmp.intervened.image)
-    added = (cmp.image_diff > 0)
-    assert (rgb[added] == intervene_tab.DIFF_ADDED).all() and (rgb[cmp.image_diff < 0] == intervene_tab.DIFF_REMOVED).all()
-    a, b = intervene_tab.diff_html(cmp, 4), intervene_tab.diff_html(cmp, 20)
-    assert 'data-step="4"' in a and 'data-step="20"' in b and a != b
-    assert "first changed row 4" in a and "\u0394c" in a and "\u0394h" in a
-    fig = intervene_tab.intervention_figure(cmp, step=6)
-    names = [d["name"] for d in fig["data"]]
-    assert names[0].startswith("mean |\u0394h|") and names[1].startswith("mean |\u0394c|")
-    assert [s["x0"] for s in fig["layout"]["shapes"] if s.get("name") == "cursor"] == [6, 6]
-    assert intervene_tab.intervened_steps(cmp.changes, 28) == [4]
+    cmp = intervene(model, [RowEdit(4, (1,) * 28), RowEdit(9, (0,) * 28)], y=3, seed=1)
+    assert intervene_tab.intervened_steps(cmp.changes, 28) == [4, 9]
+    changes = PRESETS[F0].make(10, 28, None, -1, None)
+    assert intervene_tab.intervened_steps(changes, 28) == list(range(10, 28))
 
 
 # ---- Compare cells ------------------------------------------------------------------------------
@@ -119,59 +130,67 @@ def compare(client, keys=None, digit="7", temperature=1.0, seed=0):
     return client.predict(keys if keys is not None else [], digit, temperature, seed, api_name="/compare")
 
 
+REMOVED = ("/compare_step", "/compare_play", "/compare_pause", "/compare_tick", "/intervene_step",
+           "/intervene_play", "/intervene_pause", "/intervene_tick", "/rec_step", "/rec_play", "/rec_tick",
+           "/rec_layer", "/gen_step")  # a step is the browser's now: no request
+
+
 def test_lab_listeners_have_api_names(served):
     client = served[1]
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    for needed in ("/compare", "/compare_step", "/compare_play", "/compare_pause", "/compare_tick",
-                   "/compare_models", "/intervene", "/intervene_step", "/intervene_play", "/intervene_tick",
-                   "/intervene_pause", "/intervene_kind", "/intervene_presets", "/reconstruct", "/sample_prior",
-                   "/rec_step", "/rec_play", "/rec_tick", "/rec_layer", "/rec_models", "/rec_preview",
-                   "/generate", "/gen_step", "/complete"):  # the old ones are still there
+    for needed in ("/compare", "/compare_models", "/compare_reach", "/intervene", "/intervene_kind",
+                   "/intervene_presets", "/reconstruct", "/sample_prior", "/rec_models", "/rec_preview",
+                   "/generate", "/complete"):
         assert needed in names, needed
+    assert not names & set(REMOVED), names & set(REMOVED)
 
 
-def test_compare_returns_three_columns(served):
-    _, client, _, _ = served
-    note, c0, c1, c2, fig, step = compare(client)  # no models chosen: the shipped LSTM, GRU and RNN
-    assert "3 models" in note and "digit **7**" in note and step == 0
-    for col, name, cell in ((c0, "mnist_lstm", "LSTM"), (c1, "mnist_gru", "GRU"), (c2, "mnist_rnn", "RNN")):
-        assert name in col and f"{cell} 1\u00d732" in col and "test NLL <b>543.20</b>" in col
-        assert "exact marginal over classes" in col and "this sample" in col
-        assert steps_in(col) == {"0"}
-    assert c0.count('<figure class="rv-gate"') == 3  # f, c, h
-    assert c1.count('<figure class="rv-gate"') == 2 and c2.count('<figure class="rv-gate"') == 1  # z, h / h
-    fig = plot_json(fig)
-    assert [d["name"].split(" ")[0] for d in fig["data"]] == ["mnist_lstm", "mnist_gru", "mnist_rnn"]
-    assert all(len(d["y"]) == 28 for d in fig["data"])
-    assert [s["x0"] for s in fig["layout"]["shapes"] if s["name"] == "cursor"] == [0]
+def test_compare_sends_three_columns_of_exact_traces(served):
+    ex, client, _, _ = served
+    note, value = compare(client)  # no models chosen: the shipped LSTM, GRU and RNN
+    assert "3 models" in note and "digit **7**" in note
+    p = payload_of(value)
+    assert p["step"] == 27 and p["layer"] == -1 and len(p["columns"]) == 3
+    v = session_view(ex, "compare")
+    for col, name, cell, tr in zip(p["columns"], ("mnist_lstm", "mnist_gru", "mnist_rnn"), ("lstm", "gru", "rnn"),
+                                   v.traces):
+        assert col["entry"]["name"] == name and col["entry"]["metrics"] == {
+            "test_nll": 543.2, "test_nll_protocol": "exact marginal over classes, nats/image"}
+        assert col["entry"]["config"].items() >= {"cell": cell, "layers": 1, "hidden": 32, "latent": 0}.items()
+        assert col["what"] == "this sample" and col["trace"]["seed"] == 0 and col["trace"]["label"] == 7
+        (expected,) = sample_traces(ex.model(f"shipped/{name}")[1], n=1, y=7, temperature=1.0, seed=0)
+        assert_same_trace(col, expected)  # what Python samples for that model, digit and seed
+        assert_same_trace(col, tr)  # and what the session keeps
+    images = [arrays_of(c)["image"] for c in p["columns"]]
+    assert not np.array_equal(images[0], images[1])  # another cell, another digit from the same numbers
 
 
 def test_compare_same_seed_same_digit_across_models(served):
     ex, client, _, _ = served
-    compare(client, ["shipped/mnist_lstm", "shipped/mnist_gru"], digit="any", seed=3)
+    _, value = compare(client, ["shipped/mnist_lstm", "shipped/mnist_gru"], digit="any", seed=3)
     v = session_view(ex, "compare")
     assert len(v.traces) == 2 and v.traces[0].label == v.traces[1].label  # the class comes from the seed
     assert [t.cell for t in v.traces] == ["lstm", "gru"]
+    cols = payload_of(value)["columns"]
+    assert [c["trace"]["label"] for c in cols] == [v.traces[0].label] * 2 and [c["trace"]["seed"] for c in cols] == [3, 3]
 
 
-def test_compare_scrub_drives_every_column(served):
-    _, client, _, _ = served
-    first = compare(client, seed=2)[1:4]
-    frames = {t: client.predict(t, api_name="/compare_step") for t in (5, 27)}
-    for t, cols in frames.items():
-        assert len(cols) == 3
-        assert all(steps_in(c) == {str(t)} for c in cols)
-        assert sum(len(c) for c in cols) < MAX_STEP_BYTES
-    assert all(a != b for a, b in zip(first, frames[5]))
-    from gradio_client.exceptions import AppError
-
-    with pytest.raises(AppError, match="outside the allowed range"):
-        client.predict(28, api_name="/compare_step")
-    step, *cols, timer = client.predict(27, api_name="/compare_play")  # at the end: restarts
-    assert step == 0 and steps_in(cols[0]) == {"0"}
-    step, *cols, timer = client.predict(3, api_name="/compare_tick")
-    assert step == 4 and all(steps_in(c) == {"4"} for c in cols)
-    client.predict(api_name="/compare_pause")
+def test_a_click_in_a_column_inspects_that_columns_model(served):
+    """The page names a click in column k of Compare "compare<k>" (gradio.js); the Units tab inspects
+    that column's model, whatever the page's model menu says."""
+    ex, client, _, _ = served
+    compare(client, ["shipped/mnist_lstm", "shipped/uncond_rnn", "shipped/deep_lstm"], digit="any")
+    views = ex.sessions.get(client.session_hash).views
+    assert [views[f"compare{k}"].model_key for k in range(3)] == ["shipped/mnist_lstm", "shipped/uncond_rnn",
+                                                                   "shipped/deep_lstm"]
+    _, note, *_ = client.predict("shipped/mnist_lstm", "5:0:compare1:1", api_name="/units_pick")
+    assert "uncond_rnn" in note and "unit **5** of layer 1" in note
+    _, note, *_ = client.predict("shipped/mnist_lstm", "3:1:compare2:2", api_name="/units_pick")
+    assert "deep_lstm" in note and "unit **3** of layer 2" in note
+    compare(client, ["shipped/mnist_gru", "shipped/mnist_rnn"])
+    assert views["compare0"].model_key == "shipped/mnist_gru" and "compare2" not in views
+    run_intervention(client, INK, 6, 6, key="shipped/mnist_gru")
+    assert views["intervene0"].model_key == views["intervene1"].model_key == "shipped/mnist_gru"
 
 
 def test_compare_skips_unconditional_models_when_a_digit_is_asked(served):
@@ -179,12 +198,12 @@ def test_compare_skips_unconditional_models_when_a_digit_is_asked(served):
 
     _, client, _, _ = served
     keys = ["shipped/mnist_lstm", "shipped/uncond_rnn", "shipped/mnist_gru"]
-    note, c0, c1, c2, fig, _ = compare(client, keys, digit="4")
+    note, value = compare(client, keys, digit="4")
     assert "2 models" in note and "uncond_rnn is not class-conditional" in note
-    assert "mnist_lstm" in c0 and "mnist_gru" in c1 and c2 == ""
-    assert len(plot_json(fig)["data"]) == 2
-    note, *cols, fig, _ = compare(client, keys, digit="any")
-    assert "3 models" in note and "uncond_rnn" in cols[1]
+    assert [c["entry"]["name"] for c in payload_of(value)["columns"]] == ["mnist_lstm", "mnist_gru"]
+    note, value = compare(client, keys, digit="any")
+    assert "3 models" in note
+    assert [c["entry"]["name"] for c in payload_of(value)["columns"]] == ["mnist_lstm", "uncond_rnn", "mnist_gru"]
     with pytest.raises(AppError, match="None of the chosen models"):
         compare(client, ["shipped/uncond_rnn"], digit="4")
     with pytest.raises(AppError, match="at most 3"):
@@ -197,19 +216,6 @@ def test_compare_skips_unconditional_models_when_a_digit_is_asked(served):
         compare(client, seed="nan")
 
 
-def test_scrub_before_running_says_what_to_do(served):
-    from gradio_client import Client
-    from gradio_client.exceptions import AppError
-
-    fresh = Client(served[2], verbose=False)
-    with pytest.raises(AppError, match="press Compare"):
-        fresh.predict(3, api_name="/compare_step")
-    with pytest.raises(AppError, match="press Run"):
-        fresh.predict(3, api_name="/intervene_step")
-    with pytest.raises(AppError, match="press Reconstruct"):
-        fresh.predict(3, api_name="/rec_step")
-
-
 # ---- Intervene ----------------------------------------------------------------------------------
 def run_intervention(client, kind=F0, first=10, last=27, units="all", value=0.5, layer=-1, digit="7",
                      key="shipped/mnist_lstm", seed=0):
@@ -218,29 +224,39 @@ def run_intervention(client, kind=F0, first=10, last=27, units="all", value=0.5,
 
 def test_forget_gate_shut_changes_c_as_expected(served):
     ex, client, _, _ = served
-    summary, without, with_, diff, fig, step = run_intervention(client, F0, 10, 27)
-    assert "forget everything (f = 0) at steps 10-27, all units" in summary and step == 0
-    assert "NLL without" in summary and "with the intervention" in with_ and "difference" in diff
+    summary, value = run_intervention(client, F0, 10, 27)
+    assert "forget everything (f = 0) at steps 10-27, all units" in summary and "NLL without" in summary
     cmp = session_view(ex, "intervene").comparison
     o, w = cmp.original.layers[0], cmp.intervened.layers[0]
     np.testing.assert_array_equal(o["c"][:10], w["c"][:10])  # identical before the intervention
     assert (w["f"][10:] == 0).all()
     np.testing.assert_allclose(w["c"][10:], w["i"][10:] * w["g"][10:], atol=1e-6)  # c = i * g
-    fig = plot_json(fig)
-    dc = next(d for d in fig["data"] if d["name"].startswith("mean |\u0394c|"))["y"]
-    assert max(dc[:10]) == 0 and min(dc[10:]) > 0
-    cols = client.predict(12, api_name="/intervene_step")
-    assert len(cols) == 3 and all(steps_in(c) == {"12"} for c in cols)
-    assert sum(len(c) for c in cols) < MAX_STEP_BYTES
+    # the payload: without | with, exactly the two runs, the intervened steps; the page computes the difference
+    p = payload_of(value)
+    assert p["step"] == 27 and p["layer"] == cmp.changes[0].layer and len(p["columns"]) == 2
+    without, with_ = p["columns"]
+    assert (without["what"], without["color"]) == ("without", RUN_COLORS["without"]) and "intervened" not in without
+    assert with_["what"].startswith("with: forget everything (f = 0) at steps 10-27") and with_["color"] == RUN_COLORS["with"]
+    assert with_["intervened"] == list(range(10, 28))
+    assert without["entry"]["name"] == with_["entry"]["name"] == "mnist_lstm"
+    assert_same_trace(without, cmp.original)
+    assert_same_trace(with_, cmp.intervened)
+    dc = np.abs(arrays_of(with_)["l0.c"] - arrays_of(without)["l0.c"]).reshape(28, 32).mean(axis=1)
+    assert dc[:10].max() == 0 and dc[10:].min() > 0  # the mean |change of c| the difference column charts
 
 
 def test_row_edit_changes_the_image(served):
     ex, client, _, _ = served
-    summary, without, with_, diff, fig, _ = run_intervention(client, INK, 6, 6, seed=1)
+    summary, value = run_intervention(client, INK, 6, 6, seed=1)
     cmp = session_view(ex, "intervene").comparison
     assert cmp.intervened.image[6].all() and (cmp.original.image[:6] == cmp.intervened.image[:6]).all()
-    assert cmp.first_changed_row == 6 and "row 6" in summary and "first changed row 6" in diff
+    assert cmp.first_changed_row == 6 and "row 6" in summary
     assert (cmp.image_diff[6] >= 0).all() and (cmp.image_diff > 0).sum() > 0
+    p = payload_of(value)
+    assert p["layer"] == -1 and p["columns"][1]["intervened"] == [6] and p["columns"][1]["what"] == "with: ink row at step 6"
+    a, b = (arrays_of(c)["image"].reshape(28, 28) for c in p["columns"])
+    changed = np.flatnonzero((a != b).any(axis=1))
+    assert changed[0] == 6 and b[6].all()  # the page's "first changed line" and red row
     summary, *_ = run_intervention(client, ERASE, 12, 14, seed=1)
     cmp = session_view(ex, "intervene").comparison
     assert not cmp.intervened.image[12:15].any() and "erase rows at steps 12-14" in summary
@@ -248,10 +264,15 @@ def test_row_edit_changes_the_image(served):
 
 def test_clamp_some_units_of_one_layer(served):
     ex, client, _, _ = served
-    summary, *_ = run_intervention(client, H_VALUE, 3, 5, units="1, 4-6", value=0.25, layer=-2,
-                                   key="shipped/deep_lstm")
+    summary, value = run_intervention(client, H_VALUE, 3, 5, units="1, 4-6", value=0.25, layer=-2,
+                                      key="shipped/deep_lstm")
     assert "h = 0.25" in summary and "4 units (1, 4-6), layer 1 of 2" in summary
+    p = payload_of(value)
+    assert p["layer"] == -2 and p["columns"][1]["layer"] == -2  # the difference column shows the changed layer
     w = session_view(ex, "intervene").comparison.intervened
+    assert_same_trace(p["columns"][1], w)
+    h = arrays_of(p["columns"][1])["l0.h"].reshape(28, 16)
+    assert (h[3:6, [1, 4, 5, 6]] == np.float32(0.25)).all()
     assert (w.layers[0]["h"][3:6, [1, 4, 5, 6]] == 0.25).all()
     assert not (w.layers[0]["h"][3:6, [0, 2, 3]] == 0.25).all()
 
@@ -306,18 +327,22 @@ def test_reconstruct_without_then_with_a_vae(served):
     menu, note = client.predict(None, api_name="/rec_models")  # opening the tab again finds it
     key = value_of(menu)
     assert key == "shipped/mnist_vae" and note == ""
-    summary, source, canvas, gates, fig, step, layer = client.predict(
-        key, "test digit", 5, None, 1.0, 0, True, api_name="/reconstruct")
+    summary, source, value = client.predict(key, "test digit", 5, None, 1.0, 0, True, api_name="/reconstruct")
     assert "encoded test digit #5" in summary and "pixels differ from the source" in summary
     assert Image.open(source).size == (28 * 8, 28 * 8)
-    assert steps_in(canvas) == {"0"} and gates.count('<figure class="rv-gate"') == 6
-    canvas9, _ = client.predict(9, api_name="/rec_step")
-    assert steps_in(canvas9) == {"9"}
-    rec = next(s.views["rec"].trace for s in ex.sessions._data.values()
-               if "rec" in s.views and s.views["rec"].trace is not None)
+    rec = ex.sessions.get(client.session_hash).view("rec").trace
     assert rec.meta["kind"] == "reconstruction" and rec.latent.shape == (8,)
-    prior = client.predict(key, 1.0, 3, api_name="/sample_prior")
-    assert "from the prior" in prior[0] and prior[1] is None
+    p = payload_of(value)
+    assert p["step"] == 27 and p["layer"] == 0
+    col = p["columns"][0]
+    assert col["entry"]["name"] == "mnist_vae" and col["entry"]["config"]["latent"] == 8
+    assert_same_trace(col, rec)
+    assert col["trace"]["names"] == ["i", "f", "g", "o", "c", "h"]
+    summary, source, value = client.predict(key, 1.0, 3, api_name="/sample_prior")
+    assert "from the prior" in summary and source is None
+    prior = ex.sessions.get(client.session_hash).view("rec").trace
+    assert prior is not rec and prior.seed == 3
+    assert_same_trace(payload_of(value)["columns"][0], prior)
 
 
 def test_reconstruct_a_drawing_and_bad_input(served, tmp_path):

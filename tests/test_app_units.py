@@ -2,7 +2,6 @@
 a click's pick, pattern search) and Compare's memory reach, against ``rnnviz.units`` called
 directly on the same test digits (the fixture dataset's 200, tests/fixtures/mnist_small.npz)."""
 
-import base64
 import json
 from pathlib import Path
 
@@ -38,6 +37,10 @@ def served(tmp_path_factory):
 
 
 def plot_json(value) -> dict:
+    """A gr.Plot's figure (sent as it is, or in an update that also shows the plot)."""
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        assert value.get("visible") is True
+        value = value["value"]
     return json.loads(value["plot"])
 
 
@@ -46,42 +49,27 @@ def digits(ex, key):
     return model, unit_studies(ex).digits(entry, model)
 
 
-def heat_rows(fig) -> tuple[list[int], dict[str, np.ndarray]]:
-    """(the unit on each row, name -> (units, steps) values as drawn) of a units x time figure."""
-    heat = [d for d in fig["data"] if d["type"] == "heatmap"]
-    rows = [int(u) for u in heat[0]["y"]] if "y" in heat[0] else list(range(int(heat[0]["z"]["shape"].split(",")[0])))
-    z = {d["name"]: np.frombuffer(base64.b64decode(d["z"]["bdata"]), "<f4").reshape(len(rows), -1) for d in heat}
-    return rows, z
-
-
 # ---- the step view's unit order -------------------------------------------------------------------
-def test_order_switch_permutes_the_rows_and_says_so(served):
+def test_the_payload_carries_the_behaviour_order(served):
+    """Generate sends each layer's behaviour order (``units.unit_order`` over the test digits) with the
+    trace; the page lays the grids and panels out in it, or in index order (tests/test_browser_units.py)."""
     ex, client = served
-    summary, canvas, gates, fig, step, layer = client.predict(LSTM, "3", 1.0, 4, api_name="/generate")
+    summary, value = client.predict(LSTM, "3", 1.0, 4, api_name="/generate")
     model, d = digits(ex, LSTM)
     expected = units.unit_order(model, d.images, d.y).tolist()
-    rows, z = heat_rows(plot_json(fig))  # by behaviour is the default
-    assert rows == expected and sorted(rows) == list(range(32))
-    assert "behaviour order" in gates and f'data-order="{" ".join(map(str, expected))}"' in gates
-
-    gates_i, fig_i = client.predict("index", 5, api_name="/gen_order")
-    rows_i, z_i = heat_rows(plot_json(fig_i))
-    assert rows_i == list(range(32)) and "unit 0 top left" in gates_i and "data-order" not in gates_i
-    for name in z:  # the same values, rows permuted
-        np.testing.assert_array_equal(z[name], z_i[name][expected])
-    # scrubbing keeps the visitor's order
-    assert "unit 0 top left" in client.predict(7, api_name="/gen_step")[1]
-    gates_b, _ = client.predict("behaviour", 7, api_name="/gen_order")
-    assert "behaviour order" in gates_b and "behaviour order" in client.predict(9, api_name="/gen_step")[1]
+    col = json.loads(value)["columns"][0]
+    assert col["unitOrder"] == [expected] and sorted(expected) == list(range(32)) and expected != list(range(32))
+    assert not col["note"]
+    assert ex.sessions.get(client.session_hash).view("gen").model_key == LSTM  # a click inspects this model
 
 
-def test_order_of_a_lower_layer(served):
+def test_order_of_every_layer(served):
     ex, client = served
-    client.predict(DEEP, "2", 1.0, 0, api_name="/generate")
-    gates, fig = client.predict(0, 3, api_name="/gen_layer")
+    _, value = client.predict(DEEP, "2", 1.0, 0, api_name="/generate")
     model, d = digits(ex, DEEP)
-    assert heat_rows(plot_json(fig))[0] == units.unit_order(model, d.images, d.y, layer=0).tolist()
-    assert 'data-layer="0"' in gates
+    p = json.loads(value)
+    assert p["layer"] == 1
+    assert p["columns"][0]["unitOrder"] == [units.unit_order(model, d.images, d.y, layer=k).tolist() for k in (0, 1)]
 
 
 # ---- the inspector ----------------------------------------------------------------------------------

@@ -1,22 +1,35 @@
 """End to end in a real headless Chromium (Debian's ``chromium`` driven by playwright).
 
-Generate a digit, drag the timestep slider and check that the canvas, the gate grids and the units x
-time cursor follow; play a few frames; start a short training run on the fixture data, watch its
-curve update, stop it and find its checkpoint in the model list. Screenshots go to a temporary
-folder (printed; set RNNVIZ_SCREENSHOTS to choose it). Skipped when chromium is not installed.
+Generate a digit and check that the page shows exactly the trace Python samples for the same model,
+digit, seed and temperature (a hidden seed); drag the timestep slider, type in the step box, use the
+keys, Play and Pause, switch the layer and the unit order, and check that the canvas, the gate grids
+and the units x time cursor follow while the page sends no request (the step view is drawn in the
+browser: rnnviz/site/static/view.js); start a short training run on the fixture data, watch its
+curve update, stop it and find its checkpoint in the model list; open a completion. Screenshots go
+to a temporary folder (printed; set RNNVIZ_SCREENSHOTS to choose it). Skipped when chromium is not
+installed.
 """
 
+import random
+import re
 import time
 
+import numpy as np
 import pytest
 
+from rnnviz import sample_traces
+from rnnviz.app.measurements import unit_studies
 from rnnviz.app.tabs.train import SERIES_COLOURS
-from tests.browser import browser_page, screenshots, served_explorer
+from rnnviz.rules import FUTURE, INK, KEPT_INK, KEPT_PAPER, PAPER
+from tests.browser import (ApiRequests, browser_page, canvas_rgba, canvas_urls, loaded_id, screenshots,
+                           served_explorer, view_state, wait_loaded, wait_step)
+
+NAMES = ("mnist_lstm", "mnist_gru", "deep_gru")
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    with served_explorer(tmp_path_factory.mktemp("browser")) as (url, ex):
+    with served_explorer(tmp_path_factory.mktemp("browser"), NAMES) as (url, ex):
         yield url, ex
 
 
@@ -31,39 +44,85 @@ def page(app_url):
         yield pg
 
 
-def step_of(page, view="gen") -> int:
-    return int(page.get_attribute(f"#{view}_canvas .rv-canvas-wrap", "data-step"))
+def rows_drawn(rgba: np.ndarray, image: np.ndarray, step: int, ink=INK, paper=PAPER, kept: int = 0) -> bool:
+    """The canvas at ``step``: rows before it in ink/paper by ``image`` (the first ``kept`` in the kept
+    colours), the row being drawn in its probabilities' colours, the rows after it not drawn yet."""
+    rgb, img = rgba[..., :3].astype(int), np.asarray(image) > 0.5
+    for t in range(rgb.shape[0]):
+        on, off = (KEPT_INK, KEPT_PAPER) if t < kept else (ink, paper)
+        want = np.where(img[t][:, None], np.array(on), np.array(off))
+        if t < step and not (rgb[t] == want).all():
+            return False
+        if t > step and not (rgb[t] == np.array(FUTURE)).all():
+            return False
+    return True
 
 
-def wait_step(page, step, view="gen"):
-    page.wait_for_function(
-        f"() => document.querySelector('#{view}_canvas .rv-canvas-wrap')?.dataset.step === '{step}' && "
-        f"document.querySelector('#{view}_gates .rv-gates-wrap')?.dataset.step === '{step}'")
+def pick_model(page, name: str):
+    """Pick ``name`` in the page's model menu (it redraws the same digit and seed with it)."""
+    page.click("#checkpoint input")
+    page.locator("ul[role=listbox] li", has_text=name).first.click()
 
 
-def views_now(page, view="gen"):
-    canvas = page.get_attribute(f"#{view}_canvas .rv-canvas img", "src")
-    gates = page.eval_on_selector_all(f"#{view}_gates img", "els => els.map(e => e.src)")
-    cursor = page.evaluate(f"""() => {{
-        const gd = document.querySelector('#{view}_fig .js-plotly-plot');
-        const s = gd && gd.layout && gd.layout.shapes && gd.layout.shapes.find(s => s.name === 'cursor');
-        return s ? s.x0 : null; }}""")
-    return canvas, gates, cursor
+def assert_is_the_trace(state: dict, trace):
+    """The page's step view holds ``trace``: image, NLL per row and every layer's gates and states,
+    equal as float32 (the numbers travel as float32, rnnviz.wire, and JSON keeps each exactly)."""
+    f4 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    assert np.array_equal(f4(state["image"]), f4(trace.image))
+    assert np.array_equal(f4(state["rowNll"]), f4(trace.row_nll))
+    assert len(state["layers"]) == len(trace.layers)
+    for k, layer in enumerate(trace.layers):
+        assert sorted(state["layers"][k]) == sorted(trace.names)
+        for name in trace.names:
+            assert np.array_equal(f4(state["layers"][k][name]), f4(layer[name])), (k, name)
+    assert state["label"] == trace.label
+
+
+def test_a_hidden_seed_digit_is_exactly_the_python_trace(app_url):
+    """A digit the test draws at random (seed, digit, temperature) through a deep link, then through
+    the model menu: what the page holds equals ``rnnviz.sample_traces`` with the same model, digit,
+    seed and temperature, float32 for float32, for a two-layer GRU and an LSTM."""
+    url, ex = app_url
+    rng = random.SystemRandom()
+    seed, digit, temperature = rng.randrange(1, 2**31 - 1), rng.randrange(10), rng.randrange(10, 31) / 20
+    query = f"?model=deep_gru&digit={digit}&seed={seed}&temperature={temperature:g}"
+    with browser_page(url + query) as page:
+        page.wait_for_function("(s) => document.querySelector('#gen_summary').innerText.includes('seed ' + s)",
+                               arg=str(seed))
+        assert f"temperature {temperature:g}" in page.inner_text("#gen_summary")
+        state = view_state(page, "gen")
+        assert state["step"] == 27 and state["layer"] == 1  # a link without t: the whole image, the top layer
+        (expected,) = sample_traces(ex.model("shipped/deep_gru")[1], n=1, y=digit, temperature=temperature, seed=seed)
+        assert_is_the_trace(state, expected)
+        before = loaded_id(page, "gen")
+        pick_model(page, "mnist_lstm")  # the same digit, seed and temperature with another model
+        wait_loaded(page, "gen", before)
+        (expected,) = sample_traces(ex.model("shipped/mnist_lstm")[1], n=1, y=digit, temperature=temperature,
+                                    seed=seed)
+        state = view_state(page, "gen")
+        assert_is_the_trace(state, expected)
+        assert state["step"] == 27 and state["layer"] == 0 and list(state["layers"][0]) == ["i", "f", "g", "o", "c", "h"]
 
 
 def test_generate_and_drag_through_the_steps(page, shots):
+    requests = ApiRequests(page)
+    requests.settle()  # what the last action set off is done
     seed = page.locator("#seed input")
     seed.fill("7")
     seed.press("Tab")
+    before = loaded_id(page, "gen")
     page.click("#generate")
     page.wait_for_function("() => document.querySelector('#gen_summary').innerText.includes('seed 7')")
-    wait_step(page, 0)
-    page.wait_for_selector("#gen_fig .js-plotly-plot")
-    canvas0, gates0, cursor0 = views_now(page)
-    assert len(gates0) == 6 and cursor0 == 0
+    wait_loaded(page, "gen", before)
+    assert [u for u in requests.settle() if "queue/join" in u]  # Generate asked the server
+    state = view_state(page)
+    image = np.asarray(state["image"])
+    assert state["step"] == 27 and page.input_value("#gen_step") == "27" and page.input_value("#gen_step_box") == "27"
+    canvas0, grids0 = canvas_rgba(page, "#gen_canvas_px"), canvas_urls(page, "#gen_gates canvas")
+    assert rows_drawn(canvas0, image, 27) and len(grids0) == 6  # i f g o c h
 
     # drag the slider's thumb most of the way to the right with the mouse
-    slider = page.locator("#gen_step input[type=range]")
+    slider = page.locator("#gen_step")
     box = slider.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + 4, y)
@@ -72,55 +131,138 @@ def test_generate_and_drag_through_the_steps(page, shots):
         page.mouse.move(box["x"] + box["width"] * frac, y, steps=4)
     page.mouse.up()
     target = int(slider.input_value())
-    assert target > 10
-    wait_step(page, target)
-    page.wait_for_function(f"""() => {{
-        const gd = document.querySelector('#gen_fig .js-plotly-plot');
-        return gd.layout.shapes.find(s => s.name === 'cursor').x0 == {target}; }}""")
-    canvas1, gates1, cursor1 = views_now(page)
-    assert canvas1 != canvas0
-    assert sum(a != b for a, b in zip(gates0, gates1)) >= 4  # the gates moved with the step
-    assert cursor1 == target
+    assert 10 < target < 27
+    wait_step(page, "gen", target)
+    canvas1, grids1 = canvas_rgba(page, "#gen_canvas_px"), canvas_urls(page, "#gen_gates canvas")
+    assert rows_drawn(canvas1, image, target) and not rows_drawn(canvas1, image, 27)
+    assert sum(a != b for a, b in zip(grids0, grids1)) >= 4  # the gates moved with the step
+    assert page.input_value("#gen_step_box") == str(target)
+    cursors = page.eval_on_selector_all("#gen_fig .rv-cursor", "els => els.map(e => parseFloat(e.style.left))")
+    assert len(cursors) == 6 and all(abs(c - 100 * (target + 0.5) / 28) < 1e-3 for c in cursors)
+    assert f"step {target}/27" in page.inner_text("#gen_stepinfo")
     page.screenshot(path=str(shots / "generate_step.png"), full_page=True)
 
-    # hovering a units x time panel names the unit, the step and the value
-    panel = page.locator("#gen_fig .js-plotly-plot .nsewdrag").nth(1)
+    # hovering a units x time panel names the unit, the step and the value the trace holds there
+    panel = page.locator("#gen_fig .rv-panel-fig[data-name=f] canvas")
     panel.scroll_into_view_if_needed()
     pbox = panel.bounding_box()
-    page.mouse.move(pbox["x"] + pbox["width"] * 0.5, pbox["y"] + pbox["height"] * 0.3)
-    page.wait_for_function("() => /unit \\d+.*step \\d+.*i = -?[0-9.]+/.test("
-                           "document.querySelector('#gen_fig .hoverlayer').textContent)")
+    page.mouse.move(pbox["x"] + pbox["width"] * (9.5 / 28), pbox["y"] + pbox["height"] * 0.3)
+    page.wait_for_function("() => !document.querySelector('#rv_tooltip').hidden")
+    m = re.fullmatch(r"unit (\d+)\nstep (\d+)\nf = (-?[0-9.]+)", page.inner_text("#rv_tooltip").strip())
+    assert m, page.inner_text("#rv_tooltip")
+    unit, t, value = int(m[1]), int(m[2]), float(m[3])
+    assert t == 9 and abs(state["layers"][0]["f"][t][unit] - value) <= 5e-4
     page.mouse.move(0, 0)
 
-    # keyboard scrubbing lands on the exact step
+    # the slider set from the keyboard (as fill does) lands on the exact step
     slider.fill("5")
-    wait_step(page, 5)
-    assert views_now(page)[0] not in (canvas0, canvas1)
+    wait_step(page, "gen", 5)
+    canvas5 = canvas_rgba(page, "#gen_canvas_px")
+    assert rows_drawn(canvas5, image, 5) and not (canvas5 == canvas1).all()
+    assert view_state(page)["step"] == 5
+    assert requests.take() == [], "scrubbing and hovering sent requests"
+
+
+def test_step_box_clamps_with_a_note_and_keys_move(page):
+    requests = ApiRequests(page)
+    requests.settle()  # what the last action set off is done
+    box, note = page.locator("#gen_step_box"), page.locator("#gen_step_note")
+    for typed, step, said in (("40", 27, "step 40 is not in 0..27: showing 27"), ("-3", 0, "step -3 is not in 0..27"),
+                              ("12", 12, "")):
+        box.fill(typed)
+        box.press("Enter")
+        wait_step(page, "gen", step)
+        assert said in note.inner_text() and (said or note.inner_text().strip() == "")
+        assert page.input_value("#gen_step") == str(step) and page.input_value("#gen_step_box") == str(step)
+    canvas = page.locator("#gen_canvas")  # the canvas takes the keys (as the slider does)
+    canvas.focus()
+    for key, step in (("ArrowRight", 13), ("ArrowLeft", 12), ("ArrowLeft", 11), ("End", 27), ("Home", 0),
+                      ("ArrowUp", 1)):
+        page.keyboard.press(key)
+        wait_step(page, "gen", step)
+    page.locator("#gen_step").focus()
+    page.keyboard.press("ArrowRight")  # one step, not two (the view's handler and the range's own)
+    wait_step(page, "gen", 2)
+    page.wait_for_timeout(200)
+    assert view_state(page)["step"] == 2
+    page.keyboard.press(" ")  # Space plays ...
+    page.wait_for_function("() => window.rnnviz.state('gen').playing && window.rnnviz.step('gen') >= 4")
+    page.keyboard.press(" ")  # ... and pauses
+    assert view_state(page)["playing"] is False
+    held = view_state(page)["step"]
+    page.wait_for_timeout(800)
+    assert view_state(page)["step"] == held
+    assert requests.take() == []
 
 
 def test_play_advances_and_pause_stops(page):
-    page.locator("#gen_step input[type=range]").fill("2")
-    wait_step(page, 2)
-    page.click("#gen_play")
-    page.wait_for_function("() => Number(document.querySelector('#gen_canvas .rv-canvas-wrap').dataset.step) >= 4")
+    requests = ApiRequests(page)
+    requests.settle()  # what the last action set off is done
+    page.locator("#gen_step").fill("27")
+    wait_step(page, "gen", 27)
+    page.click("#gen_play")  # at the end: it starts again from the top
+    page.wait_for_function("() => { const s = window.rnnviz.state('gen'); return s.playing && s.step >= 1 && s.step < 20; }")
+    page.wait_for_function("() => window.rnnviz.step('gen') >= 4")
     page.eval_on_selector("#gen_pause", "b => b.click()")  # at once (page.click waits for stable frames)
-    held, deadline = step_of(page), time.time() + 10
-    while time.time() < deadline:  # the page may still show a frame or two that were on their way
-        time.sleep(1.0)
-        now = step_of(page)
-        if now == held:
-            break
-        held = now
-    assert held < 27, "Pause did not stop the animation"
-    time.sleep(1.0)
-    assert step_of(page) == held, f"the animation went on after Pause: {held} -> {step_of(page)}"
+    state = view_state(page)
+    assert state["playing"] is False and 4 <= state["step"] < 27
+    time.sleep(1.0)  # four Play intervals
+    assert view_state(page)["step"] == state["step"], "the animation went on after Pause"
+    assert page.input_value("#gen_step") == str(state["step"])
+    page.click("#gen_play")  # played to the end, it stops there by itself
+    page.wait_for_function("() => window.rnnviz.step('gen') === 27 && !window.rnnviz.state('gen').playing",
+                           timeout=20_000)
+    assert requests.take() == [], "Play sent requests"
 
 
 def test_pixels_are_crisp(page):
-    rendering = page.eval_on_selector("#gen_canvas .rv-canvas img", "e => getComputedStyle(e).imageRendering")
+    rendering = page.eval_on_selector("#gen_canvas_px", "e => getComputedStyle(e).imageRendering")
     assert rendering in ("pixelated", "crisp-edges")
-    width = page.eval_on_selector("#gen_canvas .rv-canvas img", "e => e.getBoundingClientRect().width")
+    width = page.eval_on_selector("#gen_canvas_px", "e => e.getBoundingClientRect().width")
     assert width >= 250  # shown large
+
+
+def test_layer_and_unit_order_switch_in_the_page(page, app_url):
+    """A two-layer model: the layer menu shows the lower layer's grids and the unit order lays them
+    out by index instead of by behaviour (the permutation Python measures), with no request."""
+    ex = app_url[1]
+    page.get_by_role("tab", name="Generate & step").click()
+    before = loaded_id(page, "gen")
+    pick_model(page, "deep_gru")
+    wait_loaded(page, "gen", before)
+    assert page.is_visible("#gen_layer") and page.is_visible("#gen_order")
+    assert page.eval_on_selector_all("#gen_layer option", "os => os.map(o => o.value)") == ["0", "1"]
+    state = view_state(page)
+    assert state["layer"] == 1 and state["unitMode"] == "behaviour" and "layer 2 of 2" in page.inner_text("#gen_gates")
+    requests = ApiRequests(page)
+    requests.settle()  # what the last action set off is done
+    grids_top = canvas_urls(page, "#gen_gates canvas")
+    panels_top = canvas_urls(page, "#gen_fig .rv-panel-fig canvas")
+    page.select_option("#gen_layer", "0")
+    page.wait_for_function("() => window.rnnviz.state('gen').layer === 0")
+    assert "layer 1 of 2" in page.inner_text("#gen_gates")
+    assert all(a != b for a, b in zip(grids_top, canvas_urls(page, "#gen_gates canvas")))
+    assert all(a != b for a, b in zip(panels_top, canvas_urls(page, "#gen_fig .rv-panel-fig canvas")))
+
+    perm = unit_studies(ex).order("shipped/deep_gru", 0)[2]
+    assert sorted(perm.tolist()) == list(range(16)) and perm.tolist() != list(range(16))
+    for t in (3, 20):  # at two steps: cell q of the behaviour grid shows unit perm[q]
+        page.locator("#gen_step").fill(str(t))
+        wait_step(page, "gen", t)
+        page.select_option("#gen_order", "behaviour")
+        page.wait_for_function("() => window.rnnviz.state('gen').unitMode === 'behaviour'")
+        by_behaviour = canvas_rgba(page, "#gen_gates canvas[data-name=h]").reshape(-1, 4)
+        page.select_option("#gen_order", "index")
+        page.wait_for_function("() => window.rnnviz.state('gen').unitMode === 'index'")
+        by_index = canvas_rgba(page, "#gen_gates canvas[data-name=h]").reshape(-1, 4)
+        assert (by_behaviour == by_index[perm]).all() and not (by_behaviour == by_index).all()
+    assert "unit 0 top left" in page.inner_text("#gen_gates") and view_state(page)["layer"] == 0
+    page.select_option("#gen_order", "behaviour")
+    assert requests.take() == [], "the layer and the unit order sent requests"
+    before = loaded_id(page, "gen")
+    pick_model(page, "mnist_lstm")  # one layer: no layer menu
+    wait_loaded(page, "gen", before)
+    assert not page.is_visible("#gen_layer") and view_state(page)["layer"] == 0
 
 
 def test_train_watch_the_curve_and_stop(page, app_url, shots):
@@ -151,8 +293,9 @@ def test_train_watch_the_curve_and_stop(page, app_url, shots):
 
     # the other tabs stay usable while it trains
     page.get_by_role("tab", name="Generate & step").click()
-    page.locator("#gen_step input[type=range]").fill("20")
-    wait_step(page, 20)
+    page.locator("#gen_step").fill("20")
+    wait_step(page, "gen", 20)
+    assert rows_drawn(canvas_rgba(page, "#gen_canvas_px"), np.asarray(view_state(page)["image"]), 20)
     page.get_by_role("tab", name="Train").click()
 
     page.click("#train_stop")
@@ -173,11 +316,23 @@ def test_complete_tab_opens_a_completion(page, shots):
     page.locator("#test_gallery .thumbnail-item").nth(29).click()
     page.click("#complete_btn")
     page.wait_for_selector("#completions .thumbnail-item img")
-    wait_step(page, 0, "comp")
-    finished = "() => document.querySelector('#comp_canvas .rv-final img').src"
-    before = page.evaluate(finished)
+    first_id = wait_loaded(page, "comp")
+    first = view_state(page, "comp")
+    assert first["step"] == 27 and first["keepRows"] == 14
+    finished = canvas_urls(page, "#comp_canvas .rv-final canvas")
     page.locator("#completions .thumbnail-item").nth(1).click()  # same kept rows, another ending
-    page.wait_for_function(f"() => ({finished})() !== {before!r}")
-    page.locator("#comp_step input[type=range]").fill("16")
-    wait_step(page, 16, "comp")
+    wait_loaded(page, "comp", first_id)
+    second = view_state(page, "comp")
+    assert canvas_urls(page, "#comp_canvas .rv-final canvas") != finished and second["image"] != first["image"]
+    assert second["image"][:14] == first["image"][:14] and second["keepRows"] == 14
+    requests = ApiRequests(page)
+    requests.settle()  # what the last action set off is done
+    page.locator("#comp_step").fill("16")
+    wait_step(page, "comp", 16)
+    assert rows_drawn(canvas_rgba(page, "#comp_canvas_px"), np.asarray(second["image"]), 16, kept=14)
+    assert "(kept)" not in page.inner_text("#comp_stepinfo")
+    page.locator("#comp_step").fill("5")
+    wait_step(page, "comp", 5)
+    assert "(kept)" in page.inner_text("#comp_stepinfo")
+    assert requests.take() == []
     page.screenshot(path=str(shots / "complete.png"), full_page=True)

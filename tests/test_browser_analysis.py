@@ -6,7 +6,7 @@ Generate tab to get an animated GIF. Skipped when chromium is not installed.
 import pytest
 from PIL import Image
 
-from tests.browser import browser_page, served_explorer
+from tests.browser import browser_page, loaded_id, served_explorer, wait_loaded
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,9 @@ def test_forcing_tab_runs_a_digit(page):
 
 def test_gif_download(page):
     page.get_by_role("tab", name="Generate & step").click()
+    before = loaded_id(page, "gen")
     page.click("#generate")
-    page.wait_for_selector("#gen_canvas img")
+    wait_loaded(page, "gen", before)
     with page.expect_download(timeout=30_000) as info:
         page.click("#gen_export_gif")
     download = info.value

@@ -527,3 +527,12 @@ def test_validation_split_is_held_out_and_keep_best_stops_early_without_the_test
         TrainConfig(keep_best=True, out="x.safetensors")
     with pytest.raises(ValueError, match="cannot hold out 400 of 400"):
         Trainer(MC, config(tmp_path / "z", max_steps=2, val_images=400), dataset=ds).run()
+
+
+def test_a_short_run_leaves_its_progress_bar_full(capsys):
+    """A run shorter than one progress record ends with its bar at its total (it was left at 0/30)."""
+    trainer = Trainer(ModelConfig(cell="rnn", hidden=16, head_hidden=32),
+                      TrainConfig(max_steps=30, minutes=5, final_eval=False, threads=1), dataset=load_dataset(str(FIXTURE)))
+    trainer.run(progress_bar=True)
+    bars = [line for line in capsys.readouterr().err.replace("\n", "\r").split("\r") if "/30" in line]
+    assert bars and "30/30" in bars[-1], bars[-3:]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from ..rules import ORDER_NAMES
 from ..trace import Trace
 
 # ---- Markdown shared by several tabs -------------------------------------------------------------
@@ -27,6 +28,8 @@ def model_summary(config, metrics: dict, name: str) -> str:
     is escaped: an upload's metadata is a visitor's)."""
     nll = metrics.get("test_nll")
     parts = [f"**{md_text(name)}**: {config.cell.upper()}, {config.layers} \u00d7 {config.hidden} units"]
+    if getattr(config, "order", "rows") != "rows":
+        parts.append(f"writes {ORDER_NAMES[config.order]}")
     if metrics.get("parameters"):
         parts.append(f"{int(metrics['parameters']) / 1e6:.2f} M parameters")
     if nll is not None:

@@ -187,12 +187,12 @@ def mnist_like(ink: np.ndarray | None, size: int = 28, box: int = 20) -> np.ndar
     Raises ``InputError`` for an empty or (nearly) filled canvas.
     """
     if ink is None or ink.size == 0:
-        raise InputError("The drawing is empty: pick the brush and draw a digit first.")
+        raise InputError("The drawing is empty: draw a digit first.")
     ink = np.clip(np.asarray(ink, np.float32), 0, 1)
     on = ink > 0.1
     frac = float(on.mean())
     if frac < MIN_INK_FRACTION:
-        raise InputError("The drawing is empty: pick the brush and draw a digit first.")
+        raise InputError("The drawing is empty: draw a digit first.")
     if frac > MAX_INK_FRACTION:
         raise InputError(f"The drawing covers {100 * frac:.0f}% of the canvas: that is not a digit. "
                          "Clear it and draw one digit with the brush.")

@@ -7,7 +7,8 @@ metadata), never from the model object. Every file is read within ``checkpoint.A
 model its header describes is checked before anything is allocated).
 
 Uploads are private: an upload is listed only for the sessions that uploaded it (``claim``), until
-they end (``release``), unless the registry is ``public_uploads`` (``--public-uploads``).
+they end (``release``), unless the registry is ``public_uploads`` (``--public-uploads``). No session
+outlives the server, so a private registry removes the uploads an earlier server left when it opens.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from .. import CheckpointError, ModelConfig, RowModel, load_checkpoint
 from ..checkpoint import APP_LIMITS, read_metadata
 from . import inputs
-from .uploads import explorer_problem
+from .uploads import explorer_problem, remove_stale
 
 DEFAULT_CHECKPOINT = "mnist_lstm"
 
@@ -40,7 +41,8 @@ class Entry:
         nll = self.metrics.get("test_nll")
         extra = f", NLL {float(nll):.1f}" if nll is not None else ""
         where = {"run": " (trained here)", "upload": " (uploaded)"}.get(self.origin, "")
-        return f"{self.name}{where}: {c.cell.upper()} {c.layers}\u00d7{c.hidden}{extra}"
+        order = "" if c.order == "rows" else f", {c.order}"
+        return f"{self.name}{where}: {c.cell.upper()} {c.layers}\u00d7{c.hidden}{order}{extra}"
 
 
 class Registry:
@@ -59,6 +61,8 @@ class Registry:
         self._meta: dict[tuple, Entry | str] = {}  # (path, mtime, size) -> Entry or error message
         self._models: OrderedDict[tuple, RowModel] = OrderedDict()
         self.problems: list[str] = []
+        if "upload" in self.folders and not public_uploads:
+            remove_stale(self.folders["upload"])  # nobody can be shown them any more
 
     # who sees which upload
     def claim(self, stem: str, session: str | None):

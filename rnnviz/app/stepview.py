@@ -17,6 +17,7 @@ the Units tab read them there. Handlers do no model math: traces come from ``sta
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 from pathlib import Path
@@ -25,7 +26,7 @@ import gradio as gr
 
 from ..site import STATIC
 from ..wire import encode_trace
-from .components import session_id
+from .components import Number, session_id
 from .inputs import InputError
 from .measurements import unit_studies
 from .state import Explorer, ViewState
@@ -33,9 +34,13 @@ from .state import Explorer, ViewState
 # gr.set_static_paths serves the modules here (ui.build_app); gradio.js imports the rest relative to itself
 MODULES = Path(STATIC).resolve()
 # js_on_load of every view: load the host module from this server and mount the view (the URL is built
-# from the page's own address, so an app served under a path prefix finds it too)
+# from the page's own address, so an app served under a path prefix finds it too). The view's settings
+# (name, kind, button, modules) are its props and, the same, data attributes of its template
+# (``_template``): Gradio 6.31 drops a gr.HTML's own props when a listener answers gr.skip() for it
+# before its tab was first shown (a deep link's page load does), and keeps the template
 MOUNT_JS = """
-const base = new URL('gradio_api/file=' + props.modules + '/', window.location.href.split('?')[0].replace(/[^/]*$/, ''));
+const conf = (element.querySelector('.rv-host') || element).dataset;
+const base = new URL('gradio_api/file=' + (props.modules || conf.modules) + '/', window.location.href.split('?')[0].replace(/[^/]*$/, ''));
 import(new URL('gradio.js', base).href).then((m) => m.mount(element, props, watch))
   .catch((e) => { element.textContent = 'The step view could not load: ' + (e && e.message || e); });
 """
@@ -74,7 +79,8 @@ def entry_json(name: str, config, metrics: dict | None = None) -> dict:
     drawn as text by the page, never as markup)."""
     m = metrics or {}
     out = {"name": str(name)[:80], "config": {"cell": config.cell, "layers": config.layers, "hidden": config.hidden,
-                                              "latent": getattr(config, "latent", 0)},
+                                              "latent": getattr(config, "latent", 0),
+                                              "order": getattr(config, "order", "rows")},
            "metrics": {}}
     if isinstance(m.get("test_nll"), (int, float)):
         out["metrics"]["test_nll"] = float(m["test_nll"])
@@ -92,12 +98,19 @@ class _View:
         self.ex, self.name, self.button = ex, name, button
 
     def render(self, **kw):
-        self.html = gr.HTML("", html_template=TEMPLATES[self.kind], js_on_load=MOUNT_JS, padding=False,
+        self.html = gr.HTML("", html_template=self._template(), js_on_load=MOUNT_JS, padding=False,
                             elem_id=f"{self.name}_view", elem_classes="rv-view", name=self.name, kind=self.kind,
                             button=self.button, modules=str(MODULES), **kw)
-        # the step as a listener's input: filled from the browser by ``step_js`` when it is needed
-        self.t = gr.Number(0, precision=0, visible=False, elem_id=f"{self.name}_t")
+        # the step as a listener's input: filled from the browser by ``step_js`` when it is needed (a
+        # checked Number: anything but a finite number is refused with a message; the listener clamps it)
+        self.t = Number(0, precision=0, visible=False, label="timestep", elem_id=f"{self.name}_t")
         return self.html
+
+    def _template(self) -> str:
+        """The view's template, its settings as data attributes of its host element (see MOUNT_JS)."""
+        conf = {"name": self.name, "kind": self.kind, "button": self.button, "modules": str(MODULES)}
+        attrs = " ".join(f'data-{k}="{html.escape(v, quote=True)}"' for k, v in conf.items())
+        return TEMPLATES[self.kind].replace('<div class="rv-host', f'<div {attrs} class="rv-host', 1)
 
     @property
     def load_outputs(self) -> list:
@@ -170,6 +183,16 @@ class LinkedViews(_View):
             raise ValueError(f"{self.name}: need 1 to {self.ncols} traces with a column each, got {len(traces)}")
         v = self.view(request)
         v.traces, v.layer, v.comparison, v.trace = list(traces), layer, comparison, traces[0]
+        # a click on a unit of column k names the view "<name><k>" (gradio.js): the Units tab then
+        # inspects that column's model (its trace's checkpoint), not the page's
+        sess = self.ex.sessions.get(session_id(request))
+        for k in range(self.ncols):
+            if k < len(traces):
+                cv, name = sess.view(f"{self.name}{k}"), columns[k]["entry"]["name"]
+                cv.trace, cv.traces, cv.model_name, cv.layer = traces[k], [traces[k]], name, len(traces[k].layers) - 1
+                cv.model_key = trace_model_key(self.ex, traces[k], name)
+            else:
+                sess.views.pop(f"{self.name}{k}", None)
         out = []
         for col, tr in zip(columns, traces):
             out.append({**col, "trace": encode_trace(tr), "layer": layer})
@@ -183,4 +206,4 @@ def _config_of(trace):
     from types import SimpleNamespace
 
     return SimpleNamespace(cell=trace.cell, layers=len(trace.layers), hidden=int(trace.layers[0]["h"].shape[1]),
-                           latent=0 if trace.latent is None else int(trace.latent.size))
+                           latent=0 if trace.latent is None else int(trace.latent.size), order=trace.order)

@@ -154,7 +154,7 @@ def wire(h: Handle, tab=None):
 
     def do_open(k, request: gr.Request):
         try:
-            return open_completion(h, k, request)
+            return open_completion(h, k, request)[0]
         except InputError as e:
             raise message(str(e)) from None
 
@@ -170,7 +170,7 @@ def wire(h: Handle, tab=None):
         ev(preview, preview_in, [h.preview], api_name=name, trigger_mode="always_last", show_progress="hidden")
     h.button.click(do_complete, [h.ckpt, *src.inputs, h.keep, h.n, h.digit, h.temperature, h.seed],
                    [h.out, h.note, h.preview] + comp.load_outputs, api_name="complete", concurrency_limit=2).success(
-        lambda: 0, None, [h.pick], api_name=False, show_progress="hidden")  # the view shows completion 0
+        None, None, [h.pick], js="() => 0", show_progress="hidden")  # the view shows completion 0
     h.out.select(pick_completion, None, [h.pick], api_name="pick_completion", show_progress="hidden").then(
         do_open, [h.pick], comp.load_outputs, api_name="open_completion", show_progress="hidden")
     h.link.wire(lambda *a: link_view(h, *a), [h.ckpt, src.source, src.index, h.keep, h.n, h.digit, h.temperature,

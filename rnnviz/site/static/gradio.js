@@ -21,18 +21,23 @@ function tooltip() {
   return tip;
 }
 
-/** A clicked unit opens in the Units tab (the app's page.js: window.rnnvizInspect). */
-const inspect = (name) => (unit, layer) => { if (window.rnnvizInspect) window.rnnvizInspect(unit, layer, name); };
+/** A clicked unit opens in the Units tab (the app's page.js: window.rnnvizInspect). A group's column k
+ *  is the view ``<name><k>`` (stepview.LinkedViews keeps each column's model under that name). */
+const inspect = (name) => (unit, layer, column) => {
+  if (window.rnnvizInspect) window.rnnvizInspect(unit, layer, column === undefined ? name : `${name}${column}`);
+};
 
 /** Build the view of ``props.kind`` inside ``element`` and draw every payload the server sends. */
 export function mount(element, props, watch) {
   rules();  // window.rnnvizRules, put in the page by the app
-  const name = props.name, kind = props.kind, root = element.querySelector('.rv-host') || element;
+  const root = element.querySelector('.rv-host') || element, conf = root.dataset || {};
+  // props, or the template's data attributes when Gradio has dropped them (stepview.MOUNT_JS)
+  const name = props.name || conf.name, kind = props.kind || conf.kind, button = props.button || conf.button;
   let view;
   if (kind === 'single') {
     const slot = (c) => root.querySelector(`.rv-slot-${c}`);
     view = new StepView(name, { canvas: slot('canvas'), gates: slot('gates'), figure: slot('figure') },
-      { button: props.button, tooltip: tooltip(), onUnit: inspect(name) });
+      { button, tooltip: tooltip(), onUnit: inspect(name) });
   } else {
     const extra = kind === 'intervene' ? new DifferenceColumn(name, { tooltip: tooltip() }) : null;
     view = new StepGroup(root, { prefix: name, tooltip: tooltip(), extra, onUnit: inspect(name),
@@ -53,6 +58,7 @@ export function mount(element, props, watch) {
       view.load(p.columns.map((c) => ({ ...c, trace: c.trace ? decodeTrace(c.trace) : null })), p.step);
     }
     entry.id = p.id;
+    entry.payload = props.value;  // what the server sent (tests draw the same trace on the static page)
     entry.drawMs = performance.now() - t0;  // parse, decode and draw every view of the payload
     element.dataset.loaded = String(p.id);
   };
@@ -66,6 +72,8 @@ window.rnnviz = Object.assign(window.rnnviz || {}, {
     const e = views.get(name);
     return e ? { id: e.id, kind: e.kind, drawMs: e.drawMs, ...(e.view.snapshot() || {}) } : null;
   },
+  /** The payload the server last sent the view ``name`` (JSON text). */
+  payload: (name = 'gen') => (views.get(name) || {}).payload || null,
   /** The step view ``name`` is at (Copy link sends it). */
   step(name = 'gen') {
     const e = views.get(name);

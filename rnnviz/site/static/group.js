@@ -17,7 +17,8 @@ export function columnTitle(entry, trace, what = 'this sample') {
   const c = entry.config, m = entry.metrics || {};
   const how = String(m.test_nll_protocol || 'how it was measured is not recorded').slice(0, 200);
   const given = trace && trace.label !== null && trace.label !== undefined ? ' | digit' : '';
-  const arch = `${c.cell.toUpperCase()} ${c.layers}\u00d7${c.hidden}${c.latent ? `, VAE z of ${c.latent}` : ''}`;
+  const arch = `${c.cell.toUpperCase()} ${c.layers}\u00d7${c.hidden}${c.latent ? `, VAE z of ${c.latent}` : ''}`
+    + (c.order && c.order !== 'rows' ? `, ${c.order}` : '');
   return el('div', { class: 'rv-col-title' },
     el('div', { class: 'rv-line' }, el('span', { class: 'rv-dot', style: `background:${cellColor(c.cell)}` }),
       bold(entry.name), ` \u00b7 ${arch}`),

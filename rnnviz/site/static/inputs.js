@@ -92,7 +92,7 @@ export function mnistLike(ink, h, w, size = 28, box = 20) {
     }
   }
   const frac = on / (h * w);
-  if (!(h * w) || frac < MIN_INK_FRACTION) throw new InputError('The drawing is empty: pick the brush and draw a digit first.');
+  if (!(h * w) || frac < MIN_INK_FRACTION) throw new InputError('The drawing is empty: draw a digit first.');
   if (frac > MAX_INK_FRACTION) {
     throw new InputError(`The drawing covers ${Math.round(100 * frac)}% of the canvas: that is not a digit. ` +
                          'Clear it and draw one digit with the brush.');

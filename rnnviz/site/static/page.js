@@ -9,6 +9,7 @@ import { paintCanvas, paintPrefix } from './draw.js';
 import { InputError, binarize, mnistLike } from './inputs.js';
 import { loadRules, rules } from './rules.js';
 import { TABS, digitChoices, maxSeed, readQuery, writeQuery } from './state.js';
+import { decodeTrace } from './trace.js';
 import { StepView } from './view.js';
 
 const $ = (id) => document.getElementById(id);
@@ -31,6 +32,7 @@ const fmtTemp = (t) => String(Math.round(t * 1000) / 1000);
 
 function modelSummary(entry) {  // views.model_summary
   const c = entry.config, m = entry.metrics || {}, parts = [[entry.name], `: ${c.cell.toUpperCase()}, ${c.layers} \u00d7 ${c.hidden} units`];
+  if (c.order && c.order !== 'rows') parts.push(` \u00b7 writes ${rules().orderNames[c.order]}`);
   if (m.parameters) parts.push(` \u00b7 ${(m.parameters / 1e6).toFixed(2)} M parameters`);
   if (m.test_nll !== undefined) parts.push(` \u00b7 test NLL ${m.test_nll.toFixed(2)} nats` + (m.test_nll_protocol ? ` (${m.test_nll_protocol})` : ''));
   if (m.dataset) parts.push(` \u00b7 trained on ${m.dataset}`);
@@ -426,6 +428,12 @@ window.rnnviz = {
   generate: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await generate(0); return page.timings; },
   compare: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await compare(0); return page.timings; },
   setCompareStep: (t) => page.cmp.go(t),
+  /** Show a trace the app's server sent (its payload JSON) in the Generate view: both hosts draw
+   *  with the same modules, so the same trace must give the same pixels (tests). */
+  showPayload: (json, step) => {
+    const p = JSON.parse(json), c = p.columns[0];
+    page.gen.load(decodeTrace(c.trace), c.entry.name, step, { layer: p.layer, unitOrder: c.unitOrder });
+  },
 };
 
 start().catch((e) => { showNotes([`The page could not start: ${e && e.message || e}`]); });
