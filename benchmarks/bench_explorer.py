@@ -114,41 +114,35 @@ class Bench:
               for k in range(max(5, self.n // 5))]
         return summary(ms)
 
-    def scrub(self) -> dict:
-        self.client.predict("shipped/mnist_lstm", "7", 1.0, 0, api_name="/generate")
-        steps = [(k * 11) % 28 for k in range(self.n)]  # jumps, so every call draws a new step
-        client = [self.timed(self.client.predict, t, api_name="/gen_step") for t in steps]
-        http = [self.post("gen_step", [t]) for t in steps]
-        base_client = [self.timed(self.client.predict, api_name="/gen_pause") for _ in steps]
-        base_http = [self.post("gen_pause", [])[0] for _ in steps]
-        return {"client": summary(client), "http": summary([m for m, _ in http]),
-                "baseline_client": summary(base_client), "baseline_http": summary(base_http),
-                "payload_kb": round(max(b for _, b in http) / 1024, 1)}
+    def payload(self) -> dict:
+        """Generate over plain HTTP through the queue, as the page sends it: round trip and bytes."""
+        ms, sizes = [], []
+        for k in range(max(5, self.n // 5)):
+            t = time.perf_counter()
+            out = self.client.predict("shipped/mnist_lstm", str(k % 10), 1.0, k, api_name="/generate")
+            ms.append((time.perf_counter() - t) * 1000)
+            sizes.append(len(out[-1]))
+        base = [self.timed(self.client.predict, api_name="/new_seed") for _ in range(max(5, self.n // 5))]
+        return {"generate": summary(ms), "baseline": summary(base), "payload_kb": round(max(sizes) / 1024, 1)}
 
 
 def in_process(ckpts: Path, n: int) -> dict:
-    """The same work without HTTP: sampling + tracing + all step-0 views, and one scrub step."""
+    """The same work without HTTP: sampling + tracing + the trace's payload (what a Generate sends)."""
     import numpy as np
 
-    from rnnviz.app import cards, figures
     from rnnviz.app.state import Explorer
+    from rnnviz.wire import encode_trace
 
     ex = Explorer(ckpts, tempfile.mkdtemp())
     ex.model("shipped/mnist_lstm")
-    gen, scrub = [], []
+    gen = []
     for k in range(max(5, n // 5)):
         t = time.perf_counter()
         _, traces, _ = ex.generate("shipped/mnist_lstm", str(k % 10), 1.0, k)
         tr = traces[0]
-        json.dumps(figures.units_time_figure(tr, 0, 0))
-        cards.canvas_html(tr, 0), cards.gates_html(tr, 0, 0), cards.trace_summary(tr, "m")
+        json.dumps(encode_trace(tr))
         gen.append((time.perf_counter() - t) * 1000)
-    for k in range(n):
-        t = time.perf_counter()
-        cards.canvas_html(tr, k % 28), cards.gates_html(tr, k % 28, 0)
-        scrub.append((time.perf_counter() - t) * 1000)
-    return {"generate": summary(gen), "scrub": summary(scrub), "figure_kb": round(
-        len(json.dumps(figures.units_time_figure(tr, 0, 0))) / 1024, 1), "hidden": int(np.shape(tr.state("h"))[1])}
+    return {"generate": summary(gen), "hidden": int(np.shape(tr.state("h"))[1])}
 
 
 def start_training(b: Bench, dataset: str) -> str:
@@ -165,23 +159,15 @@ def start_training(b: Bench, dataset: str) -> str:
 
 def report(res: dict):
     print(f"\nstart-up to serving: {res['startup_s']:.1f} s")
-    g, gi = res["generate"], res["in_process"]["generate"]
-    print(f"generate (sample + trace + step-0 views), LSTM 1x{res['in_process']['hidden']}: "
-          f"client p50 {g['p50']} ms (p95 {g['p95']}), in-process p50 {gi['p50']} ms; "
-          f"units x time figure {res['in_process']['figure_kb']} KB, sent once per trace")
-    print(f"scrub views in-process: p50 {res['in_process']['scrub']['p50']} ms")
+    gi = res["in_process"]["generate"]
+    print(f"generate in-process (sample + trace + payload), LSTM 1x{res['in_process']['hidden']}: p50 {gi['p50']} ms")
     for phase in ("idle", "training"):
         s = res[phase]
         extra = " ".join(res.get("train_status", "").split("  \n")[1:3]) if phase == "training" else ""
-        print(f"\nscrub, {phase}:" + (f" (app training {extra})" if extra else ""))
-        print(f"  gradio_client  p50 {s['client']['p50']:6.1f}  p95 {s['client']['p95']:6.1f} ms   "
-              f"baseline (no-op listener) p50 {s['baseline_client']['p50']:6.1f}  "
-              f"p95 {s['baseline_client']['p95']:6.1f}"
-              f"   ratio p95 {s['client']['p95'] / s['baseline_client']['p95']:.2f}")
-        print(f"  plain HTTP     p50 {s['http']['p50']:6.1f}  p95 {s['http']['p95']:6.1f} ms   "
-              f"baseline (no-op listener) p50 {s['baseline_http']['p50']:6.1f}  p95 {s['baseline_http']['p95']:6.1f}"
-              f"   ratio p95 {s['http']['p95'] / s['baseline_http']['p95']:.2f}")
-        print(f"  payload per step: {s['payload_kb']} KB")
+        print(f"\ngenerate through the queue, {phase}:" + (f" (app training {extra})" if extra else ""))
+        print(f"  p50 {s['generate']['p50']:6.1f}  p95 {s['generate']['p95']:6.1f} ms   baseline (New seed, no model) "
+              f"p50 {s['baseline']['p50']:6.1f}  p95 {s['baseline']['p95']:6.1f}   payload {s['payload_kb']} KB")
+    print("(scrubbing sends no request since the step view moved to the browser: benchmarks/bench_scrub.py)")
 
 
 def main(argv=None):
@@ -189,7 +175,7 @@ def main(argv=None):
     ap.add_argument("--checkpoint-dir", default=str(ROOT / "checkpoints"))
     ap.add_argument("--train-dataset", default=str(ROOT / "tests" / "fixtures" / "mnist_small.npz"),
                     help="dataset of the background training run (default: the small test fixture)")
-    ap.add_argument("--n", type=int, default=100, help="scrub steps per measurement")
+    ap.add_argument("--n", type=int, default=100, help="Generates per measurement: n / 5")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -200,11 +186,10 @@ def main(argv=None):
         b = Bench(f"http://127.0.0.1:{port}/", args.n)
         res = {"startup_s": round(startup, 2), "cpus": os.cpu_count(),
                "load_average_at_start": os.getloadavg()}
-        b.scrub()  # warm up
-        res["generate"] = b.generate()
-        res["idle"] = b.scrub()
+        b.payload()  # warm up
+        res["idle"] = b.payload()
         res["train_status"] = start_training(b, args.train_dataset)
-        res["training"] = b.scrub()
+        res["training"] = b.payload()
         res["load_average_at_end"] = os.getloadavg()
         b.client.predict(api_name="/train_stop")
     finally:

@@ -1,7 +1,7 @@
-"""Benchmark the static explorer (python -m rnnviz.site) in Chromium, against the Gradio app's scrub.
+"""Benchmark the static explorer (python -m rnnviz.site) in Chromium.
 
     python benchmarks/bench_site.py                 # shipped LSTM, GRU, RNN; the app measured too
-    python benchmarks/bench_site.py --n 200 --no-app --json site.json
+    python benchmarks/bench_site.py --n 200 --json site.json
 
 Figures, measured in the page with performance.now() and driven by Playwright, the site served from
 a temporary folder on loopback (python's http.server):
@@ -10,8 +10,8 @@ a temporary folder on loopback (python's http.server):
   the same plus every view drawn (canvas, grids, units x time panels, NLL bars), per model;
 - scrub: one step with every view redrawn (canvas, gate/state grids, cursors, captions), with the
   page's layout forced so the time includes the browser's style and layout work;
-- baseline: the Gradio app's scrub of the same view over plain HTTP (what its browser does for the
-  slider; ``bench_explorer.Bench``), and its no-op listener, measured in the same run;
+- (the Gradio app draws with the same view modules: benchmarks/bench_scrub.py compares both hosts in
+  one run);
 - the site's size on disk.
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_explorer import Bench, free_port, start_server, summary  # noqa: E402
+from benchmarks.bench_explorer import summary  # noqa: E402
 
 CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -106,26 +106,11 @@ def measure_site(url: str, names: list[str], n: int, loads: int) -> dict:
     return res
 
 
-def measure_app(n: int) -> dict:
-    """The Gradio app's scrub over plain HTTP (bench_explorer), on the shipped checkpoints."""
-    args = argparse.Namespace(checkpoint_dir=str(ROOT / "checkpoints"),
-                              train_dataset=str(ROOT / "tests" / "fixtures" / "mnist_small.npz"))
-    proc, startup = start_server(args, Path(args.checkpoint_dir), free_port())
-    try:
-        b = Bench(f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/", n)
-        b.scrub()  # warm up
-        return {"startup_s": round(startup, 1), **b.scrub()}
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", action="append", default=None, help="as python -m rnnviz.site (default: shipped)")
     ap.add_argument("--n", type=int, default=200, help="scrub steps (generate: n/4 samples per model)")
     ap.add_argument("--loads", type=int, default=5, help="page loads to time")
-    ap.add_argument("--no-app", action="store_true", help="skip the Gradio app's baseline")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -144,8 +129,6 @@ def main(argv=None):
     finally:
         srv.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
-    if not args.no_app:
-        res["app"] = measure_app(args.n)
     res["load_average_at_end"] = os.getloadavg()
     res["seconds"] = round(time.time() - t0, 1)
 
@@ -157,11 +140,6 @@ def main(argv=None):
               f"   + every view drawn: p50 {g['full']['p50']:6.1f}  p95 {g['full']['p95']:6.1f} ms")
     s = res["scrub"]
     print(f"scrub one step, every view redrawn (in the page): p50 {s['p50']} ms  p95 {s['p95']} ms  (n={s['n']})")
-    if "app" in res:
-        a = res["app"]
-        print(f"Gradio app scrub over plain HTTP (same run):       p50 {a['http']['p50']} ms  p95 {a['http']['p95']} ms"
-              f"  (no-op listener p95 {a['baseline_http']['p95']} ms; {a['payload_kb']} KB a step)")
-        print(f"  ratio p95 site / app: {s['p95'] / a['http']['p95']:.3f}")
     print(f"machine: {os.cpu_count()} CPUs, load average {res['load_average_at_start'][0]:.1f} at start, "
           f"{res['load_average_at_end'][0]:.1f} at the end (other processes included)")
     if args.json:
