@@ -197,6 +197,14 @@ def save_checkpoint(path: str | os.PathLike, model: RowModel, metrics: dict | No
         opt_tensors, scalars = _optimizer_tensors(optimizer)
         tensors.update(opt_tensors)
         meta["optim"] = json.dumps(scalars)
+    return write_safetensors(path, tensors, meta)
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict, meta: dict[str, str]) -> Path:
+    """Write ``tensors`` and ``meta`` as a safetensors file at ``path`` atomically (a temporary file in
+    the same folder, flushed to disk and renamed over ``path``: a reader never sees half a file);
+    refused if the header would be too large to load again."""
+    path = Path(path)
     data = st_save(tensors, metadata=meta)
     (n,) = struct.unpack("<Q", data[:8])
     if n > MAX_HEADER_BYTES:  # it could not be loaded again

@@ -37,8 +37,6 @@ import argparse
 import json
 import math
 import os
-import struct
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,9 +253,6 @@ def mixture_problem(configs) -> str | None:
 def save_mixture(path: str | os.PathLike, mixture: Mixture) -> Path:
     """Write ``mixture`` to ``path`` atomically: float32 weights ``parts.<k>.*`` and metadata (each
     part's config, metrics and name; the mixture's metrics)."""
-    from safetensors.torch import save as st_save
-
-    path = Path(path)
     tensors = {}
     for k, part in enumerate(mixture.parts):
         for name, v in part.state_dict().items():
@@ -266,30 +261,7 @@ def save_mixture(path: str | os.PathLike, mixture: Mixture) -> Path:
              for n, c, m in zip(mixture.names, mixture.configs, mixture.part_metrics)]
     meta = {"format": MIXTURE_FORMAT, "format_version": MIXTURE_VERSION,
             "parts": json.dumps(parts, default=str), "metrics": json.dumps(mixture.metrics, default=str)}
-    data = st_save(tensors, metadata=meta)
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > ckpt.MAX_HEADER_BYTES:
-        raise CheckpointError(f"{path}: the metadata makes a {n} byte header, over the "
-                              f"{ckpt.MAX_HEADER_BYTES} byte limit (are the metrics very large?)")
-    _write_atomic(path, data)
-    return path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, flush it to disk and rename it over ``path``
-    (as ``checkpoint.save_checkpoint`` does)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return ckpt.write_safetensors(path, tensors, meta)
 
 
 def is_mixture_file(path: str | os.PathLike, limits: Limits = CLI_LIMITS) -> bool:
