@@ -13,7 +13,10 @@ to change it, e.g. to a .npz file with x_train, y_train, x_test, y_test).
 
 A public server: an uploaded checkpoint is listed only for the visitor who uploaded it
 (--public-uploads lists it for everyone), and only a run's starter may pause or stop it whenever
-the app serves anything other than loopback (--open-training-controls lets anyone).
+the app serves anything other than loopback (--open-training-controls lets anyone). Each client
+address may have --max-pending jobs waiting or running; behind a proxy on another machine, say how
+many proxies set X-Forwarded-For with --trust-forwarded (a Space's: 1, the default there; a proxy
+on this machine needs nothing: uvicorn already reads the header from 127.0.0.1 and ::1).
 """
 
 from __future__ import annotations
@@ -60,7 +63,18 @@ def parse_args(argv=None, root: Path | None = None) -> argparse.Namespace:
     ap.add_argument("--open-training-controls", action="store_true",
                     help="let any visitor pause or stop the training run (default: only its starter may, "
                          "whenever the app serves anything other than loopback: --host 0.0.0.0, --share, a Space)")
-    return ap.parse_args(argv)
+    ap.add_argument("--trust-forwarded", type=int, default=None, metavar="N",
+                    help="proxies in front of the server that set X-Forwarded-For: a client is then the address "
+                         "the N-th from the right names (default: $RNNVIZ_FORWARDED_HOPS, 1 on a Space, else 0: "
+                         "the address that connected)")
+    ap.add_argument("--max-pending", type=int, default=None, metavar="N",
+                    help="jobs one client address may have waiting or running, whatever its sessions "
+                         "(default: $RNNVIZ_MAX_PENDING or 8; raise it for many visitors behind one address)")
+    args = ap.parse_args(argv)
+    if args.trust_forwarded is not None and args.trust_forwarded < 0 or args.max_pending is not None and \
+            args.max_pending < 1:
+        ap.error("--trust-forwarded must be >= 0 and --max-pending >= 1")
+    return args
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -103,8 +117,10 @@ def make_explorer(args):
 def main(argv=None, root: Path | None = None):
     """Serve the explorer until Ctrl+C (``root``: the folder of checkpoints/ and runs/ by default)."""
     args = parse_args(argv, root)
+    from . import guard
     from .ui import build_app, launch_options
 
+    guard.configure(forwarded_hops=args.trust_forwarded, max_pending=args.max_pending)
     ex = make_explorer(args)
     key = ex.registry.default_key()
     for problem in ex.registry.problems:
