@@ -5,10 +5,19 @@ only ever used as text: the stored file is ``<letters, digits, - and _ of the na
 its SHA-256>.safetensors`` in the uploads folder, so no part of it can point elsewhere. The file is
 validated with ``rnnviz.checkpoint.load_state`` (safetensors only, nothing is unpickled) and with
 the explorer's own requirements before it is copied.
+
+Each stored upload is owned by the sessions that uploaded it, and counted against their client (an
+address, as ``guard.client_key`` sees it): a client keeps at most ``MAX_UPLOADS_PER_CLIENT``; a
+session's new upload replaces that session's own oldest, never another's; the folder holds at most
+``MAX_UPLOADS`` in all, and when it is full of other visitors' uploads a new one is refused with a
+message. Nothing is evicted to make room for another visitor. The store is trimmed when an upload
+arrives; files whose sessions ended are removed by the explorer (``Explorer._session_ended``), and
+temporary files a killed copy left behind when the store opens.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
@@ -16,6 +25,8 @@ import re
 import shutil
 import tempfile
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..checkpoint import APP_LIMITS, CheckpointError, load_state
@@ -24,7 +35,9 @@ from .inputs import IMAGE_SIZE, InputError, safe_name
 
 SUFFIX = ".safetensors"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-MAX_UPLOADS = 20  # files kept; the oldest are removed first
+MAX_UPLOADS = 20  # files kept, all visitors together
+MAX_UPLOADS_PER_CLIENT = 4  # of them one client (address) keeps
+TEMP_PREFIX = ".upload."  # a copy in progress: .upload.<random>.tmp, renamed once complete
 
 
 def display_name(name: str | None) -> str:
@@ -102,39 +115,152 @@ def sha256(path: Path) -> str:
 STORED = re.compile(r"^[A-Za-z0-9_-]+_[0-9a-f]{8}\.safetensors$")
 
 
-class UploadStore:
-    """The uploads folder: at most ``max_files`` checked checkpoints, the oldest removed first."""
+@dataclass(frozen=True)
+class Owner:
+    """Who uploaded a file: the client (an address) and its session."""
 
-    def __init__(self, folder: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_files: int = MAX_UPLOADS):
+    client: str
+    session: str
+
+
+def current_owner() -> Owner:
+    """The visitor of the Gradio request being handled (the in-process "local" one outside a request)."""
+    try:
+        from gradio.context import LocalContext
+
+        request = LocalContext.request.get(None)
+    except Exception:  # no Gradio, or not inside an event
+        request = None
+    if request is None:
+        return Owner("local", "local")
+    from .guard import request_client
+
+    return Owner(request_client(request), getattr(request, "session_hash", None) or "local")
+
+
+def disk_message(e: OSError, what: str) -> str:
+    """A short sentence for an OSError while writing ``what`` (no path: visitors read it)."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{what}: the server's disk is full. Nothing was stored; try again later (or tell its operator)."
+    return f"{what}: the server could not store it ({errno.errorcode.get(e.errno, 'error')}). Try again later."
+
+
+def remove_orphan_temps(folder: Path) -> list[Path]:
+    """Delete the partial copies (``.upload.*.tmp``) a killed server left in ``folder``."""
+    removed = []
+    for tmp in Path(folder).glob(f"{TEMP_PREFIX}*.tmp") if Path(folder).is_dir() else []:
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Delete every stored upload in ``folder`` (and orphan temporary files): a private upload is
+    listed only for the sessions that uploaded it, and no session outlives the server, so the files
+    a previous server left can never be shown again."""
+    removed = remove_orphan_temps(folder)
+    for p in Path(folder).iterdir() if Path(folder).is_dir() else []:
+        if STORED.match(p.name):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+class UploadStore:
+    """The uploads folder: at most ``max_files`` checked checkpoints, at most ``per_client`` of them
+    from one client; a session's new upload replaces its own oldest once its client's share is full."""
+
+    def __init__(self, folder: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_files: int = MAX_UPLOADS,
+                 per_client: int = MAX_UPLOADS_PER_CLIENT):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.max_files = max_files
+        self.per_client = per_client
         self._lock = threading.Lock()
+        self._owners: dict[str, dict[Owner, float]] = {}  # stem -> who uploaded it, when
+        remove_orphan_temps(self.folder)
 
-    def add(self, src: str | os.PathLike, name: str | None) -> Path:
-        """Check ``src`` (a temporary file; ``name`` is what the visitor called it) and copy it in.
-        Returns the stored path. Raises ``InputError`` with the reason."""
+    def owners(self, stem: str) -> set[Owner]:
+        with self._lock:
+            return set(self._owners.get(stem, ()))
+
+    def add(self, src: str | os.PathLike, name: str | None, owner: Owner | None = None) -> Path:
+        """Check ``src`` (a temporary file; ``name`` is what the visitor called it) and copy it in,
+        owned by ``owner`` (default: the visitor of the Gradio request being handled). Returns the
+        stored path. Raises ``InputError`` with the reason (also when the store or the disk is full)."""
         src, shown = Path(src), display_name(name)
+        owner = owner or current_owner()
         if not src.is_file():
             raise InputError(f"{shown}: the upload did not arrive (no file)")
         check(src, name, self.max_bytes)
-        target = self.folder / f"{stored_stem(name, sha256(src))}{SUFFIX}"
+        stem = stored_stem(name, sha256(src))
+        target = self.folder / f"{stem}{SUFFIX}"
         if target.resolve().parent != self.folder.resolve():  # cannot happen: the stem has no separators
             raise InputError(f"{shown}: refused (the stored name would leave the uploads folder)")
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                fd, tmp = tempfile.mkstemp(prefix=".upload.", suffix=".tmp", dir=self.folder)
-                try:
-                    with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-                        shutil.copyfileobj(f, out)
-                    os.replace(tmp, target)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
-            os.utime(target)  # uploading it again makes it the newest
-            self._prune()
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    self._make_room(owner, shown)
+                    self._copy(src, target)
+                os.utime(target)  # uploading it again makes it the newest
+            except OSError as e:
+                raise InputError(disk_message(e, shown)) from None
+            self._owners.setdefault(stem, {})[owner] = time.monotonic()
         return target
+
+    def _copy(self, src: Path, target: Path):
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+                shutil.copyfileobj(f, out)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _stored(self) -> list[Path]:
+        return sorted((p for p in self.folder.iterdir() if STORED.match(p.name)), key=_mtime)
+
+    def _make_room(self, owner: Owner, shown: str):
+        """Room for one more file from ``owner`` (the lock is held): files no running server owns go
+        first (a public folder's, from earlier servers), then the session's own oldest uploads while
+        its client's share or the folder is full; never another visitor's."""
+        def held() -> list[tuple[float, str]]:  # (when, stem) the client holds, oldest first
+            return sorted((min(t for o, t in owners.items() if o.client == owner.client), stem)
+                          for stem, owners in self._owners.items() if any(o.client == owner.client for o in owners))
+
+        stored = self._stored()
+        for old in [p for p in stored if p.stem not in self._owners]:
+            if len(stored) < self.max_files:
+                break
+            old.unlink(missing_ok=True)
+            stored.remove(old)
+        for _, stem in held():
+            if len(held()) < self.per_client and len(self._stored()) < self.max_files:
+                break
+            if owner in self._owners.get(stem, {}):
+                self._release(stem, owner)
+        if len(held()) >= self.per_client:
+            raise InputError(f"{shown}: this address already keeps {self.per_client} uploaded checkpoints on the "
+                             "server (from other tabs); close them, or upload again later")
+        if len(self._stored()) >= self.max_files:
+            raise InputError(f"{shown}: the server keeps at most {self.max_files} uploaded checkpoints and is full "
+                             "with other visitors'; try again later (or run the explorer on your own machine)")
+
+    def _release(self, stem: str, owner: Owner):
+        """``owner`` lets go of ``stem``; the file goes once nobody owns it."""
+        owners = self._owners.get(stem, {})
+        owners.pop(owner, None)
+        if not owners:
+            self._owners.pop(stem, None)
+            (self.folder / f"{stem}{SUFFIX}").unlink(missing_ok=True)
 
     def remove(self, stem: str) -> bool:
         """Delete the stored upload ``stem`` (nobody may list it any more). True if it was there."""
@@ -142,12 +268,15 @@ class UploadStore:
         if not STORED.match(name):
             return False
         with self._lock:
+            self._owners.pop(stem, None)
             path = self.folder / name
             existed = path.exists()
             path.unlink(missing_ok=True)
         return existed
 
-    def _prune(self):
-        files = sorted((p for p in self.folder.iterdir() if STORED.match(p.name)), key=lambda p: p.stat().st_mtime_ns)
-        for old in files[:max(0, len(files) - self.max_files)]:
-            old.unlink(missing_ok=True)
+
+def _mtime(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:
+        return 0
