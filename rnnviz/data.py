@@ -18,6 +18,7 @@ else ``./data``. torchvision downloads the files there when the machine is onlin
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,18 +67,55 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> Sp
 
 
 def load_npz(path: str | os.PathLike) -> Dataset:
-    """A dataset saved as .npz with x_train, y_train, x_test, y_test (uint8 images, int labels)."""
-    with np.load(path, allow_pickle=False) as z:
+    """A dataset saved as .npz with x_train, y_train, x_test, y_test (uint8 images (N, H, W) of one
+    size, whole-number labels). ``ValueError`` with one sentence naming the problem otherwise (a file
+    that is not a .npz, a missing or empty split, splits of different image sizes)."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} is not a .npz file (a zip of numpy arrays, as numpy.savez writes): "
+                         f"{_why(e)}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array (a .npy file), not a .npz of x_train, y_train, x_test "
+                         "and y_test (numpy.savez writes one)")
+    with z:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(z.files)
         if missing:
-            raise ValueError(f"{path}: missing arrays {sorted(missing)}")
+            raise ValueError(f"{path}: missing arrays {sorted(missing)} (a dataset .npz holds x_train, y_train, "
+                             "x_test and y_test)")
         splits = []
-        for part in ("train", "test"):
-            x, y = z[f"x_{part}"], z[f"y_{part}"]
-            if x.ndim != 3 or x.dtype != np.uint8 or len(x) != len(y):
-                raise ValueError(f"{path}: x_{part} must be uint8 (N, H, W) with one label per image")
+        for part, name in (("train", "training"), ("test", "test")):
+            try:
+                x, y = z[f"x_{part}"], z[f"y_{part}"]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # a damaged or pickled member
+                raise ValueError(f"{path}: x_{part} or y_{part} cannot be read ({_why(e, member=True)})") from None
+            if x.ndim != 3 or x.dtype != np.uint8 or y.ndim != 1 or len(x) != len(y):
+                raise ValueError(f"{path}: x_{part} must be uint8 images (N, H, W) with one label per image in "
+                                 f"y_{part} (got x_{part} {x.dtype} {x.shape}, y_{part} {y.shape})")
+            if len(x) == 0 or min(x.shape[1:]) == 0:
+                raise ValueError(f"{path}: the {name} set is empty (x_{part} has shape {x.shape}); it needs at "
+                                 "least one image")
+            if not (np.issubdtype(y.dtype, np.integer) and (y >= 0).all()):
+                raise ValueError(f"{path}: y_{part} must hold class labels, whole numbers >= 0 (got {y.dtype})")
             splits.append(Split(torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64))))
-    return Dataset(Path(path).stem, splits[0], splits[1], str(path))
+    train, test = splits
+    if train.images.shape[1:] != test.images.shape[1:]:
+        (th, tw), (eh, ew) = train.images.shape[1:], test.images.shape[1:]
+        raise ValueError(f"{path}: the test images are {eh}\u00d7{ew} but the training images {th}\u00d7{tw}; "
+                         "both splits must have one size")
+    return Dataset(Path(path).stem, train, test, str(path))
+
+
+def _why(e: Exception, member: bool = False) -> str:
+    """numpy's reason, without its advice about pickles (a dataset never needs them, and numpy says
+    "pickled data" of any file that is neither a zip nor a .npy)."""
+    text = str(e).split("\n")[0]
+    if "pickle" in text:
+        return "it holds Python objects, which are never loaded; save plain arrays" if member \
+            else "it is not a zip archive"
+    return text[:120] or type(e).__name__
 
 
 def load_dataset(name: str = "mnist", root: str | os.PathLike | None = None,

@@ -1,12 +1,18 @@
 """The one background training run of an explorer server (the Train tab), and what a visitor may ask
 of it. The run itself is ``rnnviz.train.Trainer`` (which knows nothing about Gradio); a finished or
 stopped run's checkpoint lands in the runs folder, where ``registry.Registry`` finds it.
+
+The runs folder is the service's own: the partial checkpoints a killed server left there are
+removed when the service starts, and counted (then removed) with the runs when the folder is
+trimmed. What the Train tab shows (``snapshot``, refusals) names files without the server's
+folders, and says "the disk is full" rather than the writer's raw error.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +23,7 @@ from ..checkpoint import APP_LIMITS, parameter_count
 from ..data import DATASETS, DataNotFoundError, cls_dir, data_root, load_dataset
 from ..metrics_log import metrics_log_path, read_metrics_log
 from ..train import TrainConfig, Trainer, check_writable
+from ..train.files import orphan_temps, remove_orphans_in
 from . import inputs
 
 
@@ -68,6 +75,7 @@ class TrainingService:
         self._run: Run | None = None
         self._history: tuple[tuple | None, list[dict]] = (None, [])  # (log file signature, its records)
         self._datasets: dict[str, object] = {}  # name -> Dataset or error message
+        remove_orphans_in(self.runs_dir)  # a killed server's partial checkpoints: no run of ours is writing
 
     # datasets
     def dataset_choices(self) -> list[str]:
@@ -103,6 +111,10 @@ class TrainingService:
         torchvision's text; the server's log has the whole error)."""
         key = str(name).lower().replace("-", "").replace("_", "")
         if key not in DATASETS:  # a .npz file the server was started with
+            with self._lock:
+                why = self._datasets.get(name)
+            if isinstance(why, str) and Path(str(name)).is_file():  # there, but not a dataset: load_npz's sentence
+                return self.public(why.replace(str(name), Path(str(name)).name))
             return (f"The dataset file {Path(str(name)).name} is not on this machine (or cannot be read): start "
                     "the explorer with --train-dataset naming one that is.")
         folder = cls_dir(key)
@@ -197,6 +209,9 @@ class TrainingService:
         data = self._dataset(dataset, download=True)
         if isinstance(data, str):
             raise TrainingRefused(self.missing_dataset(dataset))
+        problem = self.dataset_fit(data, mc, Path(dataset).name)
+        if problem:
+            raise TrainingRefused(problem)
         default_stem = f"{cell}{v['hidden']}x{v['layers']}_{time.strftime('%m%d_%H%M%S')}"
         with self._lock:
             if self._run is not None and self._run.trainer.alive:
@@ -205,7 +220,7 @@ class TrainingService:
             try:  # fail now, with the reason, rather than after the run
                 check_writable(str(out))
             except OSError as e:
-                raise TrainingRefused(f"Cannot start: {self.relative(str(e))}. Nothing was started.") from None
+                raise TrainingRefused(f"Cannot start: {self.public(str(e))}. Nothing was started.") from None
             removed = self.prune_runs(keep=self.max_runs - 1, keep_bytes=self.max_run_bytes)
             if removed:
                 notes.append(f"The runs folder keeps {self.max_runs} runs ({self.max_run_bytes // 2**20} MB): "
@@ -234,6 +249,33 @@ class TrainingService:
         except ValueError:
             return "\u2026/" + "/".join(folder.parts[-2:]) + "/"
 
+    @staticmethod
+    def dataset_fit(data, mc: ModelConfig, shown: str) -> str | None:
+        """Why the model ``mc`` (the Train tab's) cannot train on ``data``, in one sentence; None if it can."""
+        if tuple(data.shape) != (mc.height, mc.width):
+            h, w = data.shape
+            return (f"{shown}: its images are {h}\u00d7{w}; the explorer trains and shows {mc.height}\u00d7{mc.width} "
+                    "(MNIST-size) images only. Train other sizes with rnnviz-train.")
+        top = max(int(data.train.labels.max()), int(data.test.labels.max()))
+        if mc.num_classes and top >= mc.num_classes:
+            return (f"{shown}: it has a label {top}, but the model draws {mc.num_classes} classes (labels 0 to "
+                    f"{mc.num_classes - 1}).")
+        return None
+
+    def public(self, text: str | None) -> str | None:
+        """``text`` as a visitor may read it: the server's folders named relatively (``relative``),
+        any other absolute path shortened to its file name, and a full disk said so in words."""
+        if not text:
+            return text
+        for form in {str(self.runs_dir.resolve()), str(self.runs_dir.absolute()), str(self.runs_dir)}:
+            if len(form) > 1:
+                text = text.replace(form + os.sep, "")  # a run's file: its name
+        text = self.relative(text)
+        text = re.sub(r"\[Errno (28|122)\] [^:;\n]*(: '[^']*')?",
+                      "No space left on the device (the disk is full): free some space, then start a new run", text)
+        text = re.sub(r"\[Errno \d+\] ([^:;\n]*)(: '[^']*')?", r"\1", text)  # the reason, without the file again
+        return re.sub(r"(?<![\w.~])/(?:[^\s'\":;,/]+/)+([^\s'\":;,/]+)", r"\1", text)
+
     def relative(self, text: str) -> str:
         """``text`` with the server's folders named relative to the app's (runs folder, data folder)."""
         names = [(self.runs_dir, f"{self.runs_dir.name}/ (the runs folder)")]
@@ -252,6 +294,8 @@ class TrainingService:
         keep_bytes = self.max_run_bytes if keep_bytes is None else keep_bytes
         r = self._run
         live = r.out.resolve() if r is not None and r.trainer.alive else None
+        for tmp in orphan_temps(self.runs_dir, keep=(live,) if live else ()):  # a killed writer's: they count too
+            tmp.unlink(missing_ok=True)
         runs = []
         for p in self.runs_dir.glob("*.safetensors") if self.runs_dir.is_dir() else []:
             try:
@@ -298,7 +342,8 @@ class TrainingService:
             return None, None
         info = {"summary": r.summary, "started": r.started, "who": self._who(r.owner, session),
                 "name": r.name, "alive": r.trainer.alive}
-        return r.trainer.snapshot(), info
+        snap = r.trainer.snapshot()
+        return dict(snap, message=self.public(snap.get("message"))), info
 
     def history(self) -> list[dict]:
         """The current or last run's metrics, read from the JSON-lines log it writes beside its

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import rules
-from ..checkpoint import CheckpointError, load_state
+from ..checkpoint import CheckpointError, load_state, parameter_count, read_metadata
 from .about import about_page
 
 ROOT = Path(__file__).resolve().parent
@@ -77,14 +77,25 @@ def _metrics(metrics: dict) -> dict:
     return out
 
 
+def size_problem(config) -> str | None:
+    """Why the model's weights alone are over ``MAX_SITE_BYTES`` (None if they fit), from its config."""
+    n = parameter_count(config)
+    if 4 * n > MAX_SITE_BYTES:
+        return (f"its {n:,} parameters are {4 * n / 2**20:,.0f} MB as float32, more than the page's "
+                f"{MAX_SITE_BYTES // 2**20} MB limit")
+    return None
+
+
 def export_model(path: str | Path) -> tuple[dict, bytes]:
-    """(manifest entry, the bytes of ``models/<name>.bin``) for the checkpoint at ``path``."""
+    """(manifest entry, the bytes of ``models/<name>.bin``) for the checkpoint at ``path``. A model
+    the page cannot run, or too large for it, is refused from the file's header, before any tensor
+    is read or the model built."""
     path = Path(path)
-    model, meta = load_state(path)  # safetensors only; raises CheckpointError with the reason
-    config = meta["config"]
-    problem = site_problem(config)
+    config = read_metadata(path)["config"]  # the header only; raises CheckpointError with the reason
+    problem = site_problem(config) or size_problem(config)
     if problem:
         raise SiteError(f"{path}: cannot export for the static page: {problem}")
+    model, meta = load_state(path)  # safetensors only; raises CheckpointError with the reason
     name = model_name(path)
     tensors, chunks, offset = {}, [], 0
     for key, value in model.state_dict().items():  # the model's own tensors; masks are not stored

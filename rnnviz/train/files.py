@@ -1,13 +1,14 @@
 """The files a run reads and writes besides its data: the checkpoint it resumes or grows from, the
 resumable checkpoint, the best model by validation NLL (``keep_best``), and what each records.
 
-``check_writable`` and ``remove_orphan_temps`` concern any checkpoint writer, not training alone:
-they belong with ``rnnviz.checkpoint`` (which names the temporary files), once nothing else is
-being changed there."""
+``check_writable``, ``remove_orphan_temps`` and ``remove_orphans_in`` concern any checkpoint writer,
+not training alone: they belong with ``rnnviz.checkpoint`` (which names the temporary files), once
+nothing else is being changed there."""
 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from dataclasses import asdict
@@ -41,6 +42,30 @@ def remove_orphan_temps(path: str) -> list[Path]:
     target = Path(path)
     removed = []
     for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def orphan_temps(folder: str | os.PathLike, keep: tuple = ()) -> list[Path]:
+    """The temporary files of checkpoint writers in ``folder`` (``.<name>.safetensors.<random>.tmp``,
+    and ``check_writable``'s probes), except those of the checkpoints in ``keep`` (still being
+    written). Call it when no other writer of that folder is running: then they are orphans."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    kept = {f".{Path(k).name.removesuffix('.safetensors')}." for k in keep}  # x.safetensors, x.best.safetensors
+    found = list(folder.glob(".*.safetensors.*.tmp")) + list(folder.glob(".rnnviz-write-test-*"))
+    return [p for p in found if not any(p.name.startswith(k) for k in kept)]
+
+
+def remove_orphans_in(folder: str | os.PathLike, keep: tuple = ()) -> list[Path]:
+    """Delete ``orphan_temps(folder, keep)`` (a killed writer's partial checkpoints); returns them."""
+    removed = []
+    for tmp in orphan_temps(folder, keep):
         try:
             tmp.unlink()
             removed.append(tmp)
