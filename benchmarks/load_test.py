@@ -4,18 +4,31 @@
     python benchmarks/load_test.py --users 5 --duration 10  # a quick check
     python benchmarks/load_test.py --scrub-http             # scrub steps as the browser sends them
     python benchmarks/load_test.py --json load.json
-    python benchmarks/load_test.py --hostile                # a flood, hostile uploads, a 60 s abuse loop
+    python benchmarks/load_test.py --hostile                # floods, hostile uploads, a 60 s abuse loop
 
 Loopback only and bounded in time. It starts ``explorer.py`` in a subprocess on a free port of
 127.0.0.1 (with ``checkpoints/mnist_lstm.safetensors`` if present, else an untrained model of the
 same size), starts a training run in it through the API (on the small test fixture by default), then
 runs ``--users`` simulated visitors, each a separate ``gradio_client.Client`` (its own session) in
 its own thread: Generate (random digit and seed), then scrub to ``--scrubs`` random timesteps with
-``--think`` seconds between actions, over and over until ``--duration`` seconds have passed. Then
-the visitors close their sessions and the run is stopped. With ``--scrub-http`` the scrub steps are
-plain HTTP posts in the visitor's session, as the browser sends them (that listener skips the
-queue); gradio_client waits for each answer on a stream of server messages, which on a small
-machine costs the simulated users several times the CPU the server spends.
+``--think`` seconds between actions (where the app still has a ``gen_step`` endpoint: scrubbing is
+in the browser now), over and over until ``--duration`` seconds have passed. Then the visitors close
+their sessions and the run is stopped. With ``--scrub-http`` the scrub steps are plain HTTP posts in
+the visitor's session, as the browser sends them (that listener skips the queue); gradio_client
+waits for each answer on a stream of server messages, which on a small machine costs the simulated
+users several times the CPU the server spends.
+
+The server counts pending jobs per client address (``rnnviz.app.guard``), so each simulated visitor
+is its own client: gradio_client cannot choose the address it connects from, so each sends its own
+``X-Forwarded-For`` (203.0.113.k), which the server (uvicorn) believes from 127.0.0.1 only.
+
+``--hostile``: instead of the visitors, floods of Generate (the victim, one visitor, presses
+Generate 40 times idle, then 40 times during each flood; its p95 must stay within 2x idle), the
+server's memory through hostile uploads, and the abuse loop. Attacker and victim are two clients
+by their sockets' addresses (127.0.0.2 and 127.0.0.3; all of 127.0.0.0/8 is this machine); the
+floods: one session joining the queue, a new session id for every job, ``/gradio_api/call/`` with
+no session, and both behind one proxy address (127.0.0.4), told apart by the X-Forwarded-For the
+server is told to trust (``RNNVIZ_FORWARDED_HOPS=1``).
 
 Reported: requests served, errors (any exception; there must be none), p50 and p95 latency per
 endpoint, the training progress during the test, and the server's resident memory (VmRSS from
@@ -30,6 +43,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import random
 import statistics
@@ -118,10 +132,16 @@ def plain_http(client, url: str, api_name: str):
     return call
 
 
+def has_endpoint(client, api_name: str) -> bool:
+    return any(d.get("api_name") == api_name for d in client.config["dependencies"])
+
+
 def visitor(client, tally: Tally, deadline: float, seed: int, scrubs: int, think: float, scrub=None):
-    """Generate, then scrub to ``scrubs`` random steps, until ``deadline``."""
+    """Generate, then scrub to ``scrubs`` random steps (where the app has ``gen_step``), until ``deadline``."""
     rng = random.Random(seed)
     generate = functools.partial(client.predict, api_name="/generate")
+    if not has_endpoint(client, "gen_step"):
+        scrubs = 0  # the step view scrubs in the browser: nothing to ask the server
     if scrub is None:
         name, scrub = "/gen_step", functools.partial(client.predict, api_name="/gen_step")
     else:
@@ -145,12 +165,15 @@ def run_visitors(url: str, users: int, duration: float, scrubs: int = 10, think:
     ``scrub_http``: scrub with plain HTTP posts, as the browser does, instead of gradio_client."""
     from gradio_client import Client
 
-    clients = [Client(url, verbose=False) for _ in range(users)]
+    # each visitor its own client address (the server bounds pending jobs per address)
+    clients = [Client(url, verbose=False, headers={"X-Forwarded-For": f"203.0.113.{k % 250 + 1}"})
+               for k in range(users)]
     tally = tally or Tally()
     deadline = time.monotonic() + duration
     threads = [threading.Thread(target=visitor, daemon=True,
                                 args=(c, tally, deadline, k, scrubs, think,
-                                      plain_http(c, url, "gen_step") if scrub_http else None))
+                                      plain_http(c, url, "gen_step") if scrub_http and has_endpoint(c, "gen_step")
+                                      else None))
                for k, c in enumerate(clients)]
     wall, stuck = run_threads(threads, duration + 120)
     for c in clients:
@@ -183,12 +206,12 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(ckpts: Path, dataset: str, port: int, log: Path) -> subprocess.Popen:
+def start_server(ckpts: Path, dataset: str, port: int, log: Path, env_extra: dict | None = None) -> subprocess.Popen:
     """``explorer.py`` on ``port``; ``proc.dirs`` names its runs, uploads and Gradio cache folders."""
     import httpx
 
     cache, root = tempfile.mkdtemp(prefix="rnnviz-load-gradio-"), Path(tempfile.mkdtemp(prefix="rnnviz-load-runs-"))
-    env = dict(os.environ, GRADIO_TEMP_DIR=cache, GRADIO_ANALYTICS_ENABLED="False")
+    env = dict(os.environ, GRADIO_TEMP_DIR=cache, GRADIO_ANALYTICS_ENABLED="False", **(env_extra or {}))
     env.pop("SYSTEM", None)
     cmd = [sys.executable, str(ROOT / "explorer.py"), "--host", "127.0.0.1", "--port", str(port),
            "--checkpoint-dir", str(ckpts), "--runs-dir", str(root / "explorer"), "--train-dataset", dataset]
@@ -260,52 +283,95 @@ def report(res: dict):
 
 
 # ---- a hostile visitor (issue 11) ---------------------------------------------------------------------
-def _fn_index(client, api_name: str) -> int:
-    deps = client.config["dependencies"]
-    return next(d.get("id", i) for i, d in enumerate(deps) if d.get("api_name") == api_name)
+ATTACKER, VICTIM, PROXY = "127.0.0.2", "127.0.0.3", "127.0.0.4"  # all of 127.0.0.0/8 is this machine
+FLOODS = ("one session", "rotating sessions", "/call/", "behind one proxy")
 
 
-def _timed_generates(client, n: int, rng: random.Random) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        client.predict(MODEL, str(rng.randrange(10)), 1.0, rng.randrange(100_000), api_name="/generate")
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def flood(url: str, samples: int = 20) -> dict:
-    """One session floods Generate (queue joins as fast as it can send them) while another visitor
-    presses Generate ``samples`` times; against that visitor's Generate with the server idle."""
+def _http(address: str):
+    """An httpx client whose sockets come from ``address``."""
     import httpx
-    from gradio_client import Client
 
-    victim, rng = Client(url, verbose=False), random.Random(0)
-    _timed_generates(victim, 2, rng)  # warm
-    idle = _timed_generates(victim, samples, rng)
-    body = {"data": [MODEL, "7", 1.0, 0], "fn_index": _fn_index(victim, "generate"), "session_hash": "flooder",
-            "event_data": None, "trigger_id": None}
-    counts, stop = defaultdict(int), threading.Event()
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=120)
 
-    def flooder():
-        with httpx.Client(timeout=30) as http:
-            while not stop.is_set():
-                counts[http.post(url + "gradio_api/queue/join", json=body).status_code] += 1
 
-    threads = [threading.Thread(target=flooder, daemon=True) for _ in range(2)]
-    for th in threads:
-        th.start()
-    time.sleep(1.0)
-    flooded = _timed_generates(victim, samples, rng)
-    stop.set()
-    for th in threads:
-        th.join(30)
-    victim.close()
-    res = {"idle_p50_ms": round(statistics.median(idle), 1), "idle_p95_ms": round(pct(idle, 95), 1),
+def _generate(http, url: str, seed: int, headers: dict | None = None, session: str = "victim") -> float | None:
+    """One Generate through ``/gradio_api/call/generate`` in ``session`` (as a page does: one session
+    for all its jobs), its answer read to the end, in ms; None if the server refused it."""
+    t = time.perf_counter()
+    r = http.post(url + "gradio_api/call/generate", json={"data": [MODEL, str(seed % 10), 1.0, seed],
+                                                          "session_hash": session}, headers=headers or {})
+    if r.status_code != 200:
+        return None
+    text = http.get(url + f"gradio_api/call/generate/{r.json()['event_id']}", headers=headers or {}).text
+    if "event: complete" not in text:
+        return None
+    return (time.perf_counter() - t) * 1000
+
+
+def flood(url: str, kind: str, samples: int = 40, threads: int = 2) -> dict:
+    """The victim's Generate ``samples`` times idle, then while the attacker floods Generate
+    (``kind``, one of ``FLOODS``) from ``threads`` connections as fast as the answers come."""
+    fn_index = _fn_index_of(url, "generate")
+    proxied = kind == "behind one proxy"
+    victim_from, victim_headers = (PROXY, {"X-Forwarded-For": "198.51.100.3"}) if proxied else (VICTIM, {})
+    rng = random.Random(0)
+    with _http(victim_from) as victim:
+        for _ in range(2):  # warm
+            _generate(victim, url, rng.randrange(100_000), victim_headers)
+        idle = [_generate(victim, url, rng.randrange(100_000), victim_headers) for _ in range(samples)]
+        counts, stop, lock = defaultdict(int), threading.Event(), threading.Lock()
+
+        def flooder():
+            with _http(PROXY if proxied else ATTACKER) as http:
+                while not stop.is_set():
+                    data = [MODEL, "7", 1.0, 0]
+                    if kind in ("one session", "rotating sessions"):
+                        session = "flooder" if kind == "one session" else os.urandom(8).hex()
+                        r = http.post(url + "gradio_api/queue/join", json={
+                            "data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
+                            "trigger_id": None})
+                    else:
+                        r = http.post(url + "gradio_api/call/generate", json={"data": data},
+                                      headers={"X-Forwarded-For": "198.51.100.2"} if proxied else {})
+                    with lock:
+                        counts[r.status_code] += 1
+
+        attackers = [threading.Thread(target=flooder, daemon=True) for _ in range(threads)]
+        for th in attackers:
+            th.start()
+        time.sleep(1.0)
+        answers = [_generate(victim, url, rng.randrange(100_000), victim_headers) for _ in range(samples)]
+        stop.set()
+        for th in attackers:
+            th.join(60)
+    _drain(url)  # the flood's admitted jobs finish before the next measure
+    idle = [ms for ms in idle if ms is not None]
+    flooded = [ms for ms in answers if ms is not None] or [math.inf]
+    res = {"flood": kind, "idle_p50_ms": round(statistics.median(idle), 1), "idle_p95_ms": round(pct(idle, 95), 1),
            "flood_p50_ms": round(statistics.median(flooded), 1), "flood_p95_ms": round(pct(flooded, 95), 1),
-           "flood_joins": dict(counts)}
+           "victim_refused": answers.count(None), "victim_requests": len(answers),
+           "flood_requests": dict(sorted(counts.items()))}
     res["p95_ratio"] = round(res["flood_p95_ms"] / res["idle_p95_ms"], 2)
     return res
+
+
+def _drain(url: str, timeout: float = 120):
+    """Wait until the server's queue is empty."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if httpx.get(url + "gradio_api/queue/status", timeout=30).json().get("queue_size", 0) == 0:
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)  # the last job ends
+
+
+def _fn_index_of(url: str, api_name: str) -> int:
+    import httpx
+
+    deps = httpx.get(url + "config", timeout=30).json()["dependencies"]
+    return next(d.get("id", i) for i, d in enumerate(deps) if d.get("api_name") == api_name)
 
 
 def _reset_peak(pid: int):
@@ -441,11 +507,11 @@ def abuse(url: str, proc, dataset: str, seconds: float = 60.0) -> dict:
 
 
 def report_hostile(res: dict):
-    if "flood" in res:
-        f = res["flood"]
-        print(f"\nflood: another visitor's Generate p50 / p95 {f['idle_p50_ms']:.0f} / {f['idle_p95_ms']:.0f} ms idle, "
-              f"{f['flood_p50_ms']:.0f} / {f['flood_p95_ms']:.0f} ms while one session floods "
-              f"(p95 ratio {f['p95_ratio']:.2f}; target <= 2); the flood's joins by HTTP status: {f['flood_joins']}")
+    for f in res.get("floods", []):
+        print(f"flood ({f['flood']}): the victim's Generate p50 / p95 {f['idle_p50_ms']:.0f} / {f['idle_p95_ms']:.0f} "
+              f"ms idle, {f['flood_p50_ms']:.0f} / {f['flood_p95_ms']:.0f} ms flooded (p95 ratio {f['p95_ratio']:.2f}; "
+              f"target <= 2), {f['victim_refused']} of its {f['victim_requests']} refused; the flood's requests "
+              f"by HTTP status: {f['flood_requests']}")
     if "hostile_uploads" in res:
         h = res["hostile_uploads"]
         print(f"hostile uploads: {h['files']} files ({h['refused']} refused); server RSS {h['rss_before_mb']} -> "
@@ -486,13 +552,16 @@ def main(argv=None):
                     help="instead of the visitors: a flood of Generate from one session (another visitor's p95 "
                          "against idle), the server's RSS through the hostile uploads, and the abuse loop")
     ap.add_argument("--abuse-seconds", type=float, default=60.0, help="length of the abuse loop (--hostile)")
+    ap.add_argument("--floods-only", action="store_true", help="--hostile: the floods only (no uploads, no abuse loop)")
     args = ap.parse_args(argv)
     if not (1 <= args.users <= 200 and 1 <= args.duration <= 3600 and 1 <= args.waves <= 20):
         raise SystemExit("error: --users must be in [1, 200], --duration in [1, 3600] s, --waves in [1, 20]")
 
     ckpts = checkpoint_dir(args)
     log = Path(tempfile.mkdtemp(prefix="rnnviz-load-")) / "server.log"
-    proc = start_server(ckpts, args.train_dataset, free_port(), log)
+    # --hostile: the server believes one proxy's X-Forwarded-For (the "behind one proxy" flood)
+    proc = start_server(ckpts, args.train_dataset, free_port(), log,
+                        {"RNNVIZ_FORWARDED_HOPS": "1"} if args.hostile else None)
     url = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/"
     if args.hostile:
         return hostile_main(args, proc, url, log)
@@ -532,8 +601,11 @@ def main(argv=None):
 
 def hostile_main(args, proc, url: str, log: Path) -> int:
     try:
-        res = {"flood": flood(url), "hostile_uploads": hostile_uploads(url, proc.pid),
-               "abuse": abuse(url, proc, args.train_dataset, args.abuse_seconds)}
+        res = {"floods": [flood(url, kind) for kind in FLOODS],
+               "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg()}
+        if not args.floods_only:
+            res.update(hostile_uploads=hostile_uploads(url, proc.pid),
+                       abuse=abuse(url, proc, args.train_dataset, args.abuse_seconds))
     finally:
         stop_server(proc)
     text = log.read_text(errors="replace")
@@ -545,7 +617,11 @@ def hostile_main(args, proc, url: str, log: Path) -> int:
           f"characters, {res['server_log']['unhandled']} unhandled exceptions)")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2, default=str))
-    ok = res["abuse"]["within_caps"] and res["hostile_uploads"]["rss_peak_mb"] <= 1536
+    print(f"{res['date']}, {os.cpu_count()} CPUs, load average {res['load_average'][0]:.1f} (1 min, other "
+          "processes included)")
+    ok = all(f["p95_ratio"] <= 2 and not f["victim_refused"] for f in res["floods"])
+    if not args.floods_only:
+        ok = ok and res["abuse"]["within_caps"] and res["hostile_uploads"]["rss_peak_mb"] <= 1536
     return 0 if ok else 1
 
 
