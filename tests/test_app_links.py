@@ -41,12 +41,15 @@ def call(url: str, name: str, data=(), query: str = "") -> tuple[str, object]:
 
 class Loaded:
     """The outputs of on_load: [ckpt, model_info, tabs, link_note, digit, temperature, seed, summary,
-    canvas, gates, figure, step, layer]."""
+    Generate's view payload], then each other tab's link outputs (skipped unless the link names it)."""
 
     def __init__(self, out: list):
         self.ckpt, self.info, self.tabs, self.note = out[0]["value"], out[1], out[2]["selected"], out[3]
         self.digit, self.temperature, self.seed, self.summary = out[4], out[5], out[6], out[7]
-        self.canvas, self.step = out[8], out[11]
+        self.payload = json.loads(out[8])
+        self.step = self.payload["step"]
+        # the other tabs' views: every payload among the rest (a JSON text with columns)
+        self.views = [json.loads(v) for v in out[9:] if isinstance(v, str) and v.startswith('{"id"')]
 
 
 def load(url: str, params: dict | None = None) -> Loaded:
@@ -58,25 +61,34 @@ def load(url: str, params: dict | None = None) -> Loaded:
 def test_no_query_opens_the_first_view_without_a_note(app):
     url, _ = app
     v = load(url)
-    assert (v.ckpt, v.digit, v.seed, v.step, v.tabs, v.note) == ("shipped/mnist_lstm", "7", 0, 0, "generate", "")
+    assert (v.ckpt, v.digit, v.seed, v.step, v.tabs, v.note) == ("shipped/mnist_lstm", "7", 0, 27, "generate", "")
+    assert v.views == []  # no other tab is drawn
 
 
 def test_a_good_link_opens_exactly_its_view(app):
     url, ex = app
-    v = load(url, {"model": "mnist_gru", "digit": "3", "seed": "5", "temperature": "0.8", "t": "14", "tab": "compare"})
-    assert (v.ckpt, v.digit, v.temperature, v.seed, v.step, v.tabs) == ("shipped/mnist_gru", "3", 0.8, 5, 14, "compare")
-    assert v.note == ""
-    assert 'data-step="14"' in v.canvas
+    v = load(url, {"model": "mnist_gru", "digit": "3", "seed": "5", "temperature": "0.8", "t": "14", "tab": "generate"})
+    assert (v.ckpt, v.digit, v.temperature, v.seed, v.step, v.tabs) == ("shipped/mnist_gru", "3", 0.8, 5, 14, "generate")
+    assert v.note == "" and v.payload["columns"][0]["entry"]["name"] == "mnist_gru"
     # the digit drawn is the one the Python API draws with these settings
     _, model = ex.model("shipped/mnist_gru")
     (trace,) = sample_traces(model, 1, y=3, temperature=0.8, seed=5)
     assert f"NLL {trace.nll:.1f} nats" in v.summary
 
 
+def test_a_link_to_compare_opens_compare_at_its_step(app):
+    url, _ = app
+    v = load(url, {"models": "mnist_gru,mnist_lstm", "digit": "4", "seed": "2", "t": "20", "tab": "compare"})
+    assert v.tabs == "compare" and v.note == "" and v.step == 27  # Generate opens at its last step
+    (cmp,) = v.views
+    assert cmp["step"] == 20 and [c["entry"]["name"] for c in cmp["columns"]] == ["mnist_gru", "mnist_lstm"]
+    assert all(c["trace"]["label"] == 4 and c["trace"]["seed"] == 2 for c in cmp["columns"])
+
+
 def test_a_bad_link_falls_back_to_the_defaults_with_a_note(app):
     url, _ = app
     v = load(url, {"model": "mnist_vae", "digit": "12", "seed": "-3", "temperature": "9", "t": "28", "tab": "nope"})
-    assert (v.ckpt, v.digit, v.temperature, v.seed, v.step, v.tabs) == ("shipped/mnist_lstm", "7", 1.0, 0, 0, "generate")
+    assert (v.ckpt, v.digit, v.temperature, v.seed, v.step, v.tabs) == ("shipped/mnist_lstm", "7", 1.0, 0, 27, "generate")
     for name in ("model", "digit", "seed", "temperature", "t", "tab"):
         assert f"ignored {name}=" in v.note
 
@@ -86,7 +98,7 @@ def test_a_hostile_link_is_shown_as_text_and_never_echoed_whole(app):
     script = "<script>alert(1)</script>"
     v = load(url, {"model": script, "digit": "\u096d", "seed": "9" * 401, "temperature": "1e309",
                    "t": "NaN", "tab": "javascript:alert(1)", "x": "y" * 30_000})
-    assert (v.ckpt, v.digit, v.seed, v.step) == ("shipped/mnist_lstm", "7", 0, 0)
+    assert (v.ckpt, v.digit, v.seed, v.step) == ("shipped/mnist_lstm", "7", 0, 27)
     assert "<script>" not in v.note and "&lt;script&gt;" in v.note
     assert len(v.note) < 2_000
     assert v.note.count("<li>") == 6

@@ -875,7 +875,9 @@ EVIL = "<img src=x onerror=alert(1)> ![x](http://evil/) [click](http://evil/) <s
 def test_text_from_a_checkpoints_metadata_is_escaped_wherever_shown(app, tmp_path):
     from gradio_client import handle_file
 
-    from rnnviz.app.cards import column_title_html, model_summary
+    from rnnviz.app.cards import model_summary
+    from rnnviz.app.stepview import entry_json
+    from rnnviz.site import STATIC
 
     path = save_checkpoint(tmp_path / "evil.safetensors", RowModel(SMALL),
                            {"dataset": EVIL, "test_nll_protocol": EVIL, "test_nll": 100.0})
@@ -885,8 +887,11 @@ def test_text_from_a_checkpoints_metadata_is_escaped_wherever_shown(app, tmp_pat
     trace = app.ex.generate(entry.key, "3", 1.0, 0)[1][0]
     for text in (info, model_summary(entry.config, entry.metrics, entry.name)):  # Markdown: every sign escaped
         assert not re.search(r"(?<!\\)(<|!\[|\]\()", text), text
-    title = column_title_html(entry.name, entry.config, entry.metrics, trace)
-    assert "<img" not in title and "<script" not in title
+    # the page draws a column's title from this record as text (the view modules never set innerHTML)
+    record = entry_json(entry.name, entry.config, entry.metrics)
+    assert record["metrics"]["test_nll_protocol"] == EVIL[:200] and trace.steps == 28
+    for js in STATIC.glob("*.js"):
+        assert "innerHTML" not in js.read_text(encoding="utf-8"), js.name
 
 
 def _fn_index(app, api: str) -> int:

@@ -149,7 +149,8 @@ def wire(h: Handle, tab=None):
     # second was refused as "busy"), and .change also fires when on_load sets the menu from a link
     h.ckpt.select(follow_model, ins, [h.digit] + h.outputs, api_name="generate_with_model", concurrency_limit=2,
                   trigger_mode="always_last")  # quick picks: the last one is drawn once the one running ends
-    h.button.click(do_generate, ins, h.outputs, api_name="generate", concurrency_limit=2)
+    # through the queue (its fair picker bounds what one visitor's flood costs another); no spinner over the view
+    h.button.click(do_generate, ins, h.outputs, api_name="generate", concurrency_limit=2, show_progress="minimal")  # the view redraws itself; a spinner over it only costs time
     h.dice.click(new_seed, None, [h.seed], api_name="new_seed", show_progress="hidden").then(
         do_generate, ins, h.outputs, api_name="generate_new_seed", concurrency_limit=2)
 

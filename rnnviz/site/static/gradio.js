@@ -60,6 +60,7 @@ export function mount(element, props, watch) {
     entry.id = p.id;
     entry.payload = props.value;  // what the server sent (tests draw the same trace on the static page)
     entry.drawMs = performance.now() - t0;  // parse, decode and draw every view of the payload
+    entry.drawnAt = performance.now();
     element.dataset.loaded = String(p.id);
   };
   draw();
@@ -70,7 +71,7 @@ window.rnnviz = Object.assign(window.rnnviz || {}, {
   /** The step view ``name`` shows (what a test reads): its step and trace(s), or null. */
   state(name = 'gen') {
     const e = views.get(name);
-    return e ? { id: e.id, kind: e.kind, drawMs: e.drawMs, ...(e.view.snapshot() || {}) } : null;
+    return e ? { id: e.id, kind: e.kind, drawMs: e.drawMs, drawnAt: e.drawnAt, ...(e.view.snapshot() || {}) } : null;
   },
   /** The payload the server last sent the view ``name`` (JSON text). */
   payload: (name = 'gen') => (views.get(name) || {}).payload || null,
