@@ -200,6 +200,19 @@ def save_checkpoint(path: str | os.PathLike, model: RowModel, metrics: dict | No
     return write_safetensors(path, tensors, meta)
 
 
+def remove_files(paths) -> list[Path]:
+    """Delete each of ``paths`` that can be deleted (a partial file a killed writer left, say);
+    returns those removed."""
+    removed = []
+    for p in paths:
+        try:
+            Path(p).unlink()
+            removed.append(Path(p))
+        except OSError:
+            pass
+    return removed
+
+
 def write_safetensors(path: str | os.PathLike, tensors: dict, meta: dict[str, str]) -> Path:
     """Write ``tensors`` and ``meta`` as a safetensors file at ``path`` atomically (a temporary file in
     the same folder, flushed to disk and renamed over ``path``: a reader never sees half a file);

@@ -114,7 +114,7 @@ def test_generate_a_seven_and_scrub(site, models):
         pg.check("#digit input[value='7']")  # choosing a digit generates it
         pg.wait_for_function("window.rnnviz.state().label === 7")
         s = state(pg)
-        assert (s["model"], s["digit"], s["seed"], s["temperature"], s["step"]) == ("mnist_lstm", "7", 0, 1, 0)
+        assert (s["model"], s["digit"], s["seed"], s["temperature"], s["step"]) == ("mnist_lstm", "7", 0, 1, 27)
         assert_same_trace(s, sample_traces(models["mnist_lstm"], y=7, seed=0)[0])
         assert sorted(s["layers"][0]) == ["c", "f", "g", "h", "i", "o"]
         assert "digit 7" in pg.inner_text("#gen_summary") and "seed 0" in pg.inner_text("#gen_summary")
@@ -122,6 +122,7 @@ def test_generate_a_seven_and_scrub(site, models):
 
         before = {sel: pixels(pg, sel) for sel in ("#gen_canvas_px", "#gen_gates canvas[data-name='c']")}
         pg.focus("#gen_step")
+        pg.keyboard.press("Home")  # the view opens at its last step
         for _ in range(12):
             pg.keyboard.press("ArrowRight")  # drag the slider with the keyboard: input events, as a drag
         assert state(pg)["step"] == 12
@@ -176,7 +177,7 @@ def test_bad_and_hostile_links_fall_back_with_a_note(site):
     with opened(site, hostile) as pg:
         s = state(pg)
         assert (s["model"], s["digit"], s["seed"], s["temperature"], s["step"], s["tab"]) == \
-            ("mnist_lstm", "7", 0, 1, 0, "generate")
+            ("mnist_lstm", "7", 0, 1, 27, "generate")
         note = pg.inner_text("#note")
         assert pg.is_visible("#note")
         for name in ("model", "digit", "seed", "temperature", "t ", "tab"):
@@ -291,7 +292,7 @@ def test_compare_cells_every_model_on_one_slider(site, models, extra):
         pg.wait_for_function("window.rnnviz.state('compare') !== null")
         assert pg.is_visible("#panel_compare") and pg.is_hidden("#panel_generate") and pg.is_hidden("#model_row")
         s = state(pg, "compare")
-        assert (s["digit"], s["seed"], s["temperature"], s["step"], s["tab"]) == ("7", 0, 1, 0, "compare")
+        assert (s["digit"], s["seed"], s["temperature"], s["step"], s["tab"]) == ("7", 0, 1, 27, "compare")
         assert [c["model"] for c in s["columns"]] == SITE_MODELS  # one column per exported model
         assert pg.eval_on_selector_all(".rv-cmp-col", "cs => cs.map(c => c.dataset.model)") == SITE_MODELS
         cols = assert_columns_are_python(pg, models, 7, 0)
@@ -308,10 +309,11 @@ def test_compare_cells_every_model_on_one_slider(site, models, extra):
         canvases = [f"#cmp{k}_canvas_px" for k in range(3)]
         before = [pixels(pg, c) for c in canvases]
         pg.focus("#cmp_step")
+        pg.keyboard.press("Home")
         for _ in range(9):
             pg.keyboard.press("ArrowRight")  # the one shared slider
         s = state(pg, "compare")
-        assert s["step"] == 9 and pg.inner_text("#cmp_step_value") == "9"
+        assert s["step"] == 9 and pg.input_value("#cmp_step_box") == "9"
         assert [c.get("step") for c in s["columns"]] == [9, 9, 9, 9, None]
         for k, (sel, px) in enumerate(zip(canvases, before)):
             assert pixels(pg, sel) != px, f"{sel} did not follow the shared slider"
@@ -322,7 +324,7 @@ def test_compare_cells_every_model_on_one_slider(site, models, extra):
         pg.click("#cmp_compare")
         pg.wait_for_function("window.rnnviz.state('compare').seed === 1")
         cols = assert_columns_are_python(pg, models, 7, 1)
-        assert state(pg, "compare")["step"] == 0
+        assert state(pg, "compare")["step"] == 27  # a new sample opens at its last step
         assert any(not np.array_equal(np.array(cols[n]["image"]), images[n]) for n in models)
 
         pg.check("#cmp_digit input[value='any']")  # any digit: the unconditional model draws too
@@ -364,7 +366,7 @@ def test_compare_bad_link_values_leave_a_note(site, models):
                                                          "t": "99"}.items())
     with opened(site, bad) as pg:
         s = state(pg, "compare")
-        assert (s["tab"], s["digit"], s["seed"], s["step"]) == ("compare", "7", 5, 0)
+        assert (s["tab"], s["digit"], s["seed"], s["step"]) == ("compare", "7", 5, 27)
         note = pg.inner_text("#note")
         assert pg.is_visible("#note") and "digit" in note and "t " in note and "<b>x</b>" in note, note
         assert pg.locator("#note b").count() == 0  # shown as text, never as markup

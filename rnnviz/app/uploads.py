@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..checkpoint import APP_LIMITS, CheckpointError, load_state
+from ..checkpoint import APP_LIMITS, CheckpointError, load_state, remove_files
 from ..model import ModelConfig
 from .inputs import IMAGE_SIZE, InputError, safe_name
 
@@ -147,14 +147,7 @@ def disk_message(e: OSError, what: str) -> str:
 
 def remove_orphan_temps(folder: Path) -> list[Path]:
     """Delete the partial copies (``.upload.*.tmp``) a killed server left in ``folder``."""
-    removed = []
-    for tmp in Path(folder).glob(f"{TEMP_PREFIX}*.tmp") if Path(folder).is_dir() else []:
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
+    return remove_files(Path(folder).glob(f"{TEMP_PREFIX}*.tmp") if Path(folder).is_dir() else [])
 
 
 def remove_stale(folder: Path) -> list[Path]:

@@ -40,14 +40,7 @@ def remove_orphan_temps(path: str) -> list[Path]:
     writes ``.<name>.<random>.tmp`` in the same folder, then renames it). Only those of this
     checkpoint, only in its folder. Returns what was removed."""
     target = Path(path)
-    removed = []
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
+    return ckpt.remove_files(target.parent.glob(f".{target.name}.*.tmp"))
 
 
 def orphan_temps(folder: str | os.PathLike, keep: tuple = ()) -> list[Path]:
@@ -64,14 +57,7 @@ def orphan_temps(folder: str | os.PathLike, keep: tuple = ()) -> list[Path]:
 
 def remove_orphans_in(folder: str | os.PathLike, keep: tuple = ()) -> list[Path]:
     """Delete ``orphan_temps(folder, keep)`` (a killed writer's partial checkpoints); returns them."""
-    removed = []
-    for tmp in orphan_temps(folder, keep):
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
+    return ckpt.remove_files(orphan_temps(folder, keep))
 
 
 def best_path(out: str) -> Path:

@@ -59,7 +59,7 @@ export class StepGroup {
 
   /** Show ``columns`` ([{entry, trace, what?, unitOrder?, note?} or {entry, skipped: why}]) at ``step``.
    *  Columns are rebuilt only when the models change; a new sample reuses them. */
-  load(columns, step = 0) {
+  load(columns, step = null) {  // null: the last step
     this.stop();
     const key = columns.map((c) => `${c.entry.name}:${c.trace ? c.trace.cell : '-'}`).join();
     if (key !== this.key) this._build(columns);
@@ -70,7 +70,7 @@ export class StepGroup {
       const col = this.columns[k];
       col.trace = c.trace || null;
       col.head.replaceChildren(columnTitle(c.entry, c.trace, c.what));
-      if (c.trace) col.view.load(c.trace, c.entry.name, 0, { unitOrder: c.unitOrder || null, barsTop: top, note: c.note || '' });
+      if (c.trace) col.view.load(c.trace, c.entry.name, null, { unitOrder: c.unitOrder || null, barsTop: top, note: c.note || '' });
       else col.why.textContent = c.skipped;
     });
     this.series = drawn.map((c, k) => ({ name: c.entry.name, what: c.what, values: Array.from(c.trace.rowNll),
@@ -84,7 +84,7 @@ export class StepGroup {
     if (this.extra) this.extra.load(columns);
     const H = Math.max(1, ...drawn.map((c) => c.trace.rowNll.length));
     this.player.setSteps(H);
-    this.player.go(step);
+    this.player.go(step === null || step === undefined ? H - 1 : step);
   }
 
   _build(columns) {

@@ -100,7 +100,7 @@ function writeControls() {
 /** What a view was drawn with: a view whose key is not the current one is redrawn when shown. */
 const drawnWith = (withModel) => { const s = page.settings; return JSON.stringify([withModel ? s.model : '', s.digit, s.seed, s.temperature]); };
 
-async function generate(step = 0) {
+async function generate(step = null) {  // null: the last step, the whole image drawn
   const s = page.settings, m = await model(s.model);
   const t0 = performance.now();
   const digit = s.digit === 'any' || !m.config.num_classes ? null : Number(s.digit);
@@ -118,7 +118,7 @@ async function generate(step = 0) {
 // ---- Compare cells -------------------------------------------------------------------------------
 /** Every exported model with the page's digit, seed and temperature (as the app's Compare cells:
  *  a model that is not class-conditional is skipped when a digit is asked for). */
-async function compare(step = 0) {
+async function compare(step = null) {
   const s = page.settings, t0 = performance.now();
   const loaded = await Promise.all([...page.entries.keys()].map(model));
   const t1 = performance.now();
@@ -285,7 +285,7 @@ function showPrefix(prefix, keep) {
 function openCompletion(k) {
   for (const b of document.querySelectorAll('#completions .rv-thumb')) b.classList.toggle('rv-selected', Number(b.dataset.index) === k);
   page.compIndex = k;
-  page.comp.load(page.completions[k], page.settings.model, 0);
+  page.comp.load(page.completions[k], page.settings.model, null);
 }
 
 // ---- tabs, controls, start ----------------------------------------------------------------
@@ -296,8 +296,8 @@ async function setTab(tab) {
   for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
   for (const t of TABS) $(`panel_${t}`).hidden = tab !== t;
   $('model_row').hidden = tab === 'compare';  // Compare cells shows every model
-  if (tab === 'generate' && page.genKey !== drawnWith(true)) await generate(0);
-  if (tab === 'compare' && page.cmpKey !== drawnWith(false)) await compare(0);
+  if (tab === 'generate' && page.genKey !== drawnWith(true)) await generate();
+  if (tab === 'compare' && page.cmpKey !== drawnWith(false)) await compare();
   updateURL();
 }
 
@@ -320,24 +320,24 @@ function buildControls() {
   const compDigit = $('comp_digit');
   for (const d of ['auto', ...digitChoices()]) compDigit.append(Object.assign(document.createElement('option'), { value: d, textContent: d }));
   const run = (fn) => (...a) => Promise.resolve(fn(...a)).catch((e) => showNotes([String(e && e.message || e)]));
-  $('generate').addEventListener('click', run(() => { readControls(); return generate(0); }));
+  $('generate').addEventListener('click', run(() => { readControls(); return generate(); }));
   $('dice').addEventListener('click', run(() => {
     readControls();
     page.settings.seed = Math.floor(Math.random() * 100000);  // as the app's New seed: 0-99,999
     writeControls();
-    return generate(0);
+    return generate();
   }));
-  digits.addEventListener('change', run(() => { readControls(); return generate(0); }));
+  digits.addEventListener('change', run(() => { readControls(); return generate(); }));
   $('temperature').addEventListener('input', () => {
     page.settings.temperature = Number($('temperature').value);
     $('temperature_value').textContent = fmtTemp(page.settings.temperature);
   });
-  $('temperature').addEventListener('change', run(() => { readControls(); return generate(0); }));
+  $('temperature').addEventListener('change', run(() => { readControls(); return generate(); }));
   sel.addEventListener('change', run(() => {  // another model redraws the same digit and seed
     page.settings.model = sel.value;
     if (!ctx().conditional(sel.value)) page.settings.digit = 'any';
     writeControls();
-    return generate(0);
+    return generate();
   }));
   for (const [button, link] of [['copy_link', 'link'], ['cmp_copy_link', 'cmp_link']]) {
     $(button).addEventListener('click', run(async () => {
@@ -349,7 +349,7 @@ function buildControls() {
     }));
   }
   // Compare cells: its controls change the shared settings and redraw every column
-  const recompare = run(() => { readControls('cmp_'); return compare(0); });
+  const recompare = run(() => { readControls('cmp_'); return compare(); });
   $('cmp_compare').addEventListener('click', recompare);
   $('cmp_digit').addEventListener('change', recompare);
   $('cmp_temperature').addEventListener('input', () => { $('cmp_temperature_value').textContent = fmtTemp(Number($('cmp_temperature').value)); });
@@ -358,7 +358,7 @@ function buildControls() {
     readControls('cmp_');
     page.settings.seed = Math.floor(Math.random() * 100000);  // as the app's New seed: 0-99,999
     writeControls();
-    return compare(0);
+    return compare();
   }));
   for (const b of document.querySelectorAll('.rv-tabs [role=tab]')) b.addEventListener('click', run(() => setTab(b.dataset.tab)));
   for (const [id, out] of [['keep_rows', 'keep_value'], ['n_completions', 'n_value'], ['comp_temperature', 'comp_temperature_value']]) {
@@ -374,7 +374,8 @@ function applyLimits() {
     ['seed', 'seed'], ['cmp_seed', 'seed'], ['comp_seed', 'seed'], ['keep_rows', 'keep_rows'], ['n_completions', 'completions']]) {
     const e = $(id), l = lim[name];
     if (!e || !l) continue;
-    Object.assign(e, { min: String(l.lo), max: String(l.hi), step: String(l.step) });
+    // the step first: a range input snaps its value to min + k * step as each is set
+    e.step = String(l.step); e.min = String(l.lo); e.max = String(l.hi); e.value = String(l.default);
   }
 }
 
@@ -425,8 +426,8 @@ window.rnnviz = {
   },
   setStep: (t) => page.gen.player.go(t),
   timings: page.timings,
-  generate: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await generate(0); return page.timings; },
-  compare: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await compare(0); return page.timings; },
+  generate: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await generate(); return page.timings; },
+  compare: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await compare(); return page.timings; },
   setCompareStep: (t) => page.cmp.go(t),
   /** Show a trace the app's server sent (its payload JSON) in the Generate view: both hosts draw
    *  with the same modules, so the same trace must give the same pixels (tests). */

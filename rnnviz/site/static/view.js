@@ -89,6 +89,7 @@ export class Player {
   /** Left/right, Home/End and Space (Play/Pause) on ``target``. */
   keys(target) {
     target.addEventListener('keydown', (ev) => {
+      if (ev.defaultPrevented) return;  // a listener nearer the key's target moved already
       if (ev.target !== target && ev.target !== this.slider) return;  // the box and buttons keep their keys
       const moves = { ArrowLeft: this.step - 1, ArrowDown: this.step - 1, ArrowRight: this.step + 1, ArrowUp: this.step + 1,
         Home: 0, End: this.steps - 1 };
@@ -158,10 +159,11 @@ export class StepView {
 
   get steps() { return this.trace ? this.trace.rowNll.length : 1; }
 
-  /** Show ``trace`` (made by ``modelName``) at ``step``, top layer unless ``layer``. ``unitOrder``:
+  /** Show ``trace`` (made by ``modelName``) at ``step`` (null: the last, the whole image drawn), top
+   *  layer unless ``layer``. ``unitOrder``:
    *  per layer a permutation of the units (by behaviour) or null; ``barsTop``: the NLL axis's top
    *  (a group passes one for every column); ``note``: why the units are in index order. */
-  load(trace, modelName, step = 0, { layer = null, unitOrder = null, barsTop = null, note = '' } = {}) {
+  load(trace, modelName, step = null, { layer = null, unitOrder = null, barsTop = null, note = '' } = {}) {
     this.stop();
     this.trace = trace; this.modelName = modelName; this.unitOrder = unitOrder; this.orderNote = note;
     const H = trace.height, W = trace.width, L = trace.layers.length;
@@ -184,7 +186,7 @@ export class StepView {
     this.nll = trace.rowNll.reduce((a, b) => a + b, 0);
     this.setBarsTop(barsTop);
     this.setLayer(layer === null ? L - 1 : Math.max(0, Math.min(L - 1, layer)), false);
-    this.setStep(step);
+    this.setStep(step === null || step === undefined ? this.steps - 1 : step);
   }
 
   /** The NLL bars' axis top: ``top`` (shared by a group), or this trace's largest line NLL. */
