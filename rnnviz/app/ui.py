@@ -68,6 +68,48 @@ def link_note_html(notes: list[str]) -> str:
     return f'<div class="rv-link-note" role="status"><b>Link:</b> some values were not used<ul>{items}</ul></div>'
 
 
+def open_page(ex: Explorer, generate, linked: list, tab_ids: list[str], request) -> tuple:
+    """The view the address asks for: (checkpoint key, tab id, notes on ignored values, the values of
+    Generate's and every linked tab's ``link_outputs``). Generate is drawn on every load (the header's
+    model), and the tab a deep link names is opened at its view. Never fails: a value the server
+    cannot use falls back to its default, with a note."""
+    names = deeplinks.link_models(ex)
+    default_key = ex.registry.default_key()
+    default = links.View(model=next((n for n, k in names.items() if k == default_key), None))
+    view, notes = links.parse(request.query_params, deeplinks.context(ex, tab_ids), default)
+    key = names.get(view.model, default_key)
+    out = tabs.generate.open_link(generate, view, key, notes, request)
+    for module, handle, tab in linked:
+        values = [gr.skip()] * len(module.link_outputs(handle))
+        if tab.id == view.tab and key is not None:
+            try:
+                values = module.open_link(handle, view, key, request)
+            except InputError as e:
+                notes.append(f"the {tab.id} view of this link could not be drawn: {e}")
+        out += values
+    return key, view.tab, notes, out
+
+
+TABS = (("Generate & step", "generate", tabs.generate, True), ("Complete", "complete", tabs.complete, True),
+        ("Units", "units", tabs.units, False), ("Compare cells", "compare", tabs.compare, False),
+        ("Intervene", "intervene", tabs.intervene, False), ("Reconstruct (VAE)", "reconstruct", tabs.reconstruct, False),
+        ("Gate saturation", "saturation", tabs.saturation, False), ("Teacher forcing", "forcing", tabs.forcing, False),
+        ("Train", "train", tabs.train, False))  # (title, id, module, has downloads), in page order
+
+
+def build_tabs(ex: Explorer, ckpt, downloads: Downloads) -> list:
+    """Every tab's layout in page order (inside ``gr.Tabs``), then About: [(module, handle, gr.Tab)]."""
+    built = []
+    for title, tab_id, module, exports in TABS:
+        with gr.Tab(title, id=tab_id) as tab:
+            built.append((module, module.build(ex, ckpt, *((downloads,) if exports else ())), tab))
+    with gr.Tab("About", id="about"):
+        gr.Markdown((HERE / "about.md").read_text(),
+                    latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+                                      {"left": "$", "right": "$", "display": False}])
+    return built
+
+
 def build_app(ex: Explorer) -> gr.Blocks:
     gr.set_static_paths(paths=[MODULES])  # the shared view modules (ES modules, imported by the page)
     downloads = Downloads()  # per-session folders of exported files (GIF, .npz, PNG)
@@ -84,24 +126,8 @@ def build_app(ex: Explorer) -> gr.Blocks:
                                      file_types=[SUFFIX], file_count="single", type="filepath", size="sm",
                                      scale=1, elem_id="upload_checkpoint")
         link_note = gr.HTML("", elem_id="link_note", padding=False)  # what a deep link asked that was ignored
-        built = []  # (module, handle, gr.Tab), wired once the whole page exists
         with gr.Tabs(elem_id="tabs") as tab_bar:
-            for title, tab_id, module, extra in (
-                    ("Generate & step", "generate", tabs.generate, (downloads,)),
-                    ("Complete", "complete", tabs.complete, (downloads,)),
-                    ("Units", "units", tabs.units, ()),
-                    ("Compare cells", "compare", tabs.compare, ()),
-                    ("Intervene", "intervene", tabs.intervene, ()),
-                    ("Reconstruct (VAE)", "reconstruct", tabs.reconstruct, ()),
-                    ("Gate saturation", "saturation", tabs.saturation, ()),
-                    ("Teacher forcing", "forcing", tabs.forcing, ()),
-                    ("Train", "train", tabs.train, ())):
-                with gr.Tab(title, id=tab_id) as tab:
-                    built.append((module, module.build(ex, ckpt, *extra), tab))
-            with gr.Tab("About", id="about"):
-                gr.Markdown((HERE / "about.md").read_text(),
-                            latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
-                                              {"left": "$", "right": "$", "display": False}])
+            built = build_tabs(ex, ckpt, downloads)  # (module, handle, gr.Tab), wired once the whole page exists
         for module, handle, tab in built:
             module.wire(handle, tab)
         generate, train = built[0][1], built[-1][1]
@@ -134,25 +160,9 @@ def build_app(ex: Explorer) -> gr.Blocks:
         linked = [(module, handle, tab) for module, handle, tab in built[1:] if hasattr(module, "open_link")]
 
         def on_load(request: gr.Request):
-            """The view the address asks for: Generate is drawn on every load (the header's model),
-            and the tab a deep link names is opened at its view. Never fails: a value the server
-            cannot use falls back to its default, with a note."""
-            names = deeplinks.link_models(ex)
-            default_key = ex.registry.default_key()
-            default = links.View(model=next((n for n, k in names.items() if k == default_key), None))
-            view, notes = links.parse(request.query_params, deeplinks.context(ex, tab_ids), default)
-            key = names.get(view.model, default_key)
-            out = tabs.generate.open_link(generate, view, key, notes, request)
-            for module, handle, tab in linked:
-                values = [gr.skip()] * len(module.link_outputs(handle))
-                if tab.id == view.tab and key is not None:
-                    try:
-                        values = module.open_link(handle, view, key, request)
-                    except InputError as e:
-                        notes.append(f"the {tab.id} view of this link could not be drawn: {e}")
-                out += values
+            key, tab, notes, out = open_page(ex, generate, linked, tab_ids, request)
             return [gr.Dropdown(choices=ex.registry.choices(), value=key), describe(key),
-                    gr.Tabs(selected=view.tab), link_note_html(notes)] + out
+                    gr.Tabs(selected=tab), link_note_html(notes)] + out
 
         def train_on_load(request: gr.Request):
             return tabs.train.refresh(ex, request)
