@@ -45,17 +45,20 @@ def open_tab(page, name: str):
     tab.first.click()
 
 
-def wait_step(page, elem: str, step: int):
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('#{elem} [data-step]')].length > 0 && "
-        f"[...document.querySelectorAll('#{elem} [data-step]')].every(e => e.dataset.step === '{step}')")
+def loaded(page, view: str) -> str:
+    """The id of the payload the step view ``view`` drew last ('' before its first)."""
+    return page.evaluate(f"document.querySelector('#{view}_view [data-loaded]')?.dataset.loaded ?? ''")
 
 
-def scrub(page, view: str, step: int, watch: list[str]):
-    page.locator(f"#{view}_step input[type=range]").fill(str(step))
-    for elem in watch:
-        wait_step(page, elem, step)
-    page.wait_for_timeout(400)  # the plot cursor moves in the browser
+def run(page, view: str, button: str, step: int, timeout: float = 60_000):
+    """Press ``button``, wait until the step view ``view`` has drawn what it sent, and show ``step``
+    (the views are drawn in the browser: the step is set there, with no request)."""
+    before = loaded(page, view)
+    page.click(button)
+    page.wait_for_function(f"(document.querySelector('#{view}_view [data-loaded]')?.dataset.loaded ?? '') !== "
+                           f"'{before}'", timeout=timeout)
+    page.evaluate(f"window.rnnviz.setStep('{view}', {step})")
+    page.wait_for_timeout(300)
 
 
 def set_number(page, elem: str, value):
@@ -68,34 +71,23 @@ def set_number(page, elem: str, value):
 def shoot_generate(page):
     open_tab(page, "Generate & step")
     set_number(page, "seed", 0)
-    page.click("#generate")
-    page.wait_for_selector("#gen_fig .js-plotly-plot")
-    scrub(page, "gen", STEP, ["gen_canvas", "gen_gates"])
+    run(page, "gen", "#generate", STEP)
 
 
 def shoot_complete(page):
     open_tab(page, "Complete")
     page.locator("#test_gallery .thumbnail-item").nth(28).click()
-    page.click("#complete_btn")
-    page.wait_for_selector("#completions .thumbnail-item img")
-    page.wait_for_selector("#comp_fig .js-plotly-plot")
-    scrub(page, "comp", 18, ["comp_canvas", "comp_gates"])
+    run(page, "comp", "#complete_btn", 18)
 
 
 def shoot_compare(page):
     open_tab(page, "Compare cells")
-    page.click("#compare_btn")
-    page.wait_for_selector("#compare_col0 .rv-col")
-    page.wait_for_selector("#compare_fig .js-plotly-plot")
-    scrub(page, "compare", STEP, ["compare_col0", "compare_col1", "compare_col2"])
+    run(page, "compare", "#compare_btn", STEP)
 
 
 def shoot_intervene(page):
     open_tab(page, "Intervene")
-    page.click("#intervene_btn")
-    page.wait_for_selector("#intervene_diff .rv-diff")
-    page.wait_for_selector("#intervene_fig .js-plotly-plot")
-    scrub(page, "intervene", STEP, ["intervene_col0", "intervene_col1", "intervene_diff"])
+    run(page, "intervene", "#intervene_btn", STEP)
 
 
 def shoot_reconstruct(page):
@@ -104,9 +96,7 @@ def shoot_reconstruct(page):
     if page.locator("#rec_note .rv-notice").count():  # no VAE here: the tab says how to train one
         return
     page.locator("#rec_gallery .thumbnail-item").nth(28).click()
-    page.click("#reconstruct_btn")
-    page.wait_for_selector("#rec_fig .js-plotly-plot")
-    scrub(page, "rec", STEP, ["rec_canvas", "rec_gates"])
+    run(page, "rec", "#reconstruct_btn", STEP)
 
 
 def shoot_analysis(page):
@@ -212,7 +202,7 @@ def main(argv=None):
                                         device_scale_factor=args.scale)
                 page.set_default_timeout(60_000)
                 page.goto(url)
-                page.wait_for_selector("#gen_canvas img")  # the page has loaded and drawn its first digit
+                page.wait_for_selector("#gen_view [data-loaded]", state="attached")  # its first digit is drawn
                 try:
                     clip = VIEWS[view](page)  # a view may return the part of the page to keep
                 except Skip as e:
