@@ -2,7 +2,7 @@
 follow a pattern of the current trace (LSTMVis's select and match, Strobelt et al. 2017).
 
 Pick a unit by its number, or click it in a step view (a cell of a grid or a row of the units x
-time figure in Generate or Complete: ``stepview.CURSOR_JS`` opens this tab with it). The inspector
+time panels in any step view: the page's ``rnnvizInspect``, ``page.js``, opens this tab with it). The inspector
 shows the unit's value over the 28 steps of each test digit coloured by its class, with its gates
 beside it; the digits where it is most and least active (and at which row); and for a few steps a
 28 x 28 map of which pixels of the rows read so far go with its value. Everything comes from
