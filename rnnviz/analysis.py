@@ -41,29 +41,15 @@ import torch
 
 from . import cells
 from .model import RowModel
+# What this module shares with rnnviz.units (GATES, conditioning, model_labels are importable from here too)
+from .probes import GATES, as_images, conditioning, layer_index, model_labels  # noqa: F401
 from .trace import Trace, sample_traces, trace_images
+# What the units do lives in rnnviz/units.py; its analyses are importable from here too
+from .units import (KEEP, PatternMatch, UnitProfile, activity_map, keep_factors, memory_reach,  # noqa: F401
+                    order_from_states, pattern_search, reach_by_distance, timescale_from_keep, timescales,
+                    unit_order, unit_profile)
 
-# The sigmoid gates of each cell (the ones that can saturate at 0 and 1), in display order.
-GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
 NO_GATES = "a tanh RNN has no gates, so there is nothing to saturate"
-
-
-def _images(images) -> torch.Tensor:
-    """Binary images as a float32 (B, H, W) tensor."""
-    x = images.float() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images), dtype=torch.float32)
-    if x.dim() == 2:
-        x = x[None]
-    if x.dim() != 3:
-        raise ValueError(f"images must be (B, H, W) or (H, W), got shape {tuple(x.shape)}")
-    if not bool(((x == 0) | (x == 1)).all()):
-        raise ValueError("images must be binary (0 or 1): binarize them first (rnnviz.data.binarize_fixed)")
-    return x
-
-
-@torch.no_grad()
-def model_labels(model: RowModel, x: torch.Tensor) -> torch.Tensor:
-    """The class the model finds most likely for each image: argmax_y log p(x | y), (B,) int64."""
-    return model.class_log_likelihoods(x).argmax(1)
 
 
 def class_posterior(model: RowModel, image, rows: int) -> np.ndarray:
@@ -79,14 +65,14 @@ def line_log_likelihoods(model: RowModel, images, y=None) -> torch.Tensor:
     """log p(line t | lines < t, y) of binary ``images`` (B, H, W) for every class y, (B, C, H) nats
     (C = 1 for an unconditional model, or when ``y`` gives each image's class), line t being step
     t of the model's scan order. Summed over t it is ``class_log_likelihoods``."""
-    x = _images(images).to(model.positions)
+    x = as_images(images).to(model.positions)
     B, C = x.shape[0], model.config.num_classes
     if model.config.latent:
         raise ValueError("a VAE's lines depend on z: read it with trace_images")
     if C and y is None:
         xs, ys = x.repeat_interleave(C, dim=0), torch.arange(C, device=x.device).repeat(B)
     else:
-        xs, ys, C = x, (model._labels(y, B, x.device) if C else None), 1
+        xs, ys, C = x, (model.labels_for(y, B, x.device) if C else None), 1
     lines = model.to_order(xs)
     bits = torch.nn.functional.binary_cross_entropy_with_logits(model.line_logits(lines, ys), lines, reduction="none")
     return -bits.sum(-1).view(B, C, -1)
@@ -100,30 +86,6 @@ def marginal_line_nll(model: RowModel, images) -> np.ndarray:
     ll = line_log_likelihoods(model, images).double()  # (B, C, H)
     prefix = torch.logsumexp(ll.cumsum(-1), dim=1) - np.log(ll.shape[1])  # log p(lines <= t), (B, H)
     return -torch.diff(prefix, dim=-1, prepend=torch.zeros_like(prefix[:, :1])).numpy()
-
-
-@torch.no_grad()
-def conditioning(model: RowModel, x: torch.Tensor, y=None, z=None) -> tuple[torch.Tensor | None,
-                                                                               torch.Tensor | None, str | None]:
-    """(labels, z, where the labels came from) to read images ``x`` with; see the module docstring."""
-    labels, source = None, None
-    if model.config.num_classes:
-        if y is None:
-            labels, source = model_labels(model, x), "model argmax p(x|y)"
-        else:
-            labels, source = model._labels(y, x.shape[0], x.device), "given"
-    elif y is not None:
-        raise ValueError("this model is unconditional: it takes no label y")
-    if model.config.latent and z is None:
-        z = model.encode(x)[0]
-    return labels, model._latents(z, x.shape[0], x.device), source
-
-
-def _layer_index(model: RowModel, layer: int) -> int:
-    n = model.config.layers
-    if not -n <= layer < n:
-        raise ValueError(f"layer must be in [{-n}, {n - 1}], got {layer}")
-    return layer % n
 
 
 # ---- gate saturation ---------------------------------------------------------------------------
@@ -147,9 +109,9 @@ def gate_saturation(model: RowModel, images, y=None, layer: int = -1, low: float
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     c = model.config
-    k = _layer_index(model, layer)
+    k = layer_index(model, layer)
     gates = GATES[c.cell]
-    x = _images(images).to(model.positions.device)
+    x = as_images(images).to(model.positions.device)
     labels, zs, source = conditioning(model, x, y, z) if gates else (None, None, None)
     count_low = {g: torch.zeros(c.hidden, dtype=torch.float64) for g in gates}
     count_high = {g: torch.zeros(c.hidden, dtype=torch.float64) for g in gates}
@@ -234,7 +196,7 @@ def forcing_comparison(model: RowModel, image, y=None, seed: int = 0, temperatur
 
     ``keep_rows = H`` makes the free run a teacher-forced one (both runs then agree exactly). See
     the module docstring for the label and z used when ``y`` / ``z`` are not given."""
-    x = _images(image)
+    x = as_images(image)
     if x.shape[0] != 1:
         raise ValueError(f"give one image (H, W), got {x.shape[0]}")
     H = model.config.height
@@ -253,18 +215,3 @@ def forcing_comparison(model: RowModel, image, y=None, seed: int = 0, temperatur
         c_distance=state_distance(forced, free, "c") if model.config.cell == "lstm" else None,
         row_mismatch=mismatch, first_diff_row=int(rows[0]) if rows.size else None, keep_rows=keep_rows,
         seed=int(seed), temperature=float(temperature), labels=source)
-
-
-# ---- what the units do ------------------------------------------------------------------------
-# Unit order, inspector, pattern search, memory reach and timescales live in rnnviz/units.py (which
-# builds on this module); they are importable from here too, e.g. rnnviz.analysis.memory_reach.
-UNIT_ANALYSES = ("unit_order", "order_from_states", "unit_profile", "UnitProfile", "activity_map",
-                 "pattern_search", "PatternMatch", "memory_reach", "reach_by_distance", "timescales",
-                 "keep_factors", "timescale_from_keep", "KEEP")
-
-
-def __getattr__(name: str):
-    if name in UNIT_ANALYSES:  # imported on first use: rnnviz.units imports this module
-        from . import units
-        return getattr(units, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

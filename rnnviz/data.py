@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("mnist", "fashionmnist", "kmnist")
+# name -> torchvision's class for it, which is also the folder it keeps the files in
+TORCHVISION = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}
+DATASETS = tuple(TORCHVISION)
 DEFAULT_EVAL_SEED = 0
 
 
@@ -61,7 +63,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> Split:
     import torchvision.datasets as tvd
 
-    cls = {"mnist": tvd.MNIST, "fashionmnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST}[name]
+    cls = getattr(tvd, TORCHVISION[name])
     ds = cls(root=str(root), train=train, download=download)
     return Split(ds.data.to(torch.uint8).clone(), ds.targets.long().clone())
 
@@ -141,7 +143,7 @@ def load_dataset(name: str = "mnist", root: str | os.PathLike | None = None,
 
 
 def cls_dir(key: str) -> str:
-    return {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}[key]
+    return TORCHVISION[key]
 
 
 def hold_out(split: Split, n: int, seed: int) -> tuple[Split, Split]:

@@ -131,7 +131,7 @@ def report_mixture(result: dict, source) -> dict:
 def main(argv=None):
     from .checkpoint import CheckpointError
     from .mixture import is_mixture_file, load_mixture, mixture_of_checkpoints
-    from .sample import cli_state
+    from .cli import cli_state
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, action="append",

@@ -52,8 +52,8 @@ from PIL import Image, ImageDraw, ImageFont
 from .render import (BLUE_WHITE_RED, FUTURE, INFERNO, KEPT_INK, KEPT_PAPER, VIRIDIS, Scale, canvas_rgb,
                      colorize, grid_image, lut, state_scale, unit_grid_shape, units_to_grid, upscale)
 from .cells import DESCRIPTIONS, STATE_NAMES
+from .cli import check_output, cli_model
 from .model import RowModel
-from .sample import cli_model
 from .trace import Trace, sample_traces
 
 FORMAT, VERSION = "rnnviz-trace", 1
@@ -273,10 +273,10 @@ def load_trace_npz(path: str | os.PathLike) -> Trace:
 
 # ---- sample grid -------------------------------------------------------------------------------
 def sample_grid_png(model: RowModel, path: str | os.PathLike, digit: int | None = None, n: int = 10,
-                    temperature: float = 1.0, seed: int = 0, scale: int = 4) -> Path:
-    """Sample and tile a grid as ``python -m rnnviz.sample`` does: for a class-conditional model
-    one row of ``n`` per class, or ``n`` of ``digit``; for other models ``n`` samples, 10 per row.
-    Returns the path of the PNG."""
+                    temperature: float = 1.0, seed: int = 0, scale: int = 4, any_class: bool = False) -> Path:
+    """Sample and tile a grid (what ``python -m rnnviz.sample`` writes): for a class-conditional model
+    one row of ``n`` per class, or ``n`` of ``digit``, or with ``any_class`` ``n`` of classes drawn at
+    random; for other models ``n`` samples, 10 per row. Returns the path of the PNG."""
     C = model.config.num_classes
     if digit is not None and not (C and 0 <= digit < C):
         raise ValueError(f"digit must be in [0, {C - 1}]" if C else "this model is unconditional: no digit")
@@ -286,7 +286,7 @@ def sample_grid_png(model: RowModel, path: str | os.PathLike, digit: int | None 
         raise ValueError(f"scale must be an integer in [1, 32], got {scale!r}")
     if digit is not None:
         labels, cols = torch.full((n,), digit), min(n, 10)
-    elif C:
+    elif C and not any_class:
         labels, cols = torch.arange(C).repeat_interleave(n), n
     else:
         labels, cols = None, min(n, 10)
@@ -297,18 +297,6 @@ def sample_grid_png(model: RowModel, path: str | os.PathLike, digit: int | None 
 
 
 # ---- command line ------------------------------------------------------------------------------
-def _check_output(path: str, flag: str) -> None:
-    """Fail before any work when ``path`` cannot be written."""
-    p = Path(path)
-    if p.is_dir():
-        raise SystemExit(f"error: {flag} {path} is a folder; give a file name")
-    folder = p.resolve().parent
-    if not folder.is_dir():
-        raise SystemExit(f"error: {flag} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise SystemExit(f"error: {flag} {path}: not writable")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -330,7 +318,7 @@ def main(argv=None):
         raise SystemExit("error: nothing to write: give --gif, --npz and/or --grid")
     for p, flag in outputs:
         if p:
-            _check_output(p, flag)
+            check_output(p, flag)
     model = cli_model(args.checkpoint, args.digit)
     names = None if args.names is None else tuple(s.strip() for s in args.names.split(",") if s.strip())
     try:

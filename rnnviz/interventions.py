@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import cells
-from .model import ModelConfig, RowModel
+from .model import CELLS, ModelConfig, RowModel
 from .trace import Trace, sample_traces
 
 # The values a gate or state can take: sigmoid gates lie in [0, 1], tanh ones (and h) in [-1, 1];
@@ -306,12 +306,12 @@ PRESETS: dict[str, Preset] = {
     "ignore old state (r = 0)": Preset(
         (("r", 0.0),), ("gru",), "the candidate n is computed from the input alone"),
     "zero hidden units (h = 0)": Preset(
-        (("h", 0.0),), ("lstm", "gru", "rnn"), "the chosen units are silenced: they pass on 0"),
+        (("h", 0.0),), tuple(CELLS), "the chosen units are silenced: they pass on 0"),
     "fix hidden units (h = value)": Preset(
-        (("h", None),), ("lstm", "gru", "rnn"), "the chosen units pass on a value you choose, in [-1, 1]"),
+        (("h", None),), tuple(CELLS), "the chosen units pass on a value you choose, in [-1, 1]"),
 }
 
 
 def presets_for(cell: str) -> dict[str, Preset]:
-    """The presets that apply to a cell ("lstm", "gru" or "rnn")."""
+    """The presets that apply to a cell (one of ``model.CELLS``)."""
     return {label: p for label, p in PRESETS.items() if cell in p.cells}

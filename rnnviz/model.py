@@ -3,7 +3,7 @@
 One timestep per image row. At step t the recurrent layers read the previous row (zeros at t=0),
 a one-hot of the row index and a one-hot of the class, and a masked autoregressive head predicts
 the W pixels of row t as Bernoulli logits: pixel j sees the top layer's hidden state, the row above
-and pixels 0..j-1 of its own row (a MADE layer, Germain et al. 2015). So
+and pixels 0..j-1 of its own row (a MADE layer, Germain et al. 2015; ``rnnviz.head``). So
 
     log p(x | y) = sum_t sum_j log Bernoulli(x[t, j] | head(h_t, x[t-1], x[t, :j]))
 
@@ -25,13 +25,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import cells
-from .rules import ORDER_NAMES, ORDERS  # noqa: F401  (the 8 scan orders; re-exported)
+from .head import MaskedRowHead
+from .rules import MODEL_BOUNDS, ORDER_NAMES, ORDERS  # noqa: F401  (the 8 scan orders; re-exported)
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -69,8 +69,7 @@ class ModelConfig:
         problems = []
         if self.cell not in CELLS:
             problems.append(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
-        for name, lo, hi in [("hidden", 1, 4096), ("layers", 1, 8), ("num_classes", 0, 1000),
-                             ("head_hidden", 1, 8192), ("height", 1, 512), ("width", 2, 512), ("latent", 0, 1024)]:
+        for name, (lo, hi) in MODEL_BOUNDS.items():
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 problems.append(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
@@ -126,95 +125,6 @@ class Encoder(nn.Module):
         return mu, logvar.clamp(-12.0, 8.0)
 
 
-class MaskedRowHead(nn.Module):
-    """Autoregressive Bernoulli logits for one row of W pixels, given a context vector.
-
-    Hidden unit k has degree m_k = k mod W and sees pixels d < m_k; output j sees hidden units with
-    m_k <= j and, through a direct connection, pixels d < j. The context (recurrent state and the
-    row above) reaches every hidden unit and every output.
-    """
-
-    def __init__(self, context: int, width: int, hidden: int):
-        super().__init__()
-        self.width = width
-        self.ctx_to_hid = nn.Linear(context, hidden)
-        self.ctx_to_out = nn.Linear(context, width)
-        self.pix_to_hid = nn.Parameter(torch.empty(hidden, width))
-        self.hid_to_out = nn.Parameter(torch.empty(width, hidden))
-        self.pix_to_out = nn.Parameter(torch.zeros(width, width))
-        nn.init.kaiming_uniform_(self.pix_to_hid, a=math.sqrt(5))
-        nn.init.kaiming_uniform_(self.hid_to_out, a=math.sqrt(5))
-        degree = torch.arange(hidden) % width
-        pix = torch.arange(width)
-        self.register_buffer("mask_in", (pix[None, :] < degree[:, None]).float(), persistent=False)
-        self.register_buffer("mask_out", (degree[None, :] <= pix[:, None]).float(), persistent=False)
-        self.register_buffer("mask_direct", (pix[None, :] < pix[:, None]).float(), persistent=False)
-
-    def masked_weights(self) -> tuple[Tensor, Tensor, Tensor]:
-        return (self.pix_to_hid * self.mask_in, self.hid_to_out * self.mask_out,
-                self.pix_to_out * self.mask_direct)
-
-    def context(self, ctx: Tensor) -> tuple[Tensor, Tensor]:
-        """The context's share of the hidden pre-activations and of the logits (fixed per row)."""
-        return self.ctx_to_hid(ctx), self.ctx_to_out(ctx)
-
-    def logits(self, context: tuple[Tensor, Tensor], row: Tensor, masked: tuple, dropout: float = 0.0) -> Tensor:
-        """Logits of every pixel of ``row`` given the row's ``context`` and ``masked_weights()``;
-        ``dropout`` > 0 (training only) drops hidden units."""
-        to_hid, to_out = context
-        w_in, w_out, w_direct = masked
-        hid = F.relu(to_hid + row @ w_in.T)
-        if dropout:
-            hid = F.dropout(hid, dropout, training=True)
-        return to_out + hid @ w_out.T + row @ w_direct.T
-
-    def forward(self, ctx: Tensor, row: Tensor, masked: tuple | None = None, dropout: float = 0.0) -> Tensor:
-        """Logits for every pixel of ``row`` (..., W) given ``ctx`` (..., K), teacher forced.
-        ``masked``: ``masked_weights()`` computed once by a caller that evaluates the head often."""
-        return self.logits(self.context(ctx), row, masked if masked is not None else self.masked_weights(), dropout)
-
-    @torch.no_grad()
-    def sample(self, ctx: Tensor, uniforms: Tensor, temperature: float,
-               masked: tuple | None = None) -> tuple[Tensor, Tensor]:
-        """Sample a row: pixel j is 1 where ``uniforms[:, j] < p_j``, p_j given pixels 0..j-1.
-
-        Returns (row, p) with p the (tempered) probabilities the pixels were drawn with.
-
-        Exact and fast (a fixed-point iteration with the noise held fixed): evaluate the head on a
-        guess of the whole row and draw every undecided pixel from the result. Up to the first
-        pixel whose draw differs from its guess, every probability was computed from the right
-        prefix, so those pixels and the first differing one are final; the rest take their new
-        draws as the next guess. A row costs 1 + (number of wrong guesses) head evaluations
-        instead of W, each one ``logits`` itself. The bookkeeping between evaluations is index
-        work on a few dozen numbers, done in NumPy (a PyTorch op costs more to dispatch).
-        """
-        masked = masked if masked is not None else self.masked_weights()
-        context = self.context(ctx)
-        device = ctx.device
-        B, W = uniforms.shape
-        u = uniforms.float().cpu().numpy()
-        row = np.zeros((B, W), np.float32)  # final before ``pos``, a guess from ``pos`` on
-        row_t = torch.from_numpy(row)  # shares memory with ``row`` on the CPU
-        probs = np.zeros((B, W), np.float32)
-        cols = np.arange(W)
-        pos = np.zeros(B, np.int64)  # first undecided pixel of each row
-        while (pos < W).any():
-            logits = self.logits(context, row_t.to(device), masked)
-            if temperature > 0:
-                p = torch.sigmoid(logits / temperature).float().cpu().numpy()
-            else:
-                p = (logits > 0).float().cpu().numpy()
-            draws = (u < p).astype(np.float32)
-            undecided = cols >= pos[:, None]
-            wrong = undecided & (draws != row)
-            first = np.where(wrong.any(1), wrong.argmax(1), W)  # first wrong guess, or W if none
-            now = undecided & (cols <= first[:, None])
-            probs[now] = p[now]
-            row[undecided] = draws[undecided]
-            pos = first + 1
-        return torch.from_numpy(row).to(device), torch.from_numpy(probs).to(device)
-
-
 class RowModel(nn.Module):
     """p(image | class) as a recurrent model over rows with a masked row head."""
 
@@ -243,7 +153,7 @@ class RowModel(nn.Module):
         self.rnn.dropout = float(p) if self.config.layers > 1 else 0.0
 
     # ---- inputs -------------------------------------------------------------------------------
-    def _labels(self, y, n: int, device) -> Tensor | None:
+    def labels_for(self, y, n: int, device) -> Tensor | None:
         """Class indices (n,) as a tensor, or None for an unconditional model."""
         if self.config.num_classes == 0:
             return None
@@ -258,7 +168,7 @@ class RowModel(nn.Module):
             raise ValueError(f"labels must be in [0, {self.config.num_classes - 1}]")
         return y
 
-    def _latents(self, z, n: int, device) -> Tensor | None:
+    def latents_for(self, z, n: int, device) -> Tensor | None:
         """z (n, latent) as a tensor, or None for a model without an encoder."""
         if not self.config.latent:
             if z is not None:
@@ -319,8 +229,8 @@ class RowModel(nn.Module):
 
     def line_logits(self, x: Tensor, y=None, z=None) -> Tensor:
         """Bernoulli logits (B, H, W) for lines ``x`` (B, H, W) already in the model's scan order."""
-        y = self._labels(y, x.shape[0], x.device)
-        z = self._latents(z, x.shape[0], x.device)
+        y = self.labels_for(y, x.shape[0], x.device)
+        z = self.latents_for(z, x.shape[0], x.device)
         prev = self.shift_rows(x)
         out, _ = self.rnn(self.step_inputs(prev, y, z))
         p = self.dropout if self.training else 0.0
@@ -449,12 +359,12 @@ class RowModel(nn.Module):
         labels = None
         if c.num_classes:
             labels = (torch.randint(c.num_classes, (n,), generator=gen) if y is None
-                      else self._labels(y, n, "cpu"))
+                      else self.labels_for(y, n, "cpu"))
             labels = labels.to(device)
         latents = None
         if c.latent:  # the prior draw is always taken, so a given z leaves the pixel noise unchanged
             prior = torch.randn(n, c.latent, generator=gen)
-            latents = self._latents(prior if z is None else z, n, device)
+            latents = self.latents_for(prior if z is None else z, n, device)
         elif z is not None:
             raise ValueError("this model has no latent z (latent=0)")
         uniforms = torch.rand(n, c.height, c.width, generator=gen).to(device)
@@ -517,7 +427,7 @@ class RowModel(nn.Module):
                     dst[new_rows] = 0.0  # an old unit does not hear the new units (of this layer or below)
                     dst[new_rows, :src.shape[1]] = src[old_rows]
         # the head reads [top hidden state | row above]: new state columns are zero, the row moves
-        ho, hn, w = c.head_hidden, new.head_hidden, c.width
+        ho, hn = c.head_hidden, new.head_hidden
         for name in ("ctx_to_hid", "ctx_to_out"):
             src, dst = getattr(self.head, name), getattr(grown.head, name)
             rows = slice(0, src.weight.shape[0])

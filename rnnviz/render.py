@@ -134,20 +134,20 @@ def _fill(rgb: np.ndarray, rows: slice, mask: np.ndarray, on, off):
 
 
 def canvas_rgb(trace: Trace, step: int) -> np.ndarray:
-    """The canvas while row ``step`` is drawn, (H, W, 3) uint8: rows before it as drawn (rows kept
-    from a given image in blue), row ``step`` as the probabilities the head gave (inferno), later
-    rows empty. ``step == H`` shows the finished image."""
-    H, W = trace.image.shape
-    step = int(np.clip(step, 0, H))
-    rgb = np.empty((H, W, 3), np.uint8)
+    """The canvas while line ``step`` of the model's scan order is drawn (a row for "rows"), (H, W, 3)
+    uint8 at the image's pixels: lines before it as drawn (lines kept from a given image in blue),
+    line ``step`` as the probabilities the head gave (inferno), later lines empty. ``step == steps``
+    shows the finished image."""
+    step = int(np.clip(step, 0, trace.steps))
+    ink, probs = trace.lines(trace.image).astype(bool), trace.lines(trace.probs)
+    rgb = np.empty(ink.shape + (3,), np.uint8)
     rgb[:] = FUTURE
-    ink = trace.image.astype(bool)
     kept = min(trace.keep_rows, step)
     _fill(rgb, slice(0, kept), ink[:kept], KEPT_INK, KEPT_PAPER)
     _fill(rgb, slice(kept, step), ink[kept:step], INK, PAPER)
-    if step < H:
-        rgb[step] = colorize(trace.probs[step], PROB_SCALE)
-    return rgb
+    if step < trace.steps:
+        rgb[step] = colorize(probs[step], PROB_SCALE)
+    return np.moveaxis(trace.from_lines(np.moveaxis(rgb, -1, 0)), 0, -1)  # each colour channel as an image
 
 
 def image_rgb(trace: Trace) -> np.ndarray:

@@ -10,34 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from .checkpoint import CLI_LIMITS, CheckpointError, load_state
-from .render import grid_image
-
-
-def cli_state(checkpoint: str):
-    """(model, metadata) of ``checkpoint`` for a command-line tool, within the command line's limits
-    (``CLI_LIMITS``, checked from the header before anything is allocated); a bad file exits with
-    a one-line message naming the problem, no traceback."""
-    try:
-        model, meta = load_state(checkpoint, limits=CLI_LIMITS)
-    except CheckpointError as e:
-        raise SystemExit(f"error: {e}")
-    except (MemoryError, RuntimeError) as e:  # a model inside the limits that this machine cannot hold
-        raise SystemExit(f"error: {checkpoint}: not enough memory to load the model ({str(e)[:200]})")
-    return model, meta
-
-
-def cli_model(checkpoint: str, digit: int | None):
-    """The model of ``checkpoint`` for a command-line tool, checked against ``--digit``; a bad file
-    or digit exits with the message (no traceback)."""
-    model, _ = cli_state(checkpoint)
-    C = model.config.num_classes
-    if digit is not None and not (C and 0 <= digit < C):
-        raise SystemExit(f"error: --digit must be in [0, {C - 1}]" if C else
-                         "error: the model is unconditional: drop --digit")
-    return model
+from .cli import check_output, cli_model
+from .export import sample_grid_png
 
 
 def main(argv=None):
@@ -51,22 +25,19 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=int, default=4)
     args = ap.parse_args(argv)
+    check_output(args.out, "--out")
     model = cli_model(args.checkpoint, args.digit)
-    C = model.config.num_classes
     if not 1 <= args.n <= 1000:
         raise SystemExit("error: --n must be in [1, 1000]")
-    if args.digit is not None:
-        labels, cols = torch.full((args.n,), args.digit), min(args.n, 10)
-    elif args.any or not C:
-        labels, cols = None, min(args.n, 10)
-    else:
-        labels, cols = torch.arange(C).repeat_interleave(args.n), args.n
-    n = args.n if labels is None else len(labels)
+    C = model.config.num_classes
+    n = args.n * C if C and args.digit is None and not args.any else args.n
     try:
-        s = model.sample(n, y=labels, temperature=args.temperature, seed=args.seed)
+        sample_grid_png(model, args.out, digit=args.digit, n=args.n, temperature=args.temperature, seed=args.seed,
+                        scale=args.scale, any_class=args.any)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
-    grid_image(s.images.numpy(), cols, args.scale).save(args.out)
+    except OSError as e:
+        raise SystemExit(f"error: cannot write: {e}")
     print(f"wrote {args.out}: {n} samples, temperature {args.temperature}, seed {args.seed}")
 
 

@@ -78,17 +78,6 @@ class Trace:
             mask[step] = True
         return self.from_lines(mask)
 
-    def canvas(self, step: int) -> np.ndarray:
-        """What the image looks like while line ``step`` is being drawn: lines before it as drawn,
-        line ``step`` as the head's probabilities, later lines empty, at their pixels in the image.
-        (H, W) float32 in [0, 1]."""
-        image, probs = self.lines(self.image), self.lines(self.probs)
-        out = np.zeros(image.shape, np.float32)
-        out[:step] = image[:step]
-        if step < self.steps:
-            out[step] = probs[step]
-        return self.from_lines(out)
-
 
 def _np_order(a, order: str, fn) -> np.ndarray:
     """``to_order`` / ``from_order`` on a NumPy array (a copy, contiguous)."""
@@ -167,10 +156,10 @@ def trace_images(model: RowModel, images, y=None, z=None, clamps=None) -> list[T
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
     if x.dim() == 2:
         x = x[None]
-    labels = model._labels(y, x.shape[0], x.device)
+    labels = model.labels_for(y, x.shape[0], x.device)
     if model.config.latent and z is None:
         z = model.encode(x)[0]
-    z = model._latents(z, x.shape[0], x.device)
+    z = model.latents_for(z, x.shape[0], x.device)
     lines = model.to_order(x)  # step t reads line t - 1 of the model's order
     states = cells.unroll(model.rnn, model.step_inputs(model.shift_rows(lines), labels, z), clamps)
     return _to_traces(model, x, labels, None, states, 1.0, None, 0, "image", z)

@@ -1,9 +1,9 @@
 """What the hidden units do: an order that shows structure, a unit inspector, a pattern search,
-memory reach (connectivity) and per-unit timescales. Re-exported by ``rnnviz.analysis``.
+memory reach (connectivity) and per-unit timescales. Also importable from ``rnnviz.analysis``.
 
 Every function reads test images with teacher forcing (the model sees the true rows, as in the
-test NLL), conditioned as ``rnnviz.analysis.conditioning`` says: the given labels, else each
-image's most likely class argmax_y log p(x | y) (``analysis.model_labels``); a VAE reads z = the
+test NLL), conditioned as ``rnnviz.probes.conditioning`` says: the given labels, else each
+image's most likely class argmax_y log p(x | y) (``probes.model_labels``); a VAE reads z = the
 mean of q(z | x). Step t's state has read rows 0..t-1 (row t - 1 is its input), and the head turns
 it into p(row t).
 
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cells
-from .analysis import GATES, _images, _layer_index, conditioning
+from .probes import GATES, as_images, conditioning, layer_index
 from .model import RowModel, from_order
 from .trace import Trace
 
@@ -64,8 +64,8 @@ class _Read:
 @torch.no_grad()
 def _read(model: RowModel, images, y=None, layer: int = -1, z=None, batch_size: int = 500) -> _Read:
     """Teacher-forced states of one layer over ``images``, with the conditioning used."""
-    k = _layer_index(model, layer)
-    x = _images(images).to(model.positions)  # the model's device and dtype
+    k = layer_index(model, layer)
+    x = as_images(images).to(model.positions)  # the model's device and dtype
     if x.shape[0] == 0:
         raise ValueError("images is empty: give at least one (H, W) image")
     labels, zs, source = conditioning(model, x, y, z)
@@ -303,7 +303,7 @@ def pattern_search(trace_or_states, steps: tuple[int, int], threshold: float, mo
     elif (model is None) != (images is None):
         raise ValueError("give both model and images to match the pattern on test digits (or neither)")
     if model is not None:
-        layer = _layer_index(model, layer)
+        layer = layer_index(model, layer)
     elif isinstance(trace_or_states, Trace):
         layer = layer % len(trace_or_states.layers)
     return PatternMatch((a, b), float(threshold), name, layer, units, sel, on, matched, score, ranking, labels)
@@ -375,7 +375,7 @@ def memory_reach(model: RowModel, images, y=None, z=None, batch_size: int = 250)
     """
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    x = _images(images).to(model.positions)  # the model's device and dtype
+    x = as_images(images).to(model.positions)  # the model's device and dtype
     if x.shape[0] == 0:
         raise ValueError("images is empty: give at least one (H, W) image")
     labels, zs, _ = conditioning(model, x, y, z)

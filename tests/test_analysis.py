@@ -40,7 +40,7 @@ def data():
 def direct_counts(model, x, y, layer, low, high):
     """Count saturated (image, step) pairs straight from the unrolled gates, in NumPy."""
     with torch.no_grad():
-        states = unroll(model.rnn, model.step_inputs(model.shift_rows(x), model._labels(y, len(x), "cpu")))[layer]
+        states = unroll(model.rnn, model.step_inputs(model.shift_rows(x), model.labels_for(y, len(x), "cpu")))[layer]
     out = {}
     for g in GATES[model.config.cell]:
         a = states[g].numpy()  # (B, T, hidden)

@@ -210,3 +210,25 @@ def test_checkpoints_record_the_cpu_model_where_the_os_names_it():
              if line.startswith("model name")] if os.path.exists("/proc/cpuinfo") else []
     if names and names[0]:
         assert cpu_model() == names[0][:100] and env["cpu"] == names[0][:100]
+
+
+@pytest.mark.parametrize("over", [1, 100])
+def test_a_header_length_past_the_end_of_the_file_is_refused_for_that_reason(tmp_path, over):
+    """The 8-byte header length says more bytes than the file holds, though under every header-size
+    limit: the refusal names the header length against the file size (not a truncated JSON or a
+    negative data section, which is what a reader that skipped the check would run into next)."""
+    from rnnviz.checkpoint import APP_LIMITS, CLI_LIMITS, read_header
+
+    raw = json.dumps({"__metadata__": {"format": "rnnviz", "format_version": "1"}}).encode()
+    exact = tmp_path / "exact.safetensors"
+    exact.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    assert read_header(exact) == json.loads(raw)  # the same bytes with the right length are a header
+    path = tmp_path / "long.safetensors"
+    n = len(raw) + over
+    path.write_bytes(struct.pack("<Q", n) + raw)
+    size = 8 + len(raw)
+    assert n <= min(CLI_LIMITS.header_bytes, APP_LIMITS.header_bytes)
+    for limits in (CLI_LIMITS, APP_LIMITS):
+        with pytest.raises(CheckpointError) as e:
+            load_state(path, limits=limits)
+        assert str(e.value) == f"{path}: not a safetensors file (header claims {n} bytes, file has {size})"

@@ -263,3 +263,27 @@ def test_presets_fit_their_cells():
         for preset in other:
             with pytest.raises(ValueError, match=f"a {cell} cell has no"):
                 schedule(model, preset.make(4))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_every_preset_holds_its_gate_at_its_value_on_the_intervened_steps(cell):
+    """Each preset, on each cell it applies to, read from the intervened run's trace: the gate or state
+    it names holds the preset's value on every intervened step (of the chosen units and layer) and not
+    on the step before, over an open range (start on) and a closed one (start..stop-1)."""
+    model = make_model(cell, layers=2)
+    value = 0.375  # for a preset whose value is chosen (h = value)
+    assert presets_for(cell)
+    for label, preset in presets_for(cell).items():
+        needs = None if all(v is not None for _, v in preset.clamps) else value
+        for start, stop, units, layer in ((6, None, None, -1), (9, 17, (1, 4, 30), 0)):
+            comp = intervene(model, preset.make(start, stop, units=units, layer=layer, value=needs), y=4, seed=2)
+            steps = range(start, stop or model.config.height)
+            chosen = list(units) if units is not None else slice(None)
+            for name, v in preset.clamps:
+                held = comp.intervened.state(name, layer)[:, chosen]
+                want = value if v is None else v
+                for t in steps:
+                    assert (held[t] == want).all(), f"{label}: {name} at step {t} is not {want}"
+                assert not (held[start - 1] == want).all(), f"{label}: {name} already {want} before step {start}"
+                if stop is not None:
+                    assert not (held[stop] == want).all(), f"{label}: {name} still {want} after step {stop - 1}"

@@ -7,7 +7,14 @@ import torch
 from rnnviz import ModelConfig, RowModel, cells, sample_traces, trace_images
 from rnnviz.analysis import forcing_comparison, gate_saturation
 from rnnviz.model import ORDERS, from_order, to_order
+from rnnviz.render import FUTURE, INK, PAPER, PROB_SCALE, canvas_rgb, colorize
 from rnnviz.units import keep_factors, memory_reach, unit_profile
+
+
+
+def drawn(image: np.ndarray) -> np.ndarray:
+    """The canvas colours (``render.canvas_rgb``) of pixels already drawn: ink or paper, (..., 3)."""
+    return np.where(image[..., None].astype(bool), np.array(INK, np.uint8), np.array(PAPER, np.uint8))
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -65,10 +72,10 @@ def test_trace_shapes_and_canvas():
     assert t.temperature == 0.7 and t.seed == 0
     for name in ("i", "f", "o"):
         assert ((t.layers[0][name] >= 0) & (t.layers[0][name] <= 1)).all()
-    canvas = t.canvas(10)
-    np.testing.assert_array_equal(canvas[:10], t.image[:10])
-    np.testing.assert_allclose(canvas[10], t.probs[10])
-    assert not canvas[11:].any()
+    canvas = canvas_rgb(t, 10)
+    np.testing.assert_array_equal(canvas[:10], drawn(t.image[:10]))
+    np.testing.assert_array_equal(canvas[10], colorize(t.probs[10], PROB_SCALE))
+    assert (canvas[11:] == FUTURE).all()
 
 
 # ---- scan orders ------------------------------------------------------------------------------------
@@ -116,14 +123,14 @@ def test_trace_of_a_sample_in_every_order(order):
         np.testing.assert_allclose(s.row_nll, q.row_nll, atol=1e-4)  # per line
         assert abs(s.nll - nll[b].item()) < 1e-4 and abs(r.nll - nll[b].item()) < 1e-4
         # The canvas fills line by line at the order's pixels; the last step shows the image.
-        np.testing.assert_array_equal(s.canvas(s.steps), s.image)
+        np.testing.assert_array_equal(canvas_rgb(s, s.steps), drawn(s.image))
         for t in (0, 2, 4):
-            c, mask = s.canvas(t), s.line_mask(t)
+            c, mask = canvas_rgb(s, t), s.line_mask(t)
             assert mask.sum() == 5 and np.array_equal(s.lines(mask)[t], np.ones(5, bool))
-            np.testing.assert_allclose(c[mask], s.probs[mask])
+            np.testing.assert_array_equal(c[mask], colorize(s.probs, PROB_SCALE)[mask])
             done = s.from_lines(np.arange(5)[:, None].repeat(5, 1) < t)
-            np.testing.assert_array_equal(c[done], s.image[done])
-            assert not c[~done & ~mask].any()
+            np.testing.assert_array_equal(c[done], drawn(s.image)[done])
+            assert (c[~done & ~mask] == FUTURE).all()
 
 
 def test_trace_canvas_of_a_column_order_fills_columns():
@@ -131,10 +138,10 @@ def test_trace_canvas_of_a_column_order_fills_columns():
     (t,) = sample_traces(model, n=1, y=1, seed=0)
     mask = t.line_mask(0)
     assert mask[:, -1].all() and mask.sum() == 5  # the first line is the rightmost column
-    c = t.canvas(2)
-    np.testing.assert_array_equal(c[:, 3:], t.image[:, 3:])
-    np.testing.assert_allclose(c[:, 2], t.probs[:, 2])
-    assert not c[:, :2].any()
+    c = canvas_rgb(t, 2)
+    np.testing.assert_array_equal(c[:, 3:], drawn(t.image[:, 3:]))
+    np.testing.assert_array_equal(c[:, 2], colorize(t.probs[:, 2], PROB_SCALE))
+    assert (c[:, :2] == FUTURE).all()
     assert abs(t.lines(t.image)[0] - t.image[:, -1]).sum() == 0
 
 

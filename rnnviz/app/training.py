@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import ModelConfig
+from ..model import CELLS
 from ..checkpoint import APP_LIMITS, parameter_count
 from ..data import DATASETS, DataNotFoundError, cls_dir, data_root, load_dataset
 from ..metrics_log import metrics_log_path, read_metrics_log
@@ -42,10 +43,12 @@ class Run:
     dataset: str
 
 
-# limits of what the page (or the API) may ask for; the model must also fit APP_LIMITS (the explorer's
-# own loading budget), so that every run can be shown once it is saved
-TRAIN_LIMITS = {"hidden": (8, 1024), "layers": (1, 4), "lr": (1e-5, 0.05), "batch_size": (8, 512),
-                "minutes": (0.05, 120.0), "dropout": (0.0, 0.6)}
+# limits of what the page (or the API) may ask for, name -> (lo, hi): the Train tab's widgets take their
+# ranges from here (TrainingService.limits). The model must also fit APP_LIMITS (the explorer's own
+# loading budget, whose hidden and layer caps these read), so that every run can be shown once it is saved
+TRAIN_LIMITS = {"hidden": (8, APP_LIMITS.hidden), "layers": (1, APP_LIMITS.layers), "lr": (1e-5, 0.05),
+                "batch_size": (8, 512), "minutes": (0.05, 120.0), "dropout": (0.0, 0.6)}
+HEAD_HIDDEN = ModelConfig.head_hidden  # a run's row head: 2 units per hidden unit, at most the model's default
 EMA_DECAY = 0.999  # the weight averaging the Train tab's checkbox turns on (TrainConfig.ema)
 MAX_RUNS = 8  # finished or stopped runs kept in the runs folder, the oldest removed first
 MAX_RUN_BYTES = 400 * 2**20  # their checkpoints and logs together
@@ -80,7 +83,7 @@ class TrainingService:
     # datasets
     def dataset_choices(self) -> list[str]:
         out = [self.default_dataset]
-        for name in ("mnist", "fashionmnist", "kmnist"):
+        for name in DATASETS:
             if name not in out:
                 out.append(name)
         return out
@@ -177,11 +180,9 @@ class TrainingService:
         inputs.InputError."""
         if not self.enabled:
             raise TrainingRefused(self.disabled_reason or "training is disabled on this server")
-        if not isinstance(cell, (str, type(None))):
-            raise inputs.InputError(f"cell must be lstm, gru or rnn; got {inputs.short(cell)}")
-        cell = str(cell or "").lower()
-        if cell not in ("lstm", "gru", "rnn"):
-            raise inputs.InputError(f"cell must be lstm, gru or rnn; got {inputs.short(cell)}")
+        if not isinstance(cell, (str, type(None))) or str(cell or "").lower() not in CELLS:
+            raise inputs.InputError(f"cell must be {', '.join(CELLS)}; got {inputs.short(cell)}")
+        cell = str(cell).lower()
         lim = self.limits
         vals = {"hidden": inputs.number("hidden size", hidden, *lim["hidden"], integer=True),
                 "layers": inputs.number("layers", layers, *lim["layers"], integer=True),
@@ -193,7 +194,8 @@ class TrainingService:
             raise inputs.InputError(f"weight averaging must be true or false; got {inputs.short(ema)}")
         notes = [v.note for v in vals.values() if v.note]
         v = {k: c.value for k, c in vals.items()}
-        mc = ModelConfig(cell=cell, hidden=v["hidden"], layers=v["layers"], head_hidden=min(512, 2 * v["hidden"]))
+        mc = ModelConfig(cell=cell, hidden=v["hidden"], layers=v["layers"],
+                         head_hidden=min(HEAD_HIDDEN, 2 * v["hidden"]))
         n = parameter_count(mc)
         if n > APP_LIMITS.parameters:
             raise inputs.InputError(

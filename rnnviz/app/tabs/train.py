@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ...model import CELLS
 from ...render import grid_image
 from .. import components as checked
 from ..components import session_id, warn
 from ..inputs import InputError
-from ..state import Explorer
-from ..training import EMA_DECAY, TRAIN_LIMITS, TrainingRefused
+from ..operations import Explorer
+from ..training import EMA_DECAY, TrainingRefused
 from . import saturation
 
 NAME = "train"
@@ -145,20 +146,21 @@ def build(ex: Explorer, ckpt) -> Handle:
     enabled = tr.enabled
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=260):
-            cell = gr.Radio(["lstm", "gru", "rnn"], value="lstm", label="cell", interactive=enabled)
-            hidden = checked.Slider(16, 512, value=128, step=16, label="hidden units", interactive=enabled,
+            cell = gr.Radio(list(CELLS), value="lstm", label="cell", interactive=enabled)
+            # every range below is the training service's own table (TRAIN_LIMITS): what it checks
+            hidden = checked.Slider(*tr.limits["hidden"], value=128, step=8, label="hidden units", interactive=enabled,
                                     elem_id="train_hidden")
-            layers = checked.Slider(1, 3, value=1, step=1, label="layers", interactive=enabled)
+            layers = checked.Slider(*tr.limits["layers"], value=1, step=1, label="layers", interactive=enabled)
             # no bounds here: the training service clamps it to its limits and says so
             lr = checked.Number(2e-3, label="learning rate", step=5e-4, interactive=enabled)
-            batch = checked.Slider(16, 256, value=64, step=16, label="batch size", interactive=enabled)
-            minutes = checked.Slider(0.1, min(60.0, tr.max_minutes), value=min(5.0, tr.max_minutes), step=0.1,
+            batch = checked.Slider(*tr.limits["batch_size"], value=64, step=8, label="batch size", interactive=enabled)
+            minutes = checked.Slider(*tr.limits["minutes"], value=min(5.0, tr.max_minutes), step=0.05,
                                      label="time budget (minutes)", interactive=enabled, elem_id="train_minutes")
             choices = tr.dataset_choices()
             dataset = gr.Dropdown([(Path(c).name, c) for c in choices], value=choices[0], label="dataset",
                                   interactive=enabled, elem_id="train_dataset")
             with gr.Accordion("regularization (for larger models and longer runs)", open=False):
-                dropout = checked.Slider(0.0, TRAIN_LIMITS["dropout"][1], value=0.0, step=0.05, label="dropout",
+                dropout = checked.Slider(*tr.limits["dropout"], value=0.0, step=0.05, label="dropout",
                                          info="drops this fraction of the recurrent output, of what stacked layers "
                                               "pass on and of the head's hidden units, while training",
                                          interactive=enabled, elem_id="train_dropout")
