@@ -130,7 +130,7 @@ def in_process(ckpts: Path, n: int) -> dict:
     """The same work without HTTP: sampling + tracing + the trace's payload (what a Generate sends)."""
     import numpy as np
 
-    from rnnviz.app.state import Explorer
+    from rnnviz.app.operations import Explorer
     from rnnviz.wire import encode_trace
 
     ex = Explorer(ckpts, tempfile.mkdtemp())

@@ -181,7 +181,7 @@ def main(argv=None):
         raise SystemExit(f"chromium is not at {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
-    from rnnviz.app.state import Explorer
+    from rnnviz.app.operations import Explorer
     from rnnviz.app.training import TrainingService
     from rnnviz.app.ui import build_app, launch_options
 

@@ -49,7 +49,7 @@ def tiny_checkpoints(folder: Path, names=("mnist_lstm", "mnist_gru"), metrics: d
 def served_explorer(tmp: Path, names=("mnist_lstm", "mnist_gru"), metrics: dict | None = None, training=True):
     """The explorer on tiny checkpoints under ``tmp``, served on a free port: yields (url, explorer).
     ``training``: a one-thread service on the fixture dataset; False: training turned off."""
-    from rnnviz.app.state import Explorer
+    from rnnviz.app.operations import Explorer
     from rnnviz.app.training import TrainingService
     from tests.conftest import FIXTURE
 

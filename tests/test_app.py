@@ -13,7 +13,7 @@ from PIL import Image
 from rnnviz import ModelConfig, RowModel, save_checkpoint
 from rnnviz.app import inputs
 from rnnviz.app.registry import Registry
-from rnnviz.app.state import Explorer, Sessions
+from rnnviz.app.operations import Explorer, Sessions
 from rnnviz.app.training import TrainingRefused, TrainingService
 from rnnviz.wire import decode_trace, encode_trace
 from tests.apps import served as serving, tiny_checkpoints
@@ -109,7 +109,6 @@ def test_generate_sends_the_trace_once_at_the_last_step(served):
     """The step view's value is one payload: the trace Python samples for the same model, digit,
     seed and temperature, bit for bit, the behaviour order of its units, and the last step."""
     from rnnviz import sample_traces
-    from rnnviz.app.measurements import unit_studies
     from rnnviz.wire import trace_bytes
 
     ex, client, _ = served
@@ -123,7 +122,7 @@ def test_generate_sends_the_trace_once_at_the_last_step(served):
     (expected,) = sample_traces(ex.model("shipped/mnist_lstm")[1], n=1, y=3, temperature=0.8, seed=4)
     assert_same_trace(col, expected)
     assert col["trace"]["temperature"] == 0.8 and col["trace"]["names"] == ["i", "f", "g", "o", "c", "h"]
-    assert col["unitOrder"] == [unit_studies(ex).order("shipped/mnist_lstm", 0)[2].tolist()] and not col["note"]
+    assert col["unitOrder"] == [ex.unit_studies.order("shipped/mnist_lstm", 0)[2].tolist()] and not col["note"]
     assert sorted(col["unitOrder"][0]) == list(range(32)) and col["unitOrder"][0] != list(range(32))
     v = session_view(ex, client)  # the server keeps what it sent (exports, Units)
     assert v.model_key == "shipped/mnist_lstm" and np.array_equal(v.trace.image, expected.image)
@@ -151,7 +150,6 @@ def test_copy_link_takes_the_step_from_the_page_and_clamps_it(served):
 
 
 def test_layers_of_a_deep_model(served):
-    from rnnviz.app.measurements import unit_studies
 
     ex, client, _ = served
     p = payload_of(generate(client, key="shipped/deep_rnn", digit="any")[1])
@@ -160,7 +158,7 @@ def test_layers_of_a_deep_model(served):
     assert_same_trace(col, session_view(ex, client).trace)
     assert [len(o) for o in col["unitOrder"]] == [16, 16]
     for k in (0, 1):
-        assert col["unitOrder"][k] == unit_studies(ex).order("shipped/deep_rnn", k)[2].tolist()
+        assert col["unitOrder"][k] == ex.unit_studies.order("shipped/deep_rnn", k)[2].tolist()
 
 
 def test_bad_inputs_give_clear_errors(served):
@@ -232,7 +230,7 @@ def test_open_completion_answers_the_payload_itself(served):
 def test_completion_rows_kept_from_the_digit(served):
     ex, client, _ = served
     complete(client, index=8, keep=12, n=2, digit="2")
-    sess = next(iter(s for s in ex.sessions._data.values() if s.completions and s.completions[0].keep_rows == 12))
+    sess = next(iter(s for s in ex.sessions.values() if s.completions and s.completions[0].keep_rows == 12))
     prefix, _ = ex.gallery_binary(8)
     for tr in sess.completions:
         assert (tr.image[:12] == prefix[:12]).all() and tr.label == 2

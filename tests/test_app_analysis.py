@@ -14,7 +14,7 @@ from PIL import Image
 from rnnviz import ModelConfig
 from rnnviz.app.measurements import Analyses
 from rnnviz.app.downloads import Downloads
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingService
 from rnnviz.export import load_trace_npz
 from tests.apps import served as serving, tiny_checkpoints
@@ -114,6 +114,28 @@ def test_saturation_falls_back_to_the_gallery(tmp_path):
     assert r.sat["images"] == 40 and not r.full and "gallery" in r.source
 
 
+def test_the_tabs_of_one_explorer_share_its_analyses(served, tmp_path):
+    """Gate saturation, Teacher forcing and the unit studies use the Explorer's one ``Analyses`` (one
+    cache, one lock, the test digits read once); another Explorer has its own."""
+    import gradio as gr
+
+    from rnnviz.app.tabs import forcing, saturation
+
+    ex, _, _ = served
+    with gr.Blocks():
+        ckpt = gr.Dropdown()
+        sat, forc = saturation.build(ex, ckpt), forcing.build(ex, ckpt)
+    assert sat.analyses is forc.analyses is ex.analyses is ex.unit_studies.analyses
+    other = Explorer(ex.registry.folders["shipped"], tmp_path / "runs", uploads_dir=tmp_path / "uploads")
+    assert other.analyses is not ex.analyses and other.unit_studies is not ex.unit_studies
+    assert other.unit_studies.analyses is other.analyses
+    entry = ex.registry.get(LSTM)
+    full, few = ex.analyses.test_batch(entry), ex.analyses.test_batch(entry, 50)
+    assert len(full.images) == 200 and "first 200 images" in full.source
+    assert len(few.images) == 50 and "first 50 images" in few.source and few.key != full.key
+    np.testing.assert_array_equal(few.images, full.images[:50])
+
+
 def test_saturation_follows_the_model_only_once_the_tab_was_opened(served):
     _, _, url = served
     client = fresh(url)
@@ -180,7 +202,7 @@ def test_exports_of_the_generated_trace(served):
         assert im.format == "GIF" and im.n_frames == 29  # 28 steps and the finished image
     npz = client.predict(api_name="/gen_export_npz")
     trace = load_trace_npz(npz)
-    sess = next(s for s in ex.sessions._data.values()
+    sess = next(s for s in ex.sessions.values()
                 if s.views.get("gen") and s.views["gen"].trace is not None and s.views["gen"].trace.seed == 5)
     np.testing.assert_array_equal(trace.image, sess.views["gen"].trace.image)
     assert trace.label == 3 and trace.cell == "lstm"

@@ -15,7 +15,7 @@ from PIL import Image
 from rnnviz import ModelConfig, RowModel, sample_traces, save_checkpoint
 from rnnviz.app import inputs
 from rnnviz.app.tabs import intervene as intervene_tab
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingService
 from rnnviz.interventions import PRESETS, RowEdit, intervene, presets_for
 from rnnviz.rules import RUN_COLORS
@@ -89,7 +89,7 @@ def assert_same_trace(column: dict, trace):
 
 def session_view(ex, name):
     """The (one) session view called ``name`` holding traces: the tests' client is the only visitor."""
-    found = [s.views[name] for s in ex.sessions._data.values() if name in s.views and s.views[name].traces]
+    found = [s.views[name] for s in ex.sessions.values() if name in s.views and s.views[name].traces]
     assert found, f"no session holds a {name!r} view"
     return found[-1]
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from rnnviz import ModelConfig, sample_traces
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingService
 from tests.apps import call_result, post_call, served, tiny_checkpoints
 

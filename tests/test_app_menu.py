@@ -6,7 +6,7 @@ browser: tests/test_browser_menu.py.)"""
 import pytest
 
 from rnnviz import ModelConfig
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingService
 from tests.apps import served as serving, tiny_checkpoints
 

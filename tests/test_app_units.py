@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from rnnviz import ModelConfig, trace_images, units
-from rnnviz.app.measurements import unit_studies
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingService
 from tests.apps import served as serving, tiny_checkpoints
 
@@ -46,7 +45,7 @@ def plot_json(value) -> dict:
 
 def digits(ex, key):
     entry, model = ex.model(key)
-    return model, unit_studies(ex).digits(entry, model)
+    return model, ex.unit_studies.digits(entry, model)
 
 
 # ---- the step view's unit order -------------------------------------------------------------------
@@ -135,7 +134,7 @@ def test_pattern_search_matches_the_units_api(served):
     client.predict(GRU, "4", 1.0, 3, api_name="/generate")
     text, cards = client.predict(GRU, 8, 12, 0.0, None, api_name="/units_search")
     model, d = digits(ex, GRU)
-    trace = next(s.views["gen"].trace for s in ex.sessions._data.values()
+    trace = next(s.views["gen"].trace for s in ex.sessions.values()
                  if s.views.get("gen") and s.views["gen"].trace.seed == 3)
     m = units.pattern_search(trace, (8, 12), 0.0, model, d.images, d.y)
     if len(m.units):
@@ -170,6 +169,6 @@ def test_reach_falls_back_to_the_shipped_digits(tmp_path):
     training = TrainingService(tmp_path / "runs", default_dataset=str(tmp_path / "missing.npz"))
     ckpts = tiny_checkpoints(tmp_path / "ck", {"mnist_rnn": ModelConfig(cell="rnn", hidden=8, head_hidden=16)})
     ex = Explorer(ckpts, tmp_path / "runs", training=training)
-    _, d, M, _ = unit_studies(ex).reach(RNN)
+    _, d, M, _ = ex.unit_studies.reach(RNN)
     assert len(d.images) == 40 and not d.full and "40 gallery digits" in d.source and "200 of its" in d.source
     assert M.shape == (28, 28) and np.all(np.triu(M) == 0)

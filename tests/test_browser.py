@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from rnnviz import sample_traces
-from rnnviz.app.measurements import unit_studies
 from rnnviz.app.tabs.train import SERIES_COLOURS
 from rnnviz.rules import FUTURE, INK, KEPT_INK, KEPT_PAPER, PAPER
 from tests.browser import (ApiRequests, browser_page, canvas_rgba, canvas_urls, loaded_id, screenshots,
@@ -244,7 +243,7 @@ def test_layer_and_unit_order_switch_in_the_page(page, app_url):
     assert all(a != b for a, b in zip(grids_top, canvas_urls(page, "#gen_gates canvas")))
     assert all(a != b for a, b in zip(panels_top, canvas_urls(page, "#gen_fig .rv-panel-fig canvas")))
 
-    perm = unit_studies(ex).order("shipped/deep_gru", 0)[2]
+    perm = ex.unit_studies.order("shipped/deep_gru", 0)[2]
     assert sorted(perm.tolist()) == list(range(16)) and perm.tolist() != list(range(16))
     for t in (3, 20):  # at two steps: cell q of the behaviour grid shows unit perm[q]
         page.locator("#gen_step").fill(str(t))

@@ -28,7 +28,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory):
     """The app and the static page serving the same tiny models (rows and a column order)."""
-    from rnnviz.app.state import Explorer
+    from rnnviz.app.operations import Explorer
     from rnnviz.app.training import TrainingService
 
     tmp = tmp_path_factory.mktemp("hosts")

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from rnnviz.app.state import ROW_EDITS
+from rnnviz.app.operations import ROW_EDITS
 from rnnviz.interventions import presets_for
 from tests.browser import browser_page, served_explorer
 

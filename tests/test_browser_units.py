@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from rnnviz.app.measurements import unit_studies
 from tests.browser import browser_page, served_explorer, sync_api, view_state, wait_loaded
 
 NAMES = ("mnist_lstm", "mnist_gru", "mnist_rnn")
@@ -30,7 +29,7 @@ def page(app):
 @pytest.fixture
 def perm(app) -> list[int]:
     """The behaviour order of the default model's units, as Python measures it."""
-    order = unit_studies(app[1]).order(LSTM, 0)[2].tolist()
+    order = app[1].unit_studies.order(LSTM, 0)[2].tolist()
     assert sorted(order) == list(range(32)) and order != list(range(32))
     return order
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from rnnviz import ModelConfig
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingService
 
 from .apps import call_result, post_call, served, tiny_checkpoints, unhandled

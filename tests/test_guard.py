@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ from PIL import Image
 
 from rnnviz import ModelConfig
 from rnnviz.app import guard
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingService
 
 from .apps import call_result, tiny_checkpoints, unhandled
@@ -367,7 +368,7 @@ def test_the_sketchpads_images_in_memory_are_checked_and_bounded(served_app, tmp
     more drawings than a client's share are refused; the job's budget counts the images it takes."""
     ex, url = served_app
     preview = next(fn for fn in ex.demo.fns.values() if fn.api_name == "preview")
-    sketch_id = next(b._id for b in preview.inputs if isinstance(b, guard.gr.ImageEditor))
+    sketch_id = next(b._id for b in preview.inputs if isinstance(b, gr.ImageEditor))
     small = tmp_path / "s.png"
     Image.fromarray(np.zeros((280, 280), np.uint8)).save(small)
     big = _big_png(tmp_path / "big.png", 5001)
@@ -404,8 +405,8 @@ def test_the_sketchpads_images_in_memory_are_checked_and_bounded(served_app, tmp
 def test_the_cache_stays_under_its_cap_during_parallel_uploads(tmp_path, monkeypatch):
     """16 uploads at once (each from its own loopback address, and 16 from one) never take Gradio's
     upload folder over the cap; the refused ones are told the server is busy."""
-    monkeypatch.setattr(guard, "MAX_UPLOAD_CACHE", 64 * 2**20)
-    monkeypatch.setattr(guard, "MAX_UPLOAD_CACHE_PER_CLIENT", 24 * 2**20)
+    monkeypatch.setattr(guard.upload_cache, "MAX_UPLOAD_CACHE", 64 * 2**20)
+    monkeypatch.setattr(guard.upload_cache, "MAX_UPLOAD_CACHE_PER_CLIENT", 24 * 2**20)
     ck = tiny_checkpoints(tmp_path / "ck", {"mnist_lstm": ModelConfig(hidden=16, head_hidden=32)})
     ex = Explorer(ck, tmp_path / "runs", uploads_dir=tmp_path / "uploads")
     folder = guard.upload_folder()

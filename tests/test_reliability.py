@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from rnnviz import ModelConfig, RowModel, save_checkpoint
 from rnnviz.app import inputs, uploads
 from rnnviz.app.registry import Registry
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.training import TrainingRefused, TrainingService
 from tests.apps import call_result, post_call, unhandled
 
@@ -648,7 +648,7 @@ def test_checkpoint_keys_cannot_leave_the_folders(app, monkeypatch):
     real_read, real_load = registry.read_metadata, registry.load_checkpoint
     monkeypatch.setattr(registry, "read_metadata", lambda p, **kw: opened.append(Path(p)) or real_read(p, **kw))
     monkeypatch.setattr(registry, "load_checkpoint", lambda p, **kw: opened.append(Path(p)) or real_load(p, **kw))
-    app.ex.registry._meta.clear()
+    app.ex.registry.clear_cache()
     folders = {p.resolve() for p in app.ex.registry.folders.values()}
     keys = ["shipped/../../etc/passwd", "shipped/..\\..\\x", "upload/../shipped/mnist_lstm", "run/../../../etc/shadow",
             "shipped/mnist_lstm\x00.txt", "shipped//mnist_lstm", "shipped/MNIST_LSTM", " shipped/mnist_lstm"]

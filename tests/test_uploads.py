@@ -18,7 +18,7 @@ from rnnviz import ModelConfig, RowModel, save_checkpoint
 from rnnviz.app import uploads
 from rnnviz.app.inputs import InputError
 from rnnviz.app.registry import Registry
-from rnnviz.app.state import Explorer
+from rnnviz.app.operations import Explorer
 from rnnviz.app.uploads import Owner, UploadStore
 
 from .apps import call_result, served, tiny_checkpoints
@@ -142,3 +142,29 @@ def test_the_message_names_no_server_path(tmp_path):
     e = OSError(errno.EACCES, "Permission denied", str(tmp_path / "x"))
     assert str(tmp_path) not in uploads.disk_message(e, "x.safetensors")
     assert json.dumps(uploads.disk_message(OSError(errno.ENOSPC, "full"), "f")).count("disk is full") == 1
+
+
+def test_an_upload_is_parsed_once_and_loaded_once(tmp_path, monkeypatch):
+    """Adding an upload, listing it and showing its model read the file's header once and its tensors
+    once: the model checked on arrival is the one the registry serves."""
+    from rnnviz import checkpoint
+
+    ex = Explorer(tiny_checkpoints(tmp_path / "ck", {"mnist_lstm": SMALL}), tmp_path / "runs",
+                  uploads_dir=tmp_path / "uploads")
+    ex.registry.choices()  # the shipped checkpoint's header is read before counting
+    src = save_checkpoint(tmp_path / "src" / "mine.safetensors", RowModel(SMALL))
+    counts = {"header": 0, "tensors": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(checkpoint, "read_header", counted("header", checkpoint.read_header))
+    monkeypatch.setattr(checkpoint, "safe_open", counted("tensors", checkpoint.safe_open))
+    entry = ex.add_upload(src, "mine.safetensors", "visitor")  # what the page's upload handler does next:
+    assert entry.key in [key for _, key in ex.registry.choices("visitor")]
+    shown, model = ex.model(entry.key)
+    assert shown == entry and model is ex.model(entry.key)[1]
+    assert counts == {"header": 1, "tensors": 1}

@@ -100,7 +100,7 @@ def training_policy(env=os.environ, host: str = "127.0.0.1", share: bool = False
 
 
 def make_explorer(args):
-    from .state import Explorer, TrainingService
+    from .operations import Explorer, TrainingService
 
     enabled, reason, owner_only = training_policy(os.environ, getattr(args, "host", "127.0.0.1"),
                                                   getattr(args, "share", False),

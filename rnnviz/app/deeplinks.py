@@ -17,7 +17,7 @@ import gradio as gr
 from . import links
 from .components import message
 from .inputs import STEPS, InputError
-from .state import ROW_EDITS, Explorer
+from .operations import ROW_EDITS, Explorer
 from .stepview import step_js
 
 

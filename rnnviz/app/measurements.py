@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,7 +28,9 @@ from ..analysis import GATES, ForcingComparison, forcing_comparison, gate_satura
 from ..data import binarize_fixed
 from . import inputs
 from .registry import Entry
-from .state import Explorer
+
+if TYPE_CHECKING:
+    from .operations import Explorer
 
 MAX_TEST_IMAGES = 500
 TEST_SEED = 0
@@ -56,7 +58,9 @@ class SaturationResult:
 
 
 class Analyses:
-    """Gate saturation (cached) and teacher forcing vs free running for the explorer's models."""
+    """Gate saturation (cached) and teacher forcing vs free running for the explorer's models.
+    One per Explorer (``ex.analyses``), shared by the Gate saturation and Teacher forcing tabs and
+    by ``UnitStudies`` (the test digits are read once)."""
 
     def __init__(self, ex: Explorer, max_images: int = MAX_TEST_IMAGES, cache_size: int = CACHE_SIZE):
         self.ex = ex
@@ -64,7 +68,7 @@ class Analyses:
         self.cache_size = cache_size
         self._lock = threading.Lock()  # guards the dicts below
         self._compute = threading.Lock()  # one measurement at a time (a second caller then finds it cached)
-        self._batches: dict[tuple, TestBatch] = {}
+        self._batches: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (dataset, H, W) -> test split
         self._cache: OrderedDict[tuple, SaturationResult] = OrderedDict()
 
     # ---- test digits ------------------------------------------------------------------------------
@@ -75,33 +79,42 @@ class Analyses:
         name = entry.metrics.get("dataset")
         return name if isinstance(name, str) and name in tr.dataset_choices() else tr.default_dataset
 
-    def test_batch(self, entry: Entry) -> TestBatch:
-        """Binary test digits for ``entry``'s model (see the module docstring)."""
-        c = entry.config
+    def test_batch(self, entry: Entry, limit: int | None = None) -> TestBatch:
+        """Binary test digits for ``entry``'s model (see the module docstring): the first ``limit``
+        (at most ``max_images``, the default) of its test set, else every gallery digit."""
+        limit = self.max_images if limit is None else max(1, min(int(limit), self.max_images))
         name = self.dataset_name(entry)
+        split = self._test_split(entry, name)
+        if split is not None:
+            n = min(limit, len(split[0]))
+            return TestBatch(split[0][:n], split[1][:n], f"the first {n} images of the **{Path(name).name}** test "
+                             f"set (binarized with seed {TEST_SEED})", f"{name}:{n}:{TEST_SEED}", True)
+        # the gallery (not kept: the test set may appear later, e.g. once a training run downloads it)
+        n = len(self.ex.gallery_images)
+        pairs = [self.ex.gallery_binary(i, TEST_SEED) for i in range(n)]
+        return TestBatch(np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int64),
+                         f"the explorer's **{n} gallery digits** (the {Path(name).name} test set is not on this "
+                         f"server: start the explorer with `--data-root` or `RNNVIZ_DATA` to use {limit} of its "
+                         "test images)", f"gallery:{n}:{TEST_SEED}", False)
+
+    def _test_split(self, entry: Entry, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(images, labels): the first ``max_images`` of dataset ``name``'s test split, binarized (read
+        once), or None if this server does not have it for ``entry``'s image size."""
+        c = entry.config
         key = (name, c.height, c.width)
         with self._lock:
             got = self._batches.get(key)
         if got is not None:
             return got
         ds = self.ex.training.dataset(name)  # loaded once by the training service; never downloads
-        if ds is not None and tuple(ds.test.images.shape[1:]) == (c.height, c.width) and len(ds.test):
-            n = min(self.max_images, len(ds.test))
-            images = binarize_fixed(ds.test.images[:n], TEST_SEED).numpy().astype(np.uint8)
-            shown = Path(name).name
-            batch = TestBatch(images, ds.test.labels[:n].numpy().astype(np.int64),
-                              f"the first {n} images of the **{shown}** test set (binarized with seed {TEST_SEED})",
-                              f"{name}:{n}:{TEST_SEED}", True)
-            with self._lock:
-                self._batches[key] = batch
-            return batch
-        # the gallery (not kept: the test set may appear later, e.g. once a training run downloads it)
-        n = len(self.ex.gallery_images)
-        pairs = [self.ex.gallery_binary(i, TEST_SEED) for i in range(n)]
-        return TestBatch(np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int64),
-                         f"the explorer's **{n} gallery digits** (the {Path(name).name} test set is not on this "
-                         "server: start the explorer with `--data-root` or `RNNVIZ_DATA` to use 500 of its "
-                         "test images)", f"gallery:{n}:{TEST_SEED}", False)
+        if ds is None or tuple(ds.test.images.shape[1:]) != (c.height, c.width) or not len(ds.test):
+            return None
+        n = min(self.max_images, len(ds.test))
+        split = (binarize_fixed(ds.test.images[:n], TEST_SEED).numpy().astype(np.uint8),
+                 ds.test.labels[:n].numpy().astype(np.int64))
+        with self._lock:
+            self._batches[key] = split
+        return split
 
     # ---- gate saturation --------------------------------------------------------------------------
     def saturation(self, key: str | None, layer=None) -> SaturationResult:
@@ -187,11 +200,13 @@ class Digits:
 class UnitStudies:
     """``rnnviz.units`` on a model's test digits, cached per checkpoint file (path and mtime),
     layer and batch: unit orders, unit profiles, pattern searches, memory reach, timescales.
-    One per Explorer (``unit_studies(ex)``), shared by the step views, the Units tab and Compare."""
+    One per Explorer (``ex.unit_studies``), shared by the step views, the Units tab and Compare; it
+    reads its digits through the Explorer's ``Analyses`` (``analyses``; default: its own)."""
 
-    def __init__(self, ex: Explorer, images: int = UNIT_IMAGES, cache_size: int = UNITS_CACHE):
+    def __init__(self, ex: Explorer, images: int = UNIT_IMAGES, cache_size: int = UNITS_CACHE,
+                 analyses: Analyses | None = None):
         self.ex = ex
-        self.analyses = Analyses(ex, max_images=max(images, 1))
+        self.analyses = analyses if analyses is not None else Analyses(ex, max_images=max(images, 1))
         self.images = images
         self.cache_size = cache_size
         self._lock = threading.Lock()
@@ -200,12 +215,11 @@ class UnitStudies:
     def digits(self, entry: Entry, model) -> Digits:
         """The first ``images`` test digits of ``entry``'s dataset (else the 40 shipped digits),
         read with their true labels by a class-conditional model."""
-        b = self.analyses.test_batch(entry)  # at most ``images`` of them
+        b = self.analyses.test_batch(entry, self.images)  # at most ``images`` of them
         n = min(self.images, len(b.images))
-        source = b.source if b.full else b.source.replace(f"{MAX_TEST_IMAGES} of its", f"{self.images} of its")
         c = model.config
         y = b.labels[:n] if c.num_classes and int(b.labels[:n].max()) < c.num_classes else None
-        return Digits(b.images[:n], b.labels[:n], y, source, f"{b.key}:{n}", b.full)
+        return Digits(b.images[:n], b.labels[:n], y, b.source, f"{b.key}:{n}", b.full)
 
     def _cached(self, key: str | None, what: tuple, compute):
         """(entry, model, digits, result, cached): ``compute(model, digits)`` once per checkpoint file
@@ -298,18 +312,3 @@ class UnitStudies:
         k = self.layer(model, layer)
         entry, _, d, tau, _ = self._cached(key, ("tau", k), lambda m, d: units.timescales(m, d.images, d.y, layer=k))
         return entry, d, tau
-
-
-_STUDIES: dict[int, tuple[weakref.ref, UnitStudies]] = {}
-_STUDIES_LOCK = threading.Lock()
-
-
-def unit_studies(ex: Explorer) -> UnitStudies:
-    """The one ``UnitStudies`` of ``ex`` (its cache is shared by every tab and visitor)."""
-    with _STUDIES_LOCK:
-        got = _STUDIES.get(id(ex))
-        if got is None or got[0]() is not ex:
-            for k in [k for k, (ref, _) in _STUDIES.items() if ref() is None]:
-                del _STUDIES[k]
-            got = _STUDIES[id(ex)] = (weakref.ref(ex), UnitStudies(ex))
-        return got[1]

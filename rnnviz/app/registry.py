@@ -133,7 +133,29 @@ class Registry:
         problem = explorer_problem(meta["config"], meta["metrics"])
         if problem:
             return f"{path.parent.name}/{path.name}: {problem}"
-        return Entry(f"{origin}/{path.stem}", path.stem, origin, path, meta["config"], meta["metrics"])
+        return _entry(origin, path, meta)
+
+    def adopt(self, origin: str, path: Path, model: RowModel, meta: dict) -> Entry:
+        """The entry of ``path`` (a file in ``origin``'s folder, already checked and loaded: an upload)
+        with its ``model`` and metadata ``meta`` as read: listed and served without reading the file
+        again."""
+        path = self.folders[origin] / Path(path).name
+        try:
+            st = path.stat()
+        except OSError:
+            raise inputs.InputError(f"checkpoint {path.stem!r} is no longer available") from None
+        entry = _entry(origin, path, meta)
+        with self._lock:
+            self._meta[(str(path), st.st_mtime_ns, st.st_size)] = entry
+            self._remember(str(path), st.st_mtime_ns, model)
+        return entry
+
+    def clear_cache(self):
+        """Forget every header read and model loaded: each file is read anew when next asked for
+        (for tests and diagnostics)."""
+        with self._lock:
+            self._meta.clear()
+            self._models.clear()
 
     def signature(self, session: str | None = None) -> tuple:
         return tuple((e.key, e.path.stat().st_mtime_ns if e.path.exists() else 0) for e in self.entries(session))
@@ -176,7 +198,16 @@ class Registry:
             raise inputs.InputError(f"cannot load {entry.name}: {str(e).replace(str(entry.path), entry.path.name)}"
                                     ) from None
         with self._lock:
-            self._models[sig] = model
-            while len(self._models) > self.max_models:
-                self._models.popitem(last=False)
+            self._remember(*sig, model)
         return entry, model
+
+    def _remember(self, path: str, mtime_ns: int, model: RowModel):
+        """Keep ``model`` as the file's (the lock is held), the least recently used beyond ``max_models`` going."""
+        self._models[(path, mtime_ns)] = model
+        self._models.move_to_end((path, mtime_ns))
+        while len(self._models) > self.max_models:
+            self._models.popitem(last=False)
+
+
+def _entry(origin: str, path: Path, meta: dict) -> Entry:
+    return Entry(f"{origin}/{path.stem}", path.stem, origin, path, meta["config"], meta["metrics"])

@@ -20,7 +20,7 @@ from .cards import model_summary
 from .components import message, session_id
 from .downloads import Downloads
 from .inputs import STEPS, InputError
-from .state import Explorer
+from .operations import Explorer
 from .stepview import MODULES
 from .uploads import MAX_UPLOAD_BYTES, SUFFIX
 

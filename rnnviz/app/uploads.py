@@ -23,18 +23,17 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..checkpoint import APP_LIMITS, CheckpointError, load_state, remove_files
-from ..model import ModelConfig
+from ..model import ModelConfig, RowModel
 from .inputs import IMAGE_SIZE, InputError, safe_name
 
 SUFFIX = ".safetensors"
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_UPLOAD_BYTES = APP_LIMITS.file_bytes  # checkpoint.APP_FILE_BYTES: the explorer's 50 MB, written once
 MAX_UPLOADS = 20  # files kept, all visitors together
 MAX_UPLOADS_PER_CLIENT = 4  # of them one client (address) keeps
 TEMP_PREFIX = ".upload."  # a copy in progress: .upload.<random>.tmp, renamed once complete
@@ -85,9 +84,9 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n} bytes"
 
 
-def check(path: Path, name: str | None, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
-    """Raise ``InputError`` naming the problem if ``path`` (called ``name`` by the visitor) is not a
-    checkpoint the explorer can use."""
+def check(path: Path, name: str | None, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[RowModel, dict]:
+    """(model, metadata) of ``path`` (called ``name`` by the visitor), read once; ``InputError``
+    naming the problem if it is not a checkpoint the explorer can use."""
     shown = display_name(name)
     if not (name or "").lower().endswith(SUFFIX):
         raise InputError(f"{shown}: only {SUFFIX} checkpoints are accepted (pickled .pt/.pth/.ckpt files "
@@ -102,6 +101,7 @@ def check(path: Path, name: str | None, max_bytes: int = MAX_UPLOAD_BYTES) -> No
     problem = explorer_problem(model.config, meta.get("metrics")) or contradictions(model, meta)
     if problem:
         raise InputError(f"{shown}: {problem}")
+    return model, meta
 
 
 def sha256(path: Path) -> str:
@@ -113,6 +113,16 @@ def sha256(path: Path) -> str:
 
 
 STORED = re.compile(r"^[A-Za-z0-9_-]+_[0-9a-f]{8}\.safetensors$")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A checked upload, stored: its path, and the model and metadata read while checking it (so
+    nothing reads the file again: ``Registry.adopt``)."""
+
+    path: Path
+    model: RowModel
+    meta: dict
 
 
 @dataclass(frozen=True)
@@ -187,11 +197,15 @@ class UploadStore:
         """Check ``src`` (a temporary file; ``name`` is what the visitor called it) and copy it in,
         owned by ``owner`` (default: the visitor of the Gradio request being handled). Returns the
         stored path. Raises ``InputError`` with the reason (also when the store or the disk is full)."""
+        return self.accept(src, name, owner).path
+
+    def accept(self, src: str | os.PathLike, name: str | None, owner: Owner | None = None) -> Accepted:
+        """``add``, returning also the model and metadata read (once) while checking the file."""
         src, shown = Path(src), display_name(name)
         owner = owner or current_owner()
         if not src.is_file():
             raise InputError(f"{shown}: the upload did not arrive (no file)")
-        check(src, name, self.max_bytes)
+        model, meta = check(src, name, self.max_bytes)
         stem = stored_stem(name, sha256(src))
         target = self.folder / f"{stem}{SUFFIX}"
         if target.resolve().parent != self.folder.resolve():  # cannot happen: the stem has no separators
@@ -206,17 +220,13 @@ class UploadStore:
             except OSError as e:
                 raise InputError(disk_message(e, shown)) from None
             self._owners.setdefault(stem, {})[owner] = time.monotonic()
-        return target
+        return Accepted(target, model, meta)
 
     def _copy(self, src: Path, target: Path):
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-                shutil.copyfileobj(f, out)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from ..checkpoint import atomic_write  # the one atomic write (a temporary file renamed over target)
+
+        with open(src, "rb") as f:
+            atomic_write(target, lambda out: shutil.copyfileobj(f, out), prefix=TEMP_PREFIX, mode=None)
 
     def _stored(self) -> list[Path]:
         return sorted((p for p in self.folder.iterdir() if STORED.match(p.name)), key=_mtime)

@@ -28,8 +28,7 @@ from ..figures import base_layout
 from .. import links
 from ..deeplinks import LinkBar, link_models, link_name, step_of
 from ..inputs import DIGITS, FIRST_TEST_DIGIT, STEPS, InputError, sampling
-from ..measurements import unit_studies
-from ..state import MAX_COMPARE, Explorer
+from ..operations import MAX_COMPARE, Explorer
 from ..stepview import LinkedViews, entry_json
 
 NAME = "compare"
@@ -279,7 +278,7 @@ def wire(h: Handle, tab=None):
         return gr.Dropdown(choices=ex.registry.choices())
 
     def reach(keys, index):
-        studies = unit_studies(ex)
+        studies = ex.unit_studies
         try:
             if not keys:
                 raise InputError("models: pick at least one model to measure")

@@ -18,7 +18,7 @@ from ..components import DigitSource, digit_source, message, session_id, warn
 from ..deeplinks import LinkBar, link_name, step_of
 from ..downloads import Downloads, ExportBar
 from ..inputs import DIGITS, InputError, sampling
-from ..state import Explorer
+from ..operations import Explorer
 from ..stepview import StepView
 
 NAME = "comp"

@@ -25,7 +25,7 @@ from ..deeplinks import LinkBar, link_name
 from ..figures import base_layout, typed
 from ..inputs import FIRST_TEST_DIGIT, InputError, sampling
 from ..measurements import Analyses
-from ..state import Explorer
+from ..operations import Explorer
 
 NAME = "forcing"
 
@@ -73,7 +73,7 @@ def build(ex: Explorer, ckpt) -> Handle:
             link = LinkBar.render("forcing")
     note = gr.Markdown(elem_id="forcing_note")
     fig = gr.Plot(label="teacher forcing vs free running", show_label=False, elem_id="forcing_fig")
-    return Handle(ex, Analyses(ex), ckpt, gallery, index, seed, temperature, keep, button, note, fig, link)
+    return Handle(ex, ex.analyses, ckpt, gallery, index, seed, temperature, keep, button, note, fig, link)
 
 
 def caption(entry_name: str, cmp, index: int, label: int, conditioned: str) -> str:

@@ -21,7 +21,7 @@ from ..components import message, sample_controls, warn
 from .. import links
 from ..deeplinks import LinkBar, link_name, step_of
 from ..inputs import DIGITS, InputError, sampling
-from ..state import ROW_EDITS, Explorer
+from ..operations import ROW_EDITS, Explorer
 from ..stepview import LinkedViews, entry_json
 
 NAME = "intervene"

@@ -19,7 +19,7 @@ from .. import links
 from ..components import DigitSource, digit_source, message, warn
 from ..deeplinks import LinkBar, link_name, step_of
 from ..inputs import InputError, sampling
-from ..state import VAE_HOWTO, Explorer
+from ..operations import VAE_HOWTO, Explorer
 from ..stepview import StepView
 
 NAME = "rec"

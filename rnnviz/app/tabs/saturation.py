@@ -26,7 +26,7 @@ from ..components import message, plot, session_id
 from ..figures import base_layout, empty_figure
 from ..inputs import InputError
 from ..measurements import Analyses, SaturationResult
-from ..state import Explorer
+from ..operations import Explorer
 from ..components import layer_choices
 
 NAME = "saturation"
@@ -62,7 +62,7 @@ def build(ex: Explorer, ckpt) -> Handle:
                          scale=2)
     note = gr.Markdown(elem_id="saturation_note")
     fig = gr.Plot(label="gate saturation: one point per unit", show_label=False, elem_id="saturation_fig")
-    return Handle(ex, Analyses(ex), ckpt, button, layer, note, fig)
+    return Handle(ex, ex.analyses, ckpt, button, layer, note, fig)
 
 
 def summary_table(sat: dict) -> str:

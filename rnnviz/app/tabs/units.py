@@ -26,8 +26,8 @@ from ..components import layer_choices, message, plot, session_id
 from ..deeplinks import LinkBar, link_name
 from ..figures import base_layout
 from ..inputs import InputError
-from ..measurements import Digits, unit_studies
-from ..state import Explorer
+from ..measurements import Digits
+from ..operations import Explorer
 
 NAME = "units"
 MAP_STEPS = (6, 10, 14, 18, 22, 27)  # the steps whose activity maps are drawn
@@ -273,7 +273,7 @@ def search_results(entry, match, digits: Digits, trace_label) -> tuple[str, str]
 # ---- handlers -------------------------------------------------------------------------------------
 def inspect(ex: Explorer, key, unit, layer) -> list:
     """The inspector's outputs for ``unit`` of ``layer`` of ``key``'s model (InputError says what is wrong)."""
-    studies = unit_studies(ex)
+    studies = ex.unit_studies
     entry, prof_digits, prof = studies.profile(key, unit, layer)
     layers = entry.config.layers
     return [inspector_caption(entry, prof, prof_digits),
@@ -338,7 +338,7 @@ def wire(h: Handle, tab=None):
             a, b = int(first if first is not None else 10), int(last if last is not None else 14)
             if a > b:
                 raise InputError(f"from step ({a}) must not be after through step ({b})")
-            entry, digits, match = unit_studies(ex).pattern(key, trace, (a, b), float(threshold or 0.0), layer)
+            entry, digits, match = ex.unit_studies.pattern(key, trace, (a, b), float(threshold or 0.0), layer)
         except InputError as e:
             raise message(str(e)) from None
         label = "digit" if trace.label is None else f"{trace.label}"

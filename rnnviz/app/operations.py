@@ -1,4 +1,5 @@
-"""Server-side state of the explorer, shared by all visitors and safe to use from handler threads.
+"""The explorer's operations (``Explorer``) and its per-visitor sessions, shared by all visitors and
+safe to use from handler threads.
 
 - ``Sessions``: per-visitor state (``Session``: the trace of each step view, the last completions,
   what this page was last sent), keyed by Gradio's session hash, in a bounded LRU. Traces never
@@ -6,7 +7,9 @@
 - ``Explorer``: the operations the page calls (generate, complete, compare, intervene, reconstruct),
   on the checkpoints of ``registry.Registry`` and beside the run of ``training.TrainingService``.
   It checks input and calls rnnviz; the model math is in rnnviz (``sample_traces``, ``intervene``,
-  ``analysis.class_posterior``).
+  ``analysis.class_posterior``). It owns the app's services: ``ex.analyses`` (``measurements.Analyses``)
+  and ``ex.unit_studies`` (``measurements.UnitStudies``), one of each per Explorer, whose caches every
+  tab and visitor share.
 
 Generation always uses models loaded from saved checkpoints, never the trainer's live module.
 """
@@ -28,6 +31,8 @@ from ..data import binarize_fixed
 from ..interventions import VALUE_RANGES, Comparison, RowEdit, intervene, presets_for
 from ..trace import reconstruct_traces
 from . import inputs
+from .measurements import Analyses, UnitStudies
+from .mixtures import FOLDER as MIXTURE_FOLDER, Mixtures
 from .registry import Entry, Registry
 from .training import TrainingService
 from .uploads import MAX_UPLOAD_BYTES, UploadStore
@@ -62,6 +67,7 @@ class ViewState:
     unit_order: str = DEFAULT_UNIT_ORDER  # "index" or "behaviour": how the grids and figure lay out units
     unit_perm: np.ndarray | None = None  # the behaviour order in use (None: index order)
     order_note: str = ""  # why the view fell back to index order, if it did
+    mixture_part: int | None = None  # the part of the mixture of scan orders that drew ``trace``, if it did
 
 
 @dataclass
@@ -115,6 +121,11 @@ class Sessions:
             hook(session_hash)
         return held
 
+    def values(self) -> list[Session]:
+        """Every session held, least recently used first (a copy, for tests and diagnostics)."""
+        with self._lock:
+            return list(self._data.values())
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -150,6 +161,9 @@ class Explorer:
         with np.load(GALLERY, allow_pickle=False) as z:
             self.gallery_images = z["images"].astype(np.uint8)
             self.gallery_labels = z["labels"].astype(np.int64)
+        self.analyses = Analyses(self)  # gate saturation, teacher forcing and the test digits, cached
+        self.unit_studies = UnitStudies(self, analyses=self.analyses)  # what the units do, cached
+        self.mixtures = Mixtures(Path(checkpoint_dir) / MIXTURE_FOLDER)  # the mixture of scan orders, lazily
 
     # checkpoints
     def model(self, key: str | None) -> tuple[Entry, RowModel]:
@@ -162,9 +176,10 @@ class Explorer:
     def add_upload(self, path: str | os.PathLike, name: str | None, session: str | None = None) -> Entry:
         """Check a visitor's checkpoint and add it to ``session``'s model list (everyone's with
         ``public_uploads``); InputError says what is wrong."""
-        stored = self.uploads.add(path, name)
-        self.registry.claim(stored.stem, session)
-        return self.registry.get(f"upload/{stored.stem}")
+        accepted = self.uploads.accept(path, name)  # the file is read once, here
+        entry = self.registry.adopt("upload", accepted.path, accepted.model, accepted.meta)
+        self.registry.claim(entry.name, session)
+        return entry
 
     def _session_ended(self, session: str | None):
         """A visitor left: their uploads leave the model list, and the files nobody else holds go
@@ -188,6 +203,22 @@ class Explorer:
         y = inputs.digit(digit, model.config.num_classes)
         t, s, notes = inputs.sampling(temperature, seed)
         return entry, sample_traces(model, n=n, y=y, temperature=t, seed=s), notes
+
+    # the mixture of scan orders (mixtures.Mixtures)
+    def sample_mixture(self, digit, temperature, seed) -> tuple[str, int, str | None, list[Trace], list[str]]:
+        """One digit from the mixture: (summary, the part drawn, the model list's key of that part when
+        it is listed with the same config, else None, its traces, notes). InputError says why not."""
+        name, mix = self.mixtures.get()
+        y = inputs.digit(digit, mix.num_classes)
+        t, s, notes = inputs.sampling(temperature, seed)
+        _, k, traces = self.mixtures.sample(y, t, s)
+        part = mix.parts[k].config
+        key = next((e.key for e in self.registry.entries() if e.name == mix.names[k] and e.config == part), None)
+        return self.mixtures.part_summary(k), k, key, traces, notes
+
+    def which_order(self, image: np.ndarray, drew: int | None = None) -> dict:
+        """Each part of the mixture on one binary image (H, W): its NLL per line of its own order."""
+        return self.mixtures.which_order(np.asarray(image), drew)
 
     # completion
     def gallery_binary(self, index, seed: int = 0) -> tuple[np.ndarray, int]:
