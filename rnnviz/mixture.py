@@ -47,15 +47,14 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
+from . import header as hdr
 from .checkpoint import CLI_LIMITS, CheckpointError, Limits
 from .model import ORDER_NAMES, RowModel, Sample, from_order
+from .rules import MIXTURE_PART_STREAM
 
 MIXTURE_FORMAT, MIXTURE_VERSION = "rnnviz-mixture", "1"
 MAX_PARTS = 16
-# The part a mixture samples from is drawn from its own generator, seeded with (seed + PART_STREAM)
-# mod 2^32 (MT19937 reads the seed's low 32 bits, as random.js does), so that it is independent of
-# the label and pixel draws of the part, which use the generator seeded with ``seed`` itself.
-PART_STREAM = 0x6D697820  # "mix "
+PART_STREAM = MIXTURE_PART_STREAM  # the part a sample comes from has its own generator (rules.py)
 
 
 # ---- the mixture --------------------------------------------------------------------------------
@@ -292,29 +291,29 @@ def read_mixture_metadata(path: str | os.PathLike, limits: Limits = CLI_LIMITS) 
         hint = " (a single model's checkpoint: load it with rnnviz.load_checkpoint)" \
             if meta.get("format") == ckpt.FORMAT else ""
         raise CheckpointError(f"{path}: not an rnnviz mixture (metadata format is "
-                              f"{ckpt._short(meta.get('format'))}, expected {MIXTURE_FORMAT!r}){hint}")
+                              f"{hdr._short(meta.get('format'))}, expected {MIXTURE_FORMAT!r}){hint}")
     if meta.get("format_version") != MIXTURE_VERSION:
-        raise CheckpointError(f"{path}: mixture format version {ckpt._short(meta.get('format_version'))} is "
+        raise CheckpointError(f"{path}: mixture format version {hdr._short(meta.get('format_version'))} is "
                               f"not supported (this rnnviz reads version {MIXTURE_VERSION})")
     if "parts" not in meta:
         raise CheckpointError(f"{path}: metadata has no 'parts'")
     parts = ckpt.parse_json(meta["parts"], "metadata 'parts'", path)
     metrics = ckpt.parse_json(meta.get("metrics", "{}"), "metadata 'metrics'", path)
     if not isinstance(metrics, dict):
-        raise CheckpointError(f"{path}: metadata 'metrics' is not a JSON object (got {ckpt._what(metrics)})")
+        raise CheckpointError(f"{path}: metadata 'metrics' is not a JSON object (got {hdr._what(metrics)})")
     if not isinstance(parts, list) or not 1 <= len(parts) <= MAX_PARTS:
         raise CheckpointError(f"{path}: metadata 'parts' should be a list of 1 to {MAX_PARTS} parts, "
-                              f"got {ckpt._what(parts)}")
+                              f"got {hdr._what(parts)}")
     configs, names, part_metrics = [], [], []
     for k, entry in enumerate(parts):
         where = f"{path} (part {k})"
         if not (isinstance(entry, dict) and isinstance(entry.get("config"), dict)):
             raise CheckpointError(f"{where}: each part should be an object with a 'config' object, "
-                                  f"got {ckpt._what(entry)}")
+                                  f"got {hdr._what(entry)}")
         name, m = entry.get("name", f"part{k}"), entry.get("metrics", {})
         if not isinstance(name, str) or not isinstance(m, dict):
             raise CheckpointError(f"{where}: 'name' should be a string and 'metrics' an object")
-        config = ckpt._config(where, entry["config"])
+        config = hdr._config(where, entry["config"])
         problem = limits.problem(config)
         if problem:
             raise CheckpointError(f"{where}: {problem}")
@@ -332,12 +331,12 @@ def read_mixture_metadata(path: str | os.PathLike, limits: Limits = CLI_LIMITS) 
     stray = [name for name in tensors
              if not (name.startswith("parts.") and name.split(".", 2)[1] in {str(k) for k in range(len(configs))})]
     if stray:
-        raise CheckpointError(f"{path}: unexpected tensors {[ckpt._short(s) for s in stray[:5]]} "
+        raise CheckpointError(f"{path}: unexpected tensors {[hdr._short(s) for s in stray[:5]]} "
                               f"(a mixture holds parts.<k>.* for k < {len(configs)} only)")
     for k, config in enumerate(configs):
         prefix = f"parts.{k}."
         listed = {"model." + n[len(prefix):]: info for n, info in tensors.items() if n.startswith(prefix)}
-        ckpt._check_listed_tensors(f"{path} (part {k})", listed, config)
+        hdr._check_listed_tensors(f"{path} (part {k})", listed, config)
     return MixtureMetadata(configs, names, part_metrics, metrics)
 
 

@@ -91,6 +91,19 @@ ORDER_NAMES = {
     "cols_rl": "columns right to left, top-down",
     "cols_rl_bu": "columns right to left, bottom-up",
 }
+# one colour per order: the "which order?" view's lines and legend
+ORDER_COLORS = {"rows": "#f97316", "rows_rl": "#facc15", "rows_bu": "#a3e635", "rows_bu_rl": "#34d399",
+                "cols": "#38bdf8", "cols_bu": "#818cf8", "cols_rl": "#e879f9", "cols_rl_bu": "#fb7185"}
+# An exact mixture of several models (rnnviz.mixture) draws the part a sample comes from with its own
+# generator, seeded with (seed + MIXTURE_PART_STREAM) mod 2^32 (MT19937 reads the low 32 bits), so the
+# part is independent of the label and pixel draws of the part, which use the generator seeded with seed.
+MIXTURE_PART_STREAM = 0x6D697820  # "mix "
+
+# ---- model sizes ----------------------------------------------------------------------------------------
+# What any ModelConfig may hold, field -> (lo, hi) (rnnviz.model checks it; the command line's checkpoint
+# limits are the upper ends). The explorer's narrower limits are rnnviz.checkpoint.APP_LIMITS.
+MODEL_BOUNDS = {"hidden": (1, 4096), "layers": (1, 8), "num_classes": (0, 1000), "head_hidden": (1, 8192),
+                "height": (1, 512), "width": (2, 512), "latent": (0, 1024)}
 
 # ---- what a visitor may choose ----------------------------------------------------------------------
 IMAGE_SIZE = (28, 28)  # the explorer's views draw MNIST-size models
@@ -108,8 +121,9 @@ LIMITS = {
     "last_step": ("through step", 0, STEPS - 1, STEPS - 1, 1, True),
     "test_digit": ("test digit #", 0, 39, 28, 1, True),  # the explorer's 40 test digits (assets/gallery.npz)
     "completion": ("completion #", 0, 7, 0, 1, True),  # which completion a view steps through
-    "unit": ("unit", 0, 4095, 0, 1, True),  # a hidden unit (the model's own size is checked where it is read)
-    "layer": ("layer", 0, 7, 0, 1, True),
+    # a hidden unit and a layer of any model (the model's own size is checked where it is read)
+    "unit": ("unit", 0, MODEL_BOUNDS["hidden"][1] - 1, 0, 1, True),
+    "layer": ("layer", 0, MODEL_BOUNDS["layers"][1] - 1, 0, 1, True),
 }
 PLAY_MS = 250  # Play: milliseconds per step
 
@@ -162,6 +176,8 @@ def as_json() -> dict:
         "descriptions": DESCRIPTIONS,
         "orders": {k: list(v) for k, v in ORDERS.items()},
         "orderNames": ORDER_NAMES,
+        "orderColors": ORDER_COLORS,
+        "mixturePartStream": MIXTURE_PART_STREAM,
         "cellColors": CELL_COLORS,
         "otherColor": OTHER_COLOR,
         "columnStates": {k: list(v) for k, v in COLUMN_STATES.items()},

@@ -15,7 +15,7 @@ from rnnviz.site import DEFAULT_CHECKPOINTS, SiteError, export_site, site_files
 
 ROOT = Path(__file__).resolve().parent.parent
 VAE = ROOT / "checkpoints" / "mnist_vae.safetensors"
-STATIC_FILES = ["draw.js", "group.js", "index.html", "inputs.js", "intervene.js", "model.js", "page.js", "random.js",
+STATIC_FILES = ["draw.js", "group.js", "index.html", "inputs.js", "intervene.js", "model.js", "orders.js", "page.js", "random.js",
                 "rules.js", "state.js", "trace.js", "view.css",
                 "style.css", "view.js"]
 shipped = pytest.mark.skipif(not all(p.exists() for p in DEFAULT_CHECKPOINTS), reason="shipped checkpoints missing")
@@ -32,17 +32,25 @@ def front_matter(readme: str) -> dict:
 
 
 @shipped
-def test_default_site_is_the_three_shipped_models_under_8_mb(tmp_path):
+def test_default_site_is_the_shipped_models_and_mixture_a_start_under_8_mb(tmp_path):
+    """The three shipped cells and the mixture of scan orders; what a page loads before a visitor
+    picks the mixture (everything but the mixture's parts, which load when it is picked) is at most
+    8 MB, and the mixture's parts at most the 25 MB it ships in."""
     out = tmp_path / "site"
     r = cli("--out", out)
     assert r.returncode == 0, r.stderr
     files = sorted(str(p) for p in site_files(out))
-    assert files == sorted([".nojekyll", "README.md", "about.html", "digits.json", "models.json", "rules.json", *STATIC_FILES,
-                            "models/mnist_gru.bin", "models/mnist_lstm.bin", "models/mnist_rnn.bin"])
-    size = sum((out / f).stat().st_size for f in files)
-    assert size <= 8 * 2**20, f"the site is {size / 2**20:.2f} MB"
     manifest = json.loads((out / "models.json").read_text())
-    assert [m["name"] for m in manifest["models"]] == ["mnist_lstm", "mnist_gru", "mnist_rnn"]
+    mixture = manifest["models"][-1]
+    parts = [p["file"] for p in mixture["parts"]]
+    assert files == sorted([".nojekyll", "README.md", "about.html", "digits.json", "models.json", "rules.json", *STATIC_FILES,
+                            "models/mnist_gru.bin", "models/mnist_lstm.bin", "models/mnist_rnn.bin", *parts])
+    start = sum((out / f).stat().st_size for f in files if f not in parts)
+    assert start <= 8 * 2**20, f"the page loads {start / 2**20:.2f} MB before the mixture is picked"
+    assert sum((out / f).stat().st_size for f in parts) <= 25e6
+    assert [m["name"] for m in manifest["models"]] == ["mnist_lstm", "mnist_gru", "mnist_rnn", "mnist_mixture"]
+    assert mixture["mixture"] is True and len(parts) >= 2 and all(p.startswith("models/mnist_mixture.") for p in parts)
+    assert len({p["config"]["order"] for p in mixture["parts"]}) >= 4  # several scan orders
     assert manifest["default"] == "mnist_lstm" and manifest["app_url"] is None
     lstm = manifest["models"][0]
     assert lstm["config"]["cell"] == "lstm" and lstm["metrics"]["test_nll"] == pytest.approx(
@@ -55,8 +63,12 @@ def test_default_site_is_the_three_shipped_models_under_8_mb(tmp_path):
 @shipped
 def test_weights_are_the_state_dict_bit_for_bit(tmp_path):
     manifest = export_site(None, tmp_path)
-    for entry, path in zip(manifest["models"], DEFAULT_CHECKPOINTS):
-        model, _ = load_state(path)
+    singles = [(m, load_state(path)[0]) for m, path in zip(manifest["models"], DEFAULT_CHECKPOINTS) if not m.get("mixture")]
+    from rnnviz.mixture import load_mixture
+    mixture = load_mixture(DEFAULT_CHECKPOINTS[-1])
+    parts = list(zip(manifest["models"][-1]["parts"], mixture.parts))
+    assert len(singles) == 3 and len(parts) == len(mixture)
+    for entry, model in singles + parts:
         sd = model.state_dict()
         raw = (tmp_path / entry["file"]).read_bytes()
         assert len(raw) == entry["bytes"] == 4 * sum(v.numel() for v in sd.values())

@@ -42,13 +42,19 @@ DRIVER = """
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 const [staticDir, jobPath] = process.argv.slice(2);
-const { loadModel, sample, sampleSeeded, classPosterior } = await import(pathToFileURL(staticDir + '/model.js'));
+const { loadModel, sample, sampleSeeded, classPosterior, choosePart, whichOrder } = await import(pathToFileURL(staticDir + '/model.js'));
 const { MT19937, rand, randint } = await import(pathToFileURL(staticDir + '/random.js'));
 const { useRules } = await import(pathToFileURL(staticDir + '/rules.js'));
 const job = JSON.parse(readFileSync(jobPath, 'utf8'));
 if (job.rules) useRules(job.rules);  // what the page loads from rules.json (the scan orders' table)
 const out = [];
-if (job.random) {
+const load = (entry, path) => { const b = readFileSync(path); return loadModel(entry, b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
+if (job.mixture) {  // a site's mixture entry: the part each seed draws, and "which order?" of images
+  const parts = job.mixture.parts.map((e) => load(e, job.site + '/' + e.file));
+  out.push({ parts: job.seeds.map((s) => choosePart(parts.length, s)),
+    orders: job.images.map((img) => { const r = whichOrder(parts, Uint8Array.from(img));
+      return { nll: r.nll, parts: r.parts.map((q) => ({ name: q.name, order: q.order, nll: q.nll, posterior: q.posterior, line_nll: Array.from(q.lineNll) })) }; }) });
+} else if (job.random) {
   for (const r of job.random) {
     const g = new MT19937(r.seed);
     out.push({ labels: r.labels ? Array.from(randint(g, r.high, r.labels)) : null, u: Array.from(rand(g, r.count)) });
@@ -304,3 +310,34 @@ def test_model_js_reads_its_names_and_orders_from_the_rules(tmp_path, ordered, t
         r = subprocess.run([NODE, str(driver), str(STATIC), str(folder / "job.json")], capture_output=True, text=True,
                            timeout=60)
         assert r.returncode != 0 and "rules are not loaded" in r.stderr
+
+
+# ---- exact mixtures -------------------------------------------------------------------------------
+def test_mixture_part_choice_and_which_order_equal_python(tmp_path, ordered, two_layer):
+    """A mixture exported for the page: model.js draws the same part from each seed as
+    Mixture.choose_part (its own generator stream, read from the rules), and its "which order?"
+    (each part's NLL per line of its own order, class summed out, and the posterior over parts)
+    equals Mixture.which_order."""
+    from rnnviz.mixture import Mixture, save_mixture
+
+    parts = [load_checkpoint(ordered[o]) for o in ("cols", "rows_bu_rl", "cols_rl_bu")] + [load_checkpoint(two_layer)]
+    mixture = Mixture(parts, names=["c", "r", "crb", "two"])
+    path = save_mixture(tmp_path / "mix.safetensors", mixture)
+    manifest = export_site([path], tmp_path / "site")
+    entry = manifest["models"][0]
+    assert entry["mixture"] is True and [p["name"] for p in entry["parts"]] == ["c", "r", "crb", "two"]
+    assert [p["config"]["order"] for p in entry["parts"]] == ["cols", "rows_bu_rl", "cols_rl_bu", "rows"]
+    images = [sample_traces(parts[k], n=1, y=k, seed=k)[0].image for k in range(3)]
+    seeds = [0, 1, 2, 7, 99, 12345, 2**31 - 1]
+    out = run_node(tmp_path, {"mixture": entry, "site": str(tmp_path / "site"), "seeds": seeds,
+                              "images": [im.ravel().tolist() for im in images]})[0]
+    assert out["parts"] == [mixture.choose_part(s) for s in seeds]
+    assert len(set(out["parts"])) > 1  # the seeds do reach different parts
+    for image, js in zip(images, out["orders"]):
+        py = mixture.which_order(image)
+        assert js["nll"] == pytest.approx(py["nll"], abs=1e-3)
+        for jp, pp in zip(js["parts"], py["parts"]):
+            assert (jp["name"], jp["order"]) == (pp["name"], pp["order"])
+            assert jp["nll"] == pytest.approx(pp["nll"], abs=1e-3)
+            assert jp["posterior"] == pytest.approx(pp["posterior"], abs=1e-4)
+            np.testing.assert_allclose(jp["line_nll"], pp["line_nll"], atol=1e-3)

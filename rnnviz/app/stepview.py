@@ -28,8 +28,7 @@ from ..site import STATIC
 from ..wire import encode_trace
 from .components import Number, session_id
 from .inputs import InputError
-from .measurements import unit_studies
-from .state import Explorer, ViewState
+from .operations import Explorer, ViewState
 
 # gr.set_static_paths serves the modules here (ui.build_app); gradio.js imports the rest relative to itself
 MODULES = Path(STATIC).resolve()
@@ -49,6 +48,7 @@ TEMPLATES = {
                '<div class="rv-slot-gates"></div></div><div class="rv-slot-figure"></div></div>'),
     "group": '<div class="rv-host rv-group"></div>',
     "intervene": '<div class="rv-host rv-group"></div>',
+    "orders": '<div class="rv-host rv-orders-host"></div>',
 }
 _loads = itertools.count(1)  # every payload gets a new id: the page's data-loaded says which it shows
 
@@ -125,7 +125,7 @@ class _View:
         if key is None:
             return None, "the model of this trace is not in the model list"
         try:
-            return [unit_studies(self.ex).order(key, k)[2].tolist() for k in range(nlayers)], ""
+            return [self.ex.unit_studies.order(key, k)[2].tolist() for k in range(nlayers)], ""
         except InputError as e:
             return None, str(e)
 
@@ -199,6 +199,16 @@ class LinkedViews(_View):
         last = max(tr.steps for tr in traces) - 1
         step = last if step is None else max(0, min(int(step), last))
         return [self._payload(out, step, layer)]
+
+
+class OrdersView(_View):
+    """"Which order?" (``orders.js``): each part of the mixture of scan orders scores the digit on
+    screen, line by line in its own order (``mixtures.Mixtures.which_order`` computes the numbers)."""
+
+    kind = "orders"
+
+    def load(self, data: dict) -> list:
+        return [self._payload([], 0, orders=data)]
 
 
 def _config_of(trace):

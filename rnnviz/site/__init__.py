@@ -1,6 +1,6 @@
 """A static explorer: a folder of HTML, JavaScript and weights that runs the model in the browser.
 
-    python -m rnnviz.site --out site/                        # the shipped LSTM, GRU and RNN
+    python -m rnnviz.site --out site/                        # the shipped LSTM, GRU, RNN and mixture
     python -m rnnviz.site --checkpoint a.safetensors --checkpoint b.safetensors --out site/
     python -m http.server -d site/                           # or push site/ as a Static Space
 
@@ -30,14 +30,17 @@ import numpy as np
 
 from .. import rules
 from ..checkpoint import CheckpointError, load_state, parameter_count, read_metadata
+from ..model import CELLS
 from .about import about_page
 
 ROOT = Path(__file__).resolve().parent
 STATIC = ROOT / "static"
 SHIPPED = ROOT.parent.parent / "checkpoints"
-DEFAULT_CHECKPOINTS = tuple(SHIPPED / f"mnist_{c}.safetensors" for c in ("lstm", "gru", "rnn"))
+# the shipped LSTM, GRU and RNN, and the exact mixture of scan orders (its parts load when it is picked)
+DEFAULT_CHECKPOINTS = tuple(SHIPPED / f"mnist_{c}.safetensors" for c in CELLS) + (
+    SHIPPED / "mixture" / "mnist_mixture.safetensors",)
 GALLERY = ROOT.parent / "assets" / "gallery.npz"  # the app's test digits for Complete (MNIST test set)
-IMAGE_SIZE = (28, 28)
+IMAGE_SIZE = rules.IMAGE_SIZE  # the page draws MNIST-size models only
 MAX_SITE_BYTES = 64 * 1024 * 1024  # weights of all models together: a page should load in seconds
 METRIC_NUMBERS = ("test_nll", "parameters", "train_seconds", "step")
 METRIC_TEXTS = ("dataset", "test_nll_protocol", "binarization", "saved_at")
@@ -86,6 +89,20 @@ def size_problem(config) -> str | None:
     return None
 
 
+def _pack(model, where) -> tuple[dict, bytes]:
+    """(tensor offsets and shapes, the bytes): the model's own float32 tensors, little-endian, back
+    to back (masks are buffers the page rebuilds, not stored)."""
+    tensors, chunks, offset = {}, [], 0
+    for key, value in model.state_dict().items():
+        a = np.ascontiguousarray(value.detach().cpu().numpy(), dtype="<f4")
+        if value.dtype.is_floating_point is False or a.dtype != np.dtype("<f4"):
+            raise SiteError(f"{where}: tensor {key!r} is {value.dtype}, the page reads float32 only")
+        tensors[key] = {"offset": offset, "shape": list(a.shape)}
+        chunks.append(a.tobytes())
+        offset += a.nbytes
+    return tensors, b"".join(chunks)
+
+
 def export_model(path: str | Path) -> tuple[dict, bytes]:
     """(manifest entry, the bytes of ``models/<name>.bin``) for the checkpoint at ``path``. A model
     the page cannot run, or too large for it, is refused from the file's header, before any tensor
@@ -97,16 +114,44 @@ def export_model(path: str | Path) -> tuple[dict, bytes]:
         raise SiteError(f"{path}: cannot export for the static page: {problem}")
     model, meta = load_state(path)  # safetensors only; raises CheckpointError with the reason
     name = model_name(path)
-    tensors, chunks, offset = {}, [], 0
-    for key, value in model.state_dict().items():  # the model's own tensors; masks are not stored
-        a = np.ascontiguousarray(value.detach().cpu().numpy(), dtype="<f4")
-        if value.dtype.is_floating_point is False or a.dtype != np.dtype("<f4"):
-            raise SiteError(f"{path}: tensor {key!r} is {value.dtype}, the page reads float32 only")
-        tensors[key] = {"offset": offset, "shape": list(a.shape)}
-        chunks.append(a.tobytes())
-        offset += a.nbytes
-    return ({"name": name, "file": f"models/{name}.bin", "bytes": offset, "config": config.to_dict(),
-             "metrics": _metrics(meta["metrics"]), "tensors": tensors}, b"".join(chunks))
+    tensors, data = _pack(model, path)
+    return ({"name": name, "file": f"models/{name}.bin", "bytes": len(data), "config": config.to_dict(),
+             "metrics": _metrics(meta["metrics"]), "tensors": tensors}, data)
+
+
+def export_mixture(path: str | Path) -> tuple[dict, list[tuple[str, bytes]]]:
+    """(manifest entry, [(file, bytes)] one per part) for the mixture file at ``path``
+    (``rnnviz.mixture``): the entry has ``mixture: true`` and ``parts``, each part an entry like a
+    model's (``models/<name>.<k>.bin``). Checked from the header first, as a model is."""
+    from ..mixture import load_mixture, read_mixture_metadata  # the mixture module is only needed here
+
+    path = Path(path)
+    meta = read_mixture_metadata(path)
+    for k, config in enumerate(meta.configs):
+        problem = site_problem(config) or size_problem(config)
+        if problem:
+            raise SiteError(f"{path} (part {k}): cannot export for the static page: {problem}")
+    mixture, name = load_mixture(path), model_name(path)
+    parts, files = [], []
+    for k, (part, pname, pm) in enumerate(zip(mixture.parts, mixture.names, mixture.part_metrics)):
+        tensors, data = _pack(part, f"{path} (part {k})")
+        file = f"models/{name}.{k}.bin"
+        parts.append({"name": re.sub(r"[^A-Za-z0-9_.-]", "_", pname)[:64] or f"part{k}", "file": file,
+                      "bytes": len(data), "config": part.config.to_dict(), "metrics": _metrics(pm),
+                      "tensors": tensors})
+        files.append((file, data))
+    entry = {"name": name, "mixture": True, "bytes": sum(p["bytes"] for p in parts),
+             "config": parts[0]["config"], "metrics": _metrics(mixture.metrics), "parts": parts}
+    return entry, files
+
+
+def _export(path: Path) -> tuple[dict, list[tuple[str, bytes]]]:
+    from ..mixture import is_mixture_file
+
+    if is_mixture_file(path):
+        return export_mixture(path)
+    entry, data = export_model(path)
+    return entry, [(entry["file"], data)]
 
 
 def gallery() -> dict:
@@ -149,17 +194,20 @@ def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None 
         if n in seen:
             raise SiteError(f"two checkpoints would both be called {n!r} on the page ({seen[n]} and {p}): rename one")
         seen[n] = p
-    exported = [export_model(p) for p in paths]  # every check before anything is written
+    exported = [_export(p) for p in paths]  # every check before anything is written
     models = [entry for entry, _ in exported]
     total = sum(m["bytes"] for m in models)
     if total > MAX_SITE_BYTES:
         raise SiteError(f"the weights add up to {total / 2**20:.1f} MB, more than the page's "
                         f"{MAX_SITE_BYTES // 2**20} MB limit: export fewer or smaller models")
     (out / "models").mkdir(parents=True, exist_ok=True)
-    for entry, data in exported:
-        (out / entry["file"]).write_bytes(data)
+    written = set()
+    for _, files in exported:
+        for file, data in files:
+            (out / file).write_bytes(data)
+            written.add(Path(file).name)
     for old in (out / "models").glob("*.bin"):  # weights of an earlier export into the same folder
-        if old.name not in {Path(m["file"]).name for m in models}:
+        if old.name not in written:
             old.unlink()
     for f in STATIC.iterdir():
         if f.is_file() and f.suffix in (".html", ".js", ".css") and f.name != "gradio.js":  # gradio.js: the app's host

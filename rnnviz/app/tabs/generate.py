@@ -22,11 +22,12 @@ from .. import components as checked
 from ..components import message, warn
 from ..downloads import Downloads, ExportBar
 from ..inputs import DIGITS, InputError, sampling
-from ..state import Explorer
+from ..operations import Explorer
 from ..deeplinks import LinkBar, link_name, step_of
-from ..stepview import StepView
+from ..stepview import OrdersView, StepView
 
 NAME = "gen"  # the step view's name
+ORDERS = "orders"  # the "which order?" view's name
 TAB = "generate"  # the tab's id (in links)
 DEFAULT_DIGIT = "7"
 
@@ -44,6 +45,9 @@ class Handle:
     summary: gr.Markdown
     downloads: ExportBar
     link: LinkBar
+    mixture: gr.Button  # sample from the mixture of scan orders
+    which: gr.Button  # "which order?" for the digit on screen
+    orders: OrdersView
 
     @property
     def settings(self) -> dict[str, gr.components.Component]:
@@ -68,13 +72,21 @@ def build(ex: Explorer, ckpt, downloads: Downloads) -> Handle:
             with gr.Row():
                 button = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
                 dice = gr.Button("New seed", elem_id="dice", scale=1, min_width=90)
+            has_mixture = ex.mixtures.available
+            with gr.Row(visible=has_mixture):  # the shipped mixture of scan orders (checkpoints/mixture/)
+                # the seed draws one scan order's model, which writes the digit
+                mixture = gr.Button("Sample from the mixture", elem_id="mixture_sample", size="sm")
+                # each scan order's NLL of the digit on screen, line by line
+                which = gr.Button("Which order?", elem_id="which_order", size="sm")
             summary = gr.Markdown(elem_id="gen_summary")
             link = LinkBar.render("gen", button_id="copy_link", box_id="view_link")
             bar = ExportBar(ex, NAME, downloads, grid=True)
             bar.render()
         with gr.Column(scale=11, min_width=600):
             view.render()
-    return Handle(ex, ckpt, view, digit, temperature, seed, button, dice, summary, bar, link)
+            orders = OrdersView(ex, ORDERS, "Which order?")
+            orders.render()
+    return Handle(ex, ckpt, view, digit, temperature, seed, button, dice, summary, bar, link, mixture, which, orders)
 
 
 def generate(h: Handle, key, digit, temperature, seed, request, step: int | None = None) -> list:
@@ -82,7 +94,32 @@ def generate(h: Handle, key, digit, temperature, seed, request, step: int | None
     image drawn; InputError says what is wrong)."""
     entry, traces, notes = h.ex.generate(key, digit, temperature, seed)
     warn(notes)
-    return [cards.trace_summary(traces[0], entry.name)] + h.view.load(request, traces[0], entry.name, step=step, key=entry.key)
+    out = h.view.load(request, traces[0], entry.name, step=step, key=entry.key)
+    h.view.view(request).mixture_part = None
+    return [cards.trace_summary(traces[0], entry.name)] + out
+
+
+def sample_mixture(h: Handle, digit, temperature, seed, request) -> list:
+    """One digit from the mixture of scan orders: the seed draws the part that writes it. The page's
+    model becomes that part when it is in the model list (every tab then goes on with it)."""
+    summary, k, key, traces, notes = h.ex.sample_mixture(digit, temperature, seed)
+    warn(notes)
+    name = h.ex.mixtures.get()[1].names[k]
+    out = h.view.load(request, traces[0], name, key=key)
+    h.view.view(request).mixture_part = k
+    return [gr.Dropdown(value=key) if key else gr.skip()] + \
+        [summary + " " + cards.trace_summary(traces[0], name)] + out
+
+
+def which_order(h: Handle, request) -> list:
+    """"Which order?" for the digit the Generate view shows."""
+    v = h.view.view(request)
+    if v.trace is None:
+        raise InputError("generate a digit first")
+    data = h.ex.which_order(v.trace.image, v.mixture_part)
+    digit = "unconditional" if v.trace.label is None else f"digit {v.trace.label}"
+    data["subject"] = f"{v.model_name}'s {digit}, seed {v.trace.seed}"
+    return h.orders.load(data)
 
 
 # ---- deep links ------------------------------------------------------------------------------------
@@ -155,3 +192,20 @@ def wire(h: Handle, tab=None):
         do_generate, ins, h.outputs, api_name="generate_new_seed", concurrency_limit=2)
 
     h.link.wire(lambda *a: link_view(h, *a), ins + [h.view.t], "copy_link", NAME)
+
+    def do_mixture(d, temp, s, request: gr.Request):
+        try:
+            return sample_mixture(h, d, temp, s, request)
+        except InputError as e:
+            raise message(str(e)) from None
+
+    def do_which(request: gr.Request):
+        try:
+            return which_order(h, request)
+        except InputError as e:
+            raise message(str(e)) from None
+
+    h.mixture.click(do_mixture, [h.digit, h.temperature, h.seed], [h.ckpt] + h.outputs, api_name="sample_mixture",
+                    concurrency_limit=2, show_progress="minimal")
+    h.which.click(do_which, None, h.orders.load_outputs, api_name="which_order", concurrency_limit=2,
+                  show_progress="minimal")

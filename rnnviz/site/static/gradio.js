@@ -6,6 +6,7 @@
 
 import { DifferenceColumn } from './intervene.js';
 import { StepGroup } from './group.js';
+import { OrderChart } from './orders.js';
 import { rules } from './rules.js';
 import { decodeTrace } from './trace.js';
 import { StepView, el } from './view.js';
@@ -34,7 +35,9 @@ export function mount(element, props, watch) {
   // props, or the template's data attributes when Gradio has dropped them (stepview.MOUNT_JS)
   const name = props.name || conf.name, kind = props.kind || conf.kind, button = props.button || conf.button;
   let view;
-  if (kind === 'single') {
+  if (kind === 'orders') {
+    view = new OrderChart(root, { prefix: name });
+  } else if (kind === 'single') {
     const slot = (c) => root.querySelector(`.rv-slot-${c}`);
     view = new StepView(name, { canvas: slot('canvas'), gates: slot('gates'), figure: slot('figure') },
       { button, tooltip: tooltip(), onUnit: inspect(name) });
@@ -51,7 +54,10 @@ export function mount(element, props, watch) {
     let p = null;
     try { p = props.value ? JSON.parse(props.value) : null; } catch (e) { p = null; }
     if (!p || !p.columns) return;
-    if (kind === 'single') {
+    if (kind === 'orders') {
+      view.load(p.orders);
+      element.scrollIntoView({ behavior: 'smooth', block: 'nearest' });  // only a click sends one: show it
+    } else if (kind === 'single') {
       const c = p.columns[0];
       view.load(decodeTrace(c.trace), c.entry.name, p.step, { layer: p.layer, unitOrder: c.unitOrder, note: c.note || '' });
     } else {
@@ -78,13 +84,18 @@ window.rnnviz = Object.assign(window.rnnviz || {}, {
   /** The step view ``name`` is at (Copy link sends it). */
   step(name = 'gen') {
     const e = views.get(name);
-    if (!e) return 0;
+    if (!e || e.kind === 'orders') return 0;  // "which order?" has no steps
     return e.kind === 'single' ? e.view.step : e.view.player.step;
+  },
+  /** The layer the single view ``name`` shows (the GIF export draws it); -1: none. */
+  layer(name = 'gen') {
+    const e = views.get(name);
+    return e && e.kind === 'single' && e.view.trace ? e.view.layer : -1;
   },
   /** Move the view ``name`` to step ``t`` (benchmarks, tests). */
   setStep(name, t) {
     const e = views.get(name);
-    if (e) (e.kind === 'single' ? e.view.player : e.view.player).go(t);
+    if (e && e.view.player) e.view.player.go(t);
   },
   views,
 });

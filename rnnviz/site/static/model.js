@@ -323,3 +323,49 @@ export function sampleSeeded(model, { n = 1, digit = null, seed = 0, temperature
   for (const tr of traces) tr.seed = seed;
   return traces;
 }
+
+// ---- exact mixtures (rnnviz/mixture.py) --------------------------------------------------------
+const logSumExp = (xs) => {
+  const top = Math.max(...xs);
+  return top === -Infinity ? top : top + Math.log(xs.reduce((s, v) => s + Math.exp(v - top), 0));
+};
+
+/** Mixture.choose_part: the part a mixture's sample with ``seed`` comes from, torch.randint(parts)
+ *  of a generator seeded with (seed + rules.json mixturePartStream) mod 2^32, independent of the
+ *  part's own draws (seeded with ``seed``). */
+export function choosePart(parts, seed) {
+  if (!(Number.isInteger(parts) && parts > 0)) throw new Error('a mixture needs at least one part');
+  return randint(new MT19937((seed + rules().mixturePartStream) % 4294967296), parts, 1)[0];
+}
+
+/** analysis.marginal_line_nll for one binary image (H*W as seen): -log p(line t | lines < t) of the
+ *  model's order, the class summed out under the uniform prior (Float64Array(H), nats). The lines
+ *  sum to -log p(x). */
+export function lineNll(model, image) {
+  const c = model.config, H = c.height, none = new Float32Array(0);
+  const classes = c.num_classes ? Array.from({ length: c.num_classes }, (_, y) => y) : [null];
+  const cum = classes.map((y) => {  // log p(lines <= t | y)
+    const tr = runOne(model, y, none, 0, 1, image, H, true);
+    let s = 0;
+    return Array.from(tr.rowNll, (v) => (s -= v));
+  });
+  const out = new Float64Array(H), logC = Math.log(classes.length);
+  let before = 0;
+  for (let t = 0; t < H; t++) {
+    const now = logSumExp(cum.map((row) => row[t])) - logC;
+    out[t] = before - now;
+    before = now;
+  }
+  return out;
+}
+
+/** Mixture.which_order for one binary image (H*W as seen) and the mixture's parts (loaded models):
+ *  the mixture's NLL and, per part, its NLL, its NLL per line of its own order and its posterior
+ *  p(part | x) under the uniform prior. */
+export function whichOrder(parts, image) {
+  const rows = parts.map((m) => ({ name: m.name, order: m.order, lineNll: lineNll(m, image), pixelOf: m.pixelOf }));
+  const lp = rows.map((r) => -r.lineNll.reduce((a, b) => a + b, 0));
+  const z = logSumExp(lp);
+  rows.forEach((r, k) => { r.nll = -lp[k]; r.posterior = Math.exp(lp[k] - z); });
+  return { nll: -(z - Math.log(parts.length)), parts: rows };
+}

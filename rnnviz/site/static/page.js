@@ -3,7 +3,8 @@
 // in view.js and group.js (the Gradio app draws with the same files), every colour, name and limit
 // in rules.json (written by Python); this file only connects them.
 
-import { classPosterior, loadModel, sampleSeeded } from './model.js';
+import { choosePart, classPosterior, loadModel, sampleSeeded, whichOrder } from './model.js';
+import { OrderChart } from './orders.js';
 import { StepGroup } from './group.js';
 import { paintCanvas, paintPrefix } from './draw.js';
 import { InputError, binarize, mnistLike } from './inputs.js';
@@ -14,7 +15,7 @@ import { StepView } from './view.js';
 
 const $ = (id) => document.getElementById(id);
 const page = { manifest: null, models: new Map(), entries: new Map(), gen: null, comp: null, cmp: null, settings: null,
-               trace: null, completions: [], timings: {}, notes: [] };
+               trace: null, drew: null, orders: null, completions: [], timings: {}, notes: [] };
 
 // ---- notes and text (metadata is only ever written as text) -----------------------------------
 function showNotes(notes) {
@@ -31,6 +32,7 @@ function richText(node, parts) {  // parts: strings, or [text] for bold
 const fmtTemp = (t) => String(Math.round(t * 1000) / 1000);
 
 function modelSummary(entry) {  // views.model_summary
+  if (entry.mixture) return mixtureSummary(entry);
   const c = entry.config, m = entry.metrics || {}, parts = [[entry.name], `: ${c.cell.toUpperCase()}, ${c.layers} \u00d7 ${c.hidden} units`];
   if (c.order && c.order !== 'rows') parts.push(` \u00b7 writes ${rules().orderNames[c.order]}`);
   if (m.parameters) parts.push(` \u00b7 ${(m.parameters / 1e6).toFixed(2)} M parameters`);
@@ -38,6 +40,13 @@ function modelSummary(entry) {  // views.model_summary
   if (m.dataset) parts.push(` \u00b7 trained on ${m.dataset}`);
   if (m.train_seconds) parts.push(` \u00b7 ${Math.round(m.train_seconds / 60)} min, ${Math.round(m.step || 0)} steps`);
   return parts;
+}
+
+function mixtureSummary(entry) {
+  const m = entry.metrics || {}, orders = [...new Set(entry.parts.map((p) => p.config.order || 'rows'))];
+  return [[entry.name], `: the exact equal mixture of ${entry.parts.length} models in ${orders.length} scan orders ` +
+    `(${orders.join(', ')}); each digit is written by one part, drawn from the seed`,
+    ...(typeof m.test_nll === 'number' ? [` \u00b7 test NLL ${m.test_nll.toFixed(2)} nats`] : [])];
 }
 
 function traceSummary(tr, name, seed) {  // views.trace_summary
@@ -50,12 +59,19 @@ function traceSummary(tr, name, seed) {  // views.trace_summary
 }
 
 // ---- models ---------------------------------------------------------------------------------
+async function weights(entry) {
+  const r = await fetch(entry.file);
+  if (!r.ok) throw new Error(`could not load ${entry.file} (HTTP ${r.status})`);
+  return loadModel(entry, await r.arrayBuffer());
+}
+
+/** The model ``name``, loaded once; a mixture is {name, mixture: true, config, parts: [models]}. */
 async function model(name) {
   if (!page.models.has(name)) {
     const entry = page.entries.get(name);
-    const r = await fetch(entry.file);
-    if (!r.ok) throw new Error(`could not load ${entry.file} (HTTP ${r.status})`);
-    page.models.set(name, loadModel(entry, await r.arrayBuffer()));
+    page.models.set(name, entry.mixture
+      ? { name, mixture: true, config: entry.config, parts: await Promise.all(entry.parts.map(weights)) }
+      : await weights(entry));
   }
   return page.models.get(name);
 }
@@ -104,15 +120,42 @@ async function generate(step = null) {  // null: the last step, the whole image 
   const s = page.settings, m = await model(s.model);
   const t0 = performance.now();
   const digit = s.digit === 'any' || !m.config.num_classes ? null : Number(s.digit);
-  const [trace] = sampleSeeded(m, { n: 1, digit, seed: s.seed, temperature: s.temperature });
+  // a mixture's digit is written by one part, drawn from the seed (Mixture.sample)
+  const drew = m.mixture ? choosePart(m.parts.length, s.seed) : null, writer = m.mixture ? m.parts[drew] : m;
+  const [trace] = sampleSeeded(writer, { n: 1, digit, seed: s.seed, temperature: s.temperature });
   const t1 = performance.now();
   page.trace = trace;
+  page.drew = m.mixture ? { mixture: m.name, part: drew } : null;
   page.genKey = drawnWith(true);
-  page.gen.load(trace, m.name, step);
-  richText($('gen_summary'), traceSummary(trace, m.name, s.seed));
+  page.gen.load(trace, writer.name, step);
+  const summary = traceSummary(trace, writer.name, s.seed);
+  if (m.mixture) {
+    summary.unshift([m.name], ` drew part ${drew + 1} of ${m.parts.length} from the seed: `, [writer.name],
+      `, which writes ${rules().orderNames[writer.order]}. `);
+  }
+  richText($('gen_summary'), summary);
   page.timings.sample = t1 - t0;
   page.timings.generate = performance.now() - t0;
   updateURL();
+  if (page.orders && !page.orders.root.hidden) setTimeout(() => showOrders().catch((e) => showNotes([String(e.message || e)])), 0);
+}
+
+// ---- Which order? ---------------------------------------------------------------------------
+/** The first mixture the site holds: its parts score the digit on screen. */
+const mixtureName = () => [...page.entries.values()].find((e) => e.mixture)?.name ?? null;
+
+/** Each order's NLL of the digit on screen, line by line (model.js whichOrder, in the browser). */
+async function showOrders() {
+  const name = mixtureName();
+  if (!name || !page.trace) return;
+  const mix = await model(name), t0 = performance.now();
+  const data = whichOrder(mix.parts, page.trace.image);
+  data.height = page.trace.height; data.width = page.trace.width;
+  data.drew = page.drew && page.drew.mixture === name ? page.drew.part : null;
+  const tr = page.trace, writer = data.drew !== null ? mix.parts[data.drew].name : page.settings.model;
+  data.subject = `${writer}'s ${tr.label === null ? 'unconditional digit' : `digit ${tr.label}`}, seed ${tr.seed}`;
+  page.orders.load(data);
+  page.timings.whichOrder = performance.now() - t0;
 }
 
 // ---- Compare cells -------------------------------------------------------------------------------
@@ -120,7 +163,7 @@ async function generate(step = null) {  // null: the last step, the whole image 
  *  a model that is not class-conditional is skipped when a digit is asked for). */
 async function compare(step = null) {
   const s = page.settings, t0 = performance.now();
-  const loaded = await Promise.all([...page.entries.keys()].map(model));
+  const loaded = await Promise.all([...page.entries.values()].filter((e) => !e.mixture).map((e) => model(e.name)));
   const t1 = performance.now();
   const columns = loaded.map((m) => {
     const entry = page.entries.get(m.name);
@@ -233,7 +276,12 @@ function preview() {
 }
 
 async function complete() {
-  const name = page.settings.model, m = await model(name), C = m.config.num_classes;
+  const name = page.settings.model;
+  if (page.entries.get(name).mixture) {
+    showNotes([`${name} is a mixture of scan orders: each part would keep a different part of the image. Pick one of its models to complete a digit.`]);
+    return;
+  }
+  const m = await model(name), C = m.config.num_classes;
   let prefix;
   try {
     prefix = prefixBinary();
@@ -314,12 +362,14 @@ function buildControls() {
   const sel = $('checkpoint');
   for (const e of page.entries.values()) {
     const nll = e.metrics && e.metrics.test_nll !== undefined ? `, NLL ${e.metrics.test_nll.toFixed(1)}` : '';
-    sel.append(Object.assign(document.createElement('option'), {
-      value: e.name, textContent: `${e.name}: ${e.config.cell.toUpperCase()} ${e.config.layers}\u00d7${e.config.hidden}${nll}` }));
+    const what = e.mixture ? `mixture of ${e.parts.length} scan orders` : `${e.config.cell.toUpperCase()} ${e.config.layers}\u00d7${e.config.hidden}`;
+    sel.append(Object.assign(document.createElement('option'), { value: e.name, textContent: `${e.name}: ${what}${nll}` }));
   }
+  $('which_order').hidden = !mixtureName();
   const compDigit = $('comp_digit');
   for (const d of ['auto', ...digitChoices()]) compDigit.append(Object.assign(document.createElement('option'), { value: d, textContent: d }));
   const run = (fn) => (...a) => Promise.resolve(fn(...a)).catch((e) => showNotes([String(e && e.message || e)]));
+  $('which_order').addEventListener('click', run(showOrders));
   $('generate').addEventListener('click', run(() => { readControls(); return generate(); }));
   $('dice').addEventListener('click', run(() => {
     readControls();
@@ -396,6 +446,7 @@ async function start() {
   page.comp = new StepView('comp', { canvas: $('comp_view'), gates: $('comp_gates_col'), figure: $('comp_fig_slot') },
                            { button: 'Complete', tooltip });
   page.cmp = new StepGroup($('cmp_view'), { prefix: 'cmp', onStep: updateURL, tooltip });
+  page.orders = new OrderChart($('orders_slot'), { prefix: 'orders' });
   buildControls();
   setupSketch();
   await setupGallery();
@@ -422,8 +473,12 @@ window.rnnviz = {
     const view = which === 'comp' ? page.comp : page.gen, snap = view.snapshot();
     const s = page.settings || {};
     return snap && { model: which === 'comp' ? page.settings.model : s.model, digit: s.digit, seed: which === 'comp' ? page.compSeed : s.seed,
-                     temperature: s.temperature, tab: page.tab, notes: page.notes.slice(), ...snap };
+                     temperature: s.temperature, tab: page.tab, notes: page.notes.slice(),
+                     drew: which === 'comp' ? null : page.drew, ...snap };
   },
+  /** The "which order?" view's numbers (null until shown). */
+  orders: () => page.orders.snapshot(),
+  showOrders: async () => { await showOrders(); return page.orders.snapshot(); },
   setStep: (t) => page.gen.player.go(t),
   timings: page.timings,
   generate: async (opts = {}) => { Object.assign(page.settings, opts); writeControls(); await generate(); return page.timings; },

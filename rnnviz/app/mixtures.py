@@ -1,0 +1,102 @@
+"""The explorer's exact mixture of scan orders: sampling from it, and "which order?" for a digit.
+
+The shipped mixture (``checkpoints/mixture/*.safetensors``, ``rnnviz.mixture``) is one density
+made of several models, most of them writing the digit in another scan order. The explorer uses it
+two ways, both in the Generate tab:
+
+- **Sample from the mixture**: the seed draws the part (``Mixture.choose_part``, a generator of its
+  own), and that part writes the digit with the same seed, exactly as ``Mixture.sample`` does. The
+  part is also a model of the model list when the mixture was built from the shipped files (the
+  same name), so the page's model becomes it and every tab goes on with it.
+- **Which order?**: for the digit on screen, each part's NLL and its NLL per line of its own order,
+  and the posterior over the parts (``Mixture.which_order``).
+
+Nothing here is model math: the mixture's own methods do it. The file is read lazily, once, within
+the explorer's limits; a missing or malformed one makes the buttons say why, and nothing else breaks.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import APP_LIMITS, CheckpointError
+from ..mixture import Mixture, load_mixture
+from ..rules import ORDER_NAMES
+from .inputs import InputError
+
+FOLDER = "mixture"  # beside the shipped checkpoints: the model list (single models) does not read it
+
+
+class Mixtures:
+    """The first mixture file in ``folder`` (sorted by name), loaded on first use and kept."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+        self._loaded: tuple[str, Mixture] | None = None
+        self._problem: str | None = None
+
+    def path(self) -> Path | None:
+        files = sorted(self.folder.glob("*.safetensors")) if self.folder.is_dir() else []
+        return files[0] if files else None
+
+    @property
+    def available(self) -> bool:
+        return self.path() is not None
+
+    def get(self) -> tuple[str, Mixture]:
+        """(name, mixture); InputError says why there is none."""
+        with self._lock:
+            if self._loaded is None and self._problem is None:
+                path = self.path()
+                if path is None:
+                    self._problem = (f"no mixture of scan orders in {self.folder}/: build one with python -m "
+                                     "rnnviz.mixture --part A.safetensors --part B.safetensors --out "
+                                     f"{self.folder}/mnist_mixture.safetensors")
+                else:
+                    try:
+                        self._loaded = (path.stem, load_mixture(path, APP_LIMITS))
+                    except CheckpointError as e:
+                        self._problem = f"the mixture file could not be read: {e}"
+            if self._loaded is None:
+                raise InputError(self._problem)
+            return self._loaded
+
+    def describe(self) -> str:
+        """One line: what the mixture is (or why there is none)."""
+        try:
+            name, mix = self.get()
+        except InputError as e:
+            return str(e)
+        orders = sorted(set(mix.orders), key=list(ORDER_NAMES).index)
+        nll = mix.metrics.get("test_nll")
+        return (f"{name}: the exact equal mixture of {len(mix)} models in {len(orders)} scan orders "
+                f"({', '.join(orders)})" + (f", test NLL {float(nll):.2f} nats" if nll is not None else ""))
+
+    def sample(self, y, temperature: float, seed: int) -> tuple[str, int, list]:
+        """(mixture name, the part drawn, its traces): ``Mixture.sample_traces`` of one digit."""
+        name, mix = self.get()
+        if mix.num_classes == 0 and y is not None:
+            raise InputError("the mixture's parts are unconditional: choose digit 'any'")
+        k, traces = mix.sample_traces(1, y=y, temperature=temperature, seed=seed)
+        return name, k, traces
+
+    def which_order(self, image: np.ndarray, drew: int | None = None) -> dict:
+        """The "which order?" numbers of one binary image, as the page's OrderChart reads them."""
+        name, mix = self.get()
+        H, W = mix.shape
+        if image.shape != (H, W):
+            raise InputError(f"the mixture reads {H}\u00d7{W} images; this digit is {image.shape[0]}\u00d7{image.shape[1]}")
+        got = mix.which_order(image.astype(np.float32))
+        return {"mixture": name, "nll": got["nll"], "height": H, "width": W, "drew": drew,
+                "parts": [{"name": p["name"], "order": p["order"], "nll": p["nll"], "posterior": p["posterior"],
+                           "lineNll": [float(v) for v in p["line_nll"]]} for p in got["parts"]]}
+
+    def part_summary(self, k: int) -> str:
+        name, mix = self.get()
+        order = mix.orders[k]
+        return (f"**{name}** drew part {k + 1} of {len(mix)} from the seed: **{mix.names[k]}**, which writes "
+                f"{ORDER_NAMES[order]}.")
