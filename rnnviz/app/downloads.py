@@ -28,10 +28,11 @@ from pathlib import Path
 import gradio as gr
 
 from .. import export
+from ..model import CELLS
 from . import inputs
-from .components import message, session_id, warn
+from .components import Number, message, session_id, warn
 from .inputs import InputError
-from .state import Explorer
+from .operations import Explorer
 
 GRID_N = 10  # samples per class (or of the chosen digit) in the sample grid
 
@@ -83,7 +84,7 @@ class Downloads:
 
 def trace_stem(trace, what: str) -> str:
     """A file name from the trace's cell and numbers only, e.g. ``rnnviz_lstm_digit7_seed0``."""
-    parts = ["rnnviz", str(trace.cell) if trace.cell in ("lstm", "gru", "rnn") else "model"]
+    parts = ["rnnviz", str(trace.cell) if trace.cell in CELLS else "model"]
     if trace.label is not None:
         parts.append(f"digit{int(trace.label)}")
     if trace.seed is not None:
@@ -95,6 +96,9 @@ def trace_stem(trace, what: str) -> str:
 
 CLICK_JS = """() => { const e = document.querySelector('#%s');
   const b = e && (e.tagName === 'BUTTON' ? e : e.querySelector('button')); if (b) b.click(); }"""
+
+
+LAYER_JS = "() => [window.rnnviz && window.rnnviz.layer ? window.rnnviz.layer('%s') : -1]"
 
 
 class ExportBar:
@@ -112,6 +116,8 @@ class ExportBar:
                 self.png = gr.Button("\u2b07 sample grid PNG", size="sm", elem_id=f"{self.view}_export_grid", scale=0,
                                      min_width=150)
         self.file = gr.DownloadButton("download", visible="hidden", elem_id=f"{self.view}_download")
+        # the layer the visitor shows (it lives in the browser's view): the GIF draws that one
+        self.layer = Number(-1, precision=0, visible=False, label="layer", elem_id=f"{self.view}_gif_layer")
 
     def _trace(self, request):
         v = self.ex.sessions.get(session_id(request)).view(self.view)
@@ -122,18 +128,21 @@ class ExportBar:
     def wire(self, ckpt=None, digit=None, temperature=None, seed=None):
         n, click = self.view, CLICK_JS % f"{self.view}_download"
 
-        def gif(request: gr.Request):
+        def gif(layer, request: gr.Request):
             v = self._trace(request)
-            path = self.downloads.path(session_id(request), trace_stem(v.trace, n), ".gif")
-            return export.trace_gif(v.trace, path, layer=v.layer)
+            nlayers = len(v.trace.layers)
+            k = v.layer if layer is None or layer < 0 else min(int(layer), nlayers - 1)  # the page's, clamped
+            path = self.downloads.path(session_id(request), trace_stem(v.trace, n) + (f"_layer{k + 1}" if nlayers > 1 else ""),
+                                       ".gif")
+            return export.trace_gif(v.trace, path, layer=k)
 
         def npz(request: gr.Request):
             v = self._trace(request)
             path = self.downloads.path(session_id(request), trace_stem(v.trace, n), ".npz")
             return export.save_trace_npz(v.trace, path)
 
-        self.gif.click(gif, None, [self.file], api_name=f"{n}_export_gif", concurrency_limit=2).success(
-            None, None, None, js=click)
+        self.gif.click(gif, [self.layer], [self.file], api_name=f"{n}_export_gif", concurrency_limit=2,
+                       js=LAYER_JS % n).success(None, None, None, js=click)
         self.npz.click(npz, None, [self.file], api_name=f"{n}_export_npz", concurrency_limit=2).success(
             None, None, None, js=click)
         if not self.grid:
