@@ -60,9 +60,9 @@ def checkpoint_dir(args) -> Path:
     return tmp
 
 
-def start_server(args, ckpts: Path, port: int) -> tuple[subprocess.Popen, float]:
+def start_server(args, ckpts: Path, port: int, env_extra: dict | None = None) -> tuple[subprocess.Popen, float]:
     env = dict(os.environ, GRADIO_TEMP_DIR=tempfile.mkdtemp(prefix="rnnviz-bench-gradio-"),
-               GRADIO_ANALYTICS_ENABLED="False")
+               GRADIO_ANALYTICS_ENABLED="False", **(env_extra or {}))
     cmd = [sys.executable, str(ROOT / "explorer.py"), "--port", str(port), "--checkpoint-dir", str(ckpts),
            "--runs-dir", tempfile.mkdtemp(prefix="rnnviz-bench-runs-"), "--train-dataset", args.train_dataset]
     import httpx

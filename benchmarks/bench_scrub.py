@@ -12,7 +12,10 @@ per Generate, the static page samples it itself. For each host, on the same digi
 - play: Play from step 0 until the view shows step 27, the requests sent meanwhile, and the frame
   rate of the page while it plays (requestAnimationFrame callbacks per second);
 - generate: from the click on Generate until the view has drawn the new digit (the app: the trace
-  computed, sent and drawn; the static page: sampled and drawn in the browser);
+  computed, sent and drawn; the static page: sampled and drawn in the browser), the median of 5 per
+  round. The app answers Generate directly (fair slots, rnnviz/app/guard/slots.py); the baseline
+  "app (queue)" is a second server sending it through Gradio's queue as before
+  (RNNVIZ_GENERATE_QUEUE=1), measured in the same rounds;
 - the trace's size: float32 data and the whole JSON payload (rnnviz.wire.trace_bytes).
 The ratio app/static of the settle time above the 0.80 s floor is the figure to watch; the machine
 is noisy, so rounds alternate between the hosts.
@@ -39,6 +42,7 @@ PRESSES, GAP_MS, FLOOR_S = 20, 40, 0.80
 # the same hooks on both hosts: the app's window.rnnviz takes a view name, the static page's does not
 STATE = {"app": "window.rnnviz.state('gen')", "static": "window.rnnviz.state()"}
 SET_STEP = {"app": "window.rnnviz.setStep('gen', 0)", "static": "window.rnnviz.setStep(0)"}
+GENERATES = 5  # Generate presses per round and host
 LONGTASKS = """() => {
   window.__lt = [];
   new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__lt.push(e.duration); })
@@ -57,7 +61,7 @@ def open_host(browser, host: str, url: str):
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.on("request", lambda r: requests.append(r.url) if "/gradio_api/" in r.url and "file=" not in r.url else None)
     pg.goto(url)
-    if host == "app":
+    if host.startswith("app"):
         pg.wait_for_selector("#gen_view [data-loaded]", state="attached", timeout=120_000)
     else:
         pg.wait_for_selector("body[data-ready='1']", state="attached", timeout=120_000)
@@ -111,7 +115,7 @@ def generate(pg, host: str, seed: int) -> float:
     """Seconds from the click on Generate (dispatched in the page) to the frame that shows the new
     digit drawn: the app's round trip (queue, sampling, the trace sent, decoded and drawn), or the
     static page's sampling and drawing."""
-    if host == "app":
+    if host.startswith("app"):
         pg.fill("#seed input", str(seed))
         pg.dispatch_event("#seed input", "change")
         pg.wait_for_timeout(200)
@@ -159,18 +163,19 @@ def main(argv=None):
     export_site(out=site)
     srv, site_url = serve(site)
     proc, startup = start_server(args, Path(args.checkpoint_dir), free_port())
-    app_url = proc.args[proc.args.index("--port") + 1]
-    urls = {"app": f"http://127.0.0.1:{app_url}/", "static": site_url}
+    queued, _ = start_server(args, Path(args.checkpoint_dir), free_port(), {"RNNVIZ_GENERATE_QUEUE": "1"})
+    port = lambda p: p.args[p.args.index("--port") + 1]  # noqa: E731
+    urls = {"app": f"http://127.0.0.1:{port(proc)}/", "static": site_url, "app (queue)": f"http://127.0.0.1:{port(queued)}/"}
     res = {"date": time.strftime("%Y-%m-%d"), "trace": trace_size(), "app_startup_s": round(startup, 1)}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            rows = {"app": [], "static": []}
+            rows = {"app": [], "static": [], "app (queue)": []}
             for r in range(args.rounds):
-                for host in ("app", "static") if r % 2 == 0 else ("static", "app"):
+                for host in ("app", "static", "app (queue)") if r % 2 == 0 else ("app (queue)", "static", "app"):
                     pg, errors, requests = open_host(browser, host, urls[host])
-                    row = {**settle(pg, host, requests), **play(pg, host, requests)}
-                    row["generate_s"] = statistics.median(generate(pg, host, 100 + k) for k in range(3))
+                    row = {} if host == "app (queue)" else {**settle(pg, host, requests), **play(pg, host, requests)}
+                    row["generate_s"] = statistics.median(generate(pg, host, 100 + k) for k in range(GENERATES))
                     if errors:
                         raise SystemExit(f"errors on the {host} page: {errors}")
                     rows[host].append(row)
@@ -178,6 +183,7 @@ def main(argv=None):
             browser.close()
     finally:
         proc.terminate()
+        queued.terminate()
         srv.shutdown()
     for host, rs in rows.items():
         res[host] = {k: median(rs, k) for k in rs[0]}
@@ -193,6 +199,10 @@ def main(argv=None):
         h = res[host]
         print(f"{host:8}{h['settle_s']:>15.3f} s{h['requests']:>10}{h['long_ms']:>9.0f} ms{h['play_s']:>9.2f} s"
               f"{h['requests']:>10}{h['fps']:>7.1f}{1000 * h['generate_s']:>7.0f} ms")
+    q = res["app (queue)"]["generate_s"]
+    res["generate_direct_vs_queue"] = round(a["generate_s"] / q, 2)
+    print(f"Generate to the drawn view: app {1000 * a['generate_s']:.0f} ms, the same app through Gradio's queue "
+          f"{1000 * q:.0f} ms (ratio {res['generate_direct_vs_queue']}), static {1000 * s['generate_s']:.0f} ms")
     print(f"app/static settle: {res['settle_ratio']} (above the {FLOOR_S:.2f} s floor: "
           f"{res['settle_ratio_above_floor']}); medians of {args.rounds} rounds, {res['date']}")
     if args.json:

@@ -27,8 +27,10 @@ Generate 40 times idle, then 40 times during each flood; its p95 must stay withi
 server's memory through hostile uploads, and the abuse loop. Attacker and victim are two clients
 by their sockets' addresses (127.0.0.2 and 127.0.0.3; all of 127.0.0.0/8 is this machine); the
 floods: one session joining the queue, a new session id for every job, ``/gradio_api/call/`` with
-no session, and both behind one proxy address (127.0.0.4), told apart by the X-Forwarded-For the
-server is told to trust (``RNNVIZ_FORWARDED_HOPS=1``).
+no session, direct calls (``/gradio_api/run/generate``, the route the page uses: the explorer answers
+Generate outside the queue, in fair slots), and both behind one proxy address (127.0.0.4), told
+apart by the X-Forwarded-For the server is told to trust (``RNNVIZ_FORWARDED_HOPS=1``). The victim
+sends its Generates as the page does, directly.
 
 Reported: requests served, errors (any exception; there must be none), p50 and p95 latency per
 endpoint, the training progress during the test, and the server's resident memory (VmRSS from
@@ -284,7 +286,7 @@ def report(res: dict):
 
 # ---- a hostile visitor (issue 11) ---------------------------------------------------------------------
 ATTACKER, VICTIM, PROXY = "127.0.0.2", "127.0.0.3", "127.0.0.4"  # all of 127.0.0.0/8 is this machine
-FLOODS = ("one session", "rotating sessions", "/call/", "behind one proxy")
+FLOODS = ("one session", "rotating sessions", "/call/", "direct /run/", "behind one proxy")
 
 
 def _http(address: str):
@@ -295,15 +297,13 @@ def _http(address: str):
 
 
 def _generate(http, url: str, seed: int, headers: dict | None = None, session: str = "victim") -> float | None:
-    """One Generate through ``/gradio_api/call/generate`` in ``session`` (as a page does: one session
-    for all its jobs), its answer read to the end, in ms; None if the server refused it."""
+    """One Generate as the page sends it (directly, ``/gradio_api/run/generate``; the explorer answers
+    Generate outside Gradio's queue, in fair slots) in ``session`` (one session for all a page's
+    jobs), in ms; None if the server refused it."""
     t = time.perf_counter()
-    r = http.post(url + "gradio_api/call/generate", json={"data": [MODEL, str(seed % 10), 1.0, seed],
-                                                          "session_hash": session}, headers=headers or {})
-    if r.status_code != 200:
-        return None
-    text = http.get(url + f"gradio_api/call/generate/{r.json()['event_id']}", headers=headers or {}).text
-    if "event: complete" not in text:
+    r = http.post(url + "gradio_api/run/generate", json={"data": [MODEL, str(seed % 10), 1.0, seed],
+                                                         "session_hash": session}, headers=headers or {})
+    if r.status_code != 200 or "data" not in r.json():
         return None
     return (time.perf_counter() - t) * 1000
 
@@ -330,6 +330,8 @@ def flood(url: str, kind: str, samples: int = 40, threads: int = 2) -> dict:
                         r = http.post(url + "gradio_api/queue/join", json={
                             "data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
                             "trigger_id": None})
+                    elif kind == "direct /run/":  # as the page sends Generate, from one session
+                        r = http.post(url + "gradio_api/run/generate", json={"data": data, "session_hash": "flooder"})
                     else:
                         r = http.post(url + "gradio_api/call/generate", json={"data": data},
                                       headers={"X-Forwarded-For": "198.51.100.2"} if proxied else {})

@@ -12,6 +12,7 @@ current view back. ``Handle.settings`` names the components of the tab's state b
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, replace
 
@@ -24,12 +25,19 @@ from ..downloads import Downloads, ExportBar
 from ..inputs import DIGITS, InputError, sampling
 from ..operations import Explorer
 from ..deeplinks import LinkBar, link_name, step_of
+from ..guard.base import Refused, request_client
+from ..guard.slots import FairSlots
 from ..stepview import OrdersView, StepView
 
 NAME = "gen"  # the step view's name
 ORDERS = "orders"  # the "which order?" view's name
 TAB = "generate"  # the tab's id (in links)
 DEFAULT_DIGIT = "7"
+SLOTS = 2  # Generates running at once (FairSlots: the least recently served client's goes next)
+# Generate answers directly, not through Gradio's queue (whose join and event stream cost it about as
+# much as the sampling); guard.slots.FairSlots keeps it fair. RNNVIZ_GENERATE_QUEUE=1 sends it through
+# the queue as before: the baseline benchmarks/bench_scrub.py compares against.
+DIRECT = os.environ.get("RNNVIZ_GENERATE_QUEUE", "") != "1"
 
 
 @dataclass
@@ -154,42 +162,53 @@ def link_view(h: Handle, key, digit, temperature, seed, t) -> links.View:
 
 
 def wire(h: Handle, tab=None):
+    slots = FairSlots(SLOTS)
+
+    def fair(run, *args):
+        """``run(*args)`` in a fair slot; an InputError or a busy refusal becomes the visitor's message."""
+        try:
+            with slots.slot(request_client(args[-1])):
+                return run(*args)
+        except InputError as e:
+            raise message(str(e)) from None
+        except Refused as e:
+            raise message(e.message) from None
+
     def do_generate(key, d, temp, s, request: gr.Request):
         if not key and h.ex.registry.default_key() is None:  # no checkpoint at all: how to get one, not an error
             howto = h.ex.no_checkpoint_message()
             gr.Warning(howto)
             return [howto] + [gr.skip()] * (len(h.outputs) - 1)
-        try:
-            return generate(h, key, d, temp, s, request)
-        except InputError as e:
-            raise message(str(e)) from None
+        return fair(lambda *a: generate(h, *a), key, d, temp, s, request)
 
     def new_seed():
         return random.randint(0, 99_999)
 
-    def follow_model(key, d, temp, s, request: gr.Request):
-        """A model picked in the menu: the same digit and seed with it; an unconditional model draws
-        'any' (the digit follows, with a note)."""
-        try:
-            d, note = checked.digit_for_model(h.ex, key, d)
-            out = generate(h, key, d, temp, s, request)
-        except InputError as e:
-            raise message(str(e)) from None
+    def pick(key, d, temp, s, request):
+        d, note = checked.digit_for_model(h.ex, key, d)
+        out = generate(h, key, d, temp, s, request)
         if note:
             gr.Info(note)
         return [d] + out
 
+    def follow_model(key, d, temp, s, request: gr.Request):
+        """A model picked in the menu: the same digit and seed with it; an unconditional model draws
+        'any' (the digit follows, with a note)."""
+        return fair(pick, key, d, temp, s, request)
+
     h.downloads.wire(h.ckpt, h.digit, h.temperature, h.seed)
     ins = [h.ckpt, h.digit, h.temperature, h.seed]
+    # answered directly (fair slots) or, as the baseline, through the queue (its fair picker)
+    how = {"queue": False} if DIRECT else {"concurrency_limit": SLOTS}
     # picking another model redraws the same digit and seed with it (LSTM vs GRU vs RNN). On .select:
     # Gradio 6's Dropdown sends .input twice per pick (on the pick and on the blur that follows; the
     # second was refused as "busy"), and .change also fires when on_load sets the menu from a link
-    h.ckpt.select(follow_model, ins, [h.digit] + h.outputs, api_name="generate_with_model", concurrency_limit=2,
-                  trigger_mode="always_last")  # quick picks: the last one is drawn once the one running ends
-    # through the queue (its fair picker bounds what one visitor's flood costs another); no spinner over the view
-    h.button.click(do_generate, ins, h.outputs, api_name="generate", concurrency_limit=2, show_progress="minimal")  # the view redraws itself; a spinner over it only costs time
-    h.dice.click(new_seed, None, [h.seed], api_name="new_seed", show_progress="hidden").then(
-        do_generate, ins, h.outputs, api_name="generate_new_seed", concurrency_limit=2)
+    h.ckpt.select(follow_model, ins, [h.digit] + h.outputs, api_name="generate_with_model",
+                  trigger_mode="always_last", **how)  # quick picks: the last one is drawn once the one running ends
+    # no spinner over the view: it redraws itself, and a spinner over it only costs time
+    h.button.click(do_generate, ins, h.outputs, api_name="generate", show_progress="minimal", **how)
+    h.dice.click(new_seed, None, [h.seed], api_name="new_seed", show_progress="hidden", queue=False).then(
+        do_generate, ins, h.outputs, api_name="generate_new_seed", **how)
 
     h.link.wire(lambda *a: link_view(h, *a), ins + [h.view.t], "copy_link", NAME)
 
