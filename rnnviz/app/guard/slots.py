@@ -3,10 +3,12 @@
 Generate is the explorer's most frequent, shortest job (one trace of a few tens of milliseconds),
 and the queue's round trips (join, then the event stream) cost it about as much again. So Generate
 runs as a direct request, and ``FairSlots`` does for it what the fair queue picker
-(``fairness.fair_get_events``) does for queued jobs: at most ``slots`` run at once, and when calls
-wait, the next to run is the one of the client served least recently (arrival order among equals).
-A client flooding Generate therefore delays another client's call by at most one call of its own
-per slot; the request guard still bounds what each client may have in flight
+(``fairness.fair_get_events``) does for queued jobs: at most ``slots`` run at once, one client runs
+at most half of them (at least one), and when calls wait, the next to run is the one of the client
+served least recently (arrival order among equals). A client flooding Generate therefore never
+holds every slot: another client's call starts at once, or after at most one call of the flood,
+and then shares the CPU with at most one of its calls; the request guard still bounds what each
+client may have in flight
 (``Settings.max_pending``) and refuses the rest as busy. A call that waits longer than
 ``MAX_WAIT_S`` is answered busy instead of holding its thread.
 """
@@ -24,24 +26,29 @@ MAX_WAIT_S = 20.0  # a direct call waiting longer than this for a slot is answer
 
 
 class FairSlots:
-    """At most ``slots`` calls at once; waiting calls start least-recently-served client first."""
+    """At most ``slots`` calls at once, at most ``per_client`` of one client (default: half the
+    slots, at least one); waiting calls start least-recently-served client first."""
 
-    def __init__(self, slots: int = 2, max_wait_s: float = MAX_WAIT_S):
+    def __init__(self, slots: int = 2, max_wait_s: float = MAX_WAIT_S, per_client: int | None = None):
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
         self.slots, self.max_wait_s = slots, max_wait_s
+        self.per_client = max(1, slots // 2) if per_client is None else max(1, min(per_client, slots))
         self._cond = threading.Condition()
         self._running = 0
+        self._by_client: dict[str, int] = {}  # client -> its calls running
         self._waiting: list[tuple[str, int]] = []  # (client, ticket) in arrival order
         self._served: dict[str, float] = {}  # client -> when its last call started
         self._tickets = itertools.count()
         self.started: list[str] = []  # the clients in the order their calls started (the last 256; tests)
 
     def _next(self) -> int | None:
-        """The ticket that runs next: the client served least recently (never: first), then arrival."""
-        if not self._waiting:
+        """The ticket that runs next: among the clients under their share, the one served least
+        recently (never: first), then arrival."""
+        ready = [w for w in self._waiting if self._by_client.get(w[0], 0) < self.per_client]
+        if not ready:
             return None
-        return min(self._waiting, key=lambda w: (self._served.get(w[0], -1.0), w[1]))[1]
+        return min(ready, key=lambda w: (self._served.get(w[0], -1.0), w[1]))[1]
 
     @contextmanager
     def slot(self, client: str):
@@ -63,6 +70,7 @@ class FairSlots:
                 raise
             self._waiting.remove((client, ticket))
             self._running += 1
+            self._by_client[client] = self._by_client.get(client, 0) + 1
             self._served[client] = time.monotonic()
             self.started = (self.started + [client])[-256:]
             if len(self._served) > 4096:  # forget the clients served longest ago
@@ -73,4 +81,9 @@ class FairSlots:
         finally:
             with self._cond:
                 self._running -= 1
+                left = self._by_client[client] - 1
+                if left:
+                    self._by_client[client] = left
+                else:
+                    del self._by_client[client]
                 self._cond.notify_all()

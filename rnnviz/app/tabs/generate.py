@@ -33,7 +33,7 @@ NAME = "gen"  # the step view's name
 ORDERS = "orders"  # the "which order?" view's name
 TAB = "generate"  # the tab's id (in links)
 DEFAULT_DIGIT = "7"
-SLOTS = 2  # Generates running at once (FairSlots: the least recently served client's goes next)
+SLOTS = 1  # Generates running at once: they are mostly Python (the GIL), so two at once only share it
 # Generate answers directly, not through Gradio's queue (whose join and event stream cost it about as
 # much as the sampling); guard.slots.FairSlots keeps it fair. RNNVIZ_GENERATE_QUEUE=1 sends it through
 # the queue as before: the baseline benchmarks/bench_scrub.py compares against.
