@@ -45,7 +45,7 @@ SET_STEP = {"app": "window.rnnviz.setStep('gen', 0)", "static": "window.rnnviz.s
 GENERATES = 5  # Generate presses per round and host
 LONGTASKS = """() => {
   window.__lt = [];
-  new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__lt.push(e.duration); })
+  new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__lt.push([e.startTime, e.duration]); })
     .observe({ type: 'longtask', buffered: false });
 }"""
 FPS = """() => new Promise((done) => {
