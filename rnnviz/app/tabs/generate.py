@@ -104,7 +104,13 @@ def generate(h: Handle, key, digit, temperature, seed, request, step: int | None
     warn(notes)
     out = h.view.load(request, traces[0], entry.name, step=step, key=entry.key)
     h.view.view(request).mixture_part = None
-    return [cards.trace_summary(traces[0], entry.name)] + out
+    return [with_notes(cards.trace_summary(traces[0], entry.name), notes)] + out
+
+
+def with_notes(summary: str, notes) -> str:
+    """The summary and, under it, every note (a clamped value): Generate answers directly, outside
+    the queue, where Gradio delivers no toast, so the notes travel in the answer itself."""
+    return summary + "".join(f"\n\n*Note: {n}*" for n in notes if n)
 
 
 def sample_mixture(h: Handle, digit, temperature, seed, request) -> list:
@@ -116,7 +122,7 @@ def sample_mixture(h: Handle, digit, temperature, seed, request) -> list:
     out = h.view.load(request, traces[0], name, key=key)
     h.view.view(request).mixture_part = k
     return [gr.Dropdown(value=key) if key else gr.skip()] + \
-        [summary + " " + cards.trace_summary(traces[0], name)] + out
+        [with_notes(summary + " " + cards.trace_summary(traces[0], name), notes)] + out
 
 
 def which_order(h: Handle, request) -> list:
@@ -203,8 +209,9 @@ def wire(h: Handle, tab=None):
     # picking another model redraws the same digit and seed with it (LSTM vs GRU vs RNN). On .select:
     # Gradio 6's Dropdown sends .input twice per pick (on the pick and on the blur that follows; the
     # second was refused as "busy"), and .change also fires when on_load sets the menu from a link
+    # (through the queue: its note about a digit switched to 'any' is a toast, which a direct answer cannot carry)
     h.ckpt.select(follow_model, ins, [h.digit] + h.outputs, api_name="generate_with_model",
-                  trigger_mode="always_last", **how)  # quick picks: the last one is drawn once the one running ends
+                  trigger_mode="always_last", concurrency_limit=SLOTS)  # quick picks: the last one is drawn once the one running ends
     # no spinner over the view: it redraws itself, and a spinner over it only costs time
     h.button.click(do_generate, ins, h.outputs, api_name="generate", show_progress="minimal", **how)
     h.dice.click(new_seed, None, [h.seed], api_name="new_seed", show_progress="hidden", queue=False).then(
