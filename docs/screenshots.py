@@ -155,6 +155,20 @@ def region(page, first: str, last: str, pad: int = 8) -> dict:
     return {"x": 0, "y": max(0, top - pad), "width": width, "height": bottom - top + 2 * pad}
 
 
+def shoot_orders(page):
+    """Sample from the mixture of scan orders, then "Which order?" for that digit: the part of the
+    page from the buttons' row to the chart."""
+    open_tab(page, "Generate & step")
+    if page.locator("#mixture_sample").count() == 0 or not page.is_visible("#mixture_sample"):
+        raise Skip("no mixture of scan orders in checkpoints/mixture/")
+    set_number(page, "seed", 3)
+    run(page, "gen", "#mixture_sample", 27)
+    page.click("#which_order")
+    page.wait_for_function("(window.rnnviz.state('orders') || {}).parts")
+    page.wait_for_timeout(800)
+    return region(page, "#orders_view", "#orders_view")
+
+
 def shoot_train(page):
     open_tab(page, "Train")  # hook: the form as a visitor first sees it (no run is started)
     page.wait_for_timeout(1000)
@@ -163,7 +177,7 @@ def shoot_train(page):
 VIEWS = {"generate": shoot_generate, "complete": shoot_complete, "compare": shoot_compare,
          "intervene": shoot_intervene, "reconstruct": shoot_reconstruct, "analysis": shoot_analysis,
          "forcing": shoot_forcing, "units": shoot_units, "memory": shoot_memory,
-         "train": shoot_train}
+         "orders": shoot_orders, "train": shoot_train}
 
 
 def main(argv=None):
