@@ -385,8 +385,9 @@ def _reset_peak(pid: int):
 
 
 def hostile_files(folder: Path) -> list[Path]:
-    """The hostile checkpoints of tests/test_reliability.py, and headers claiming huge models."""
-    from tests.test_reliability import APP_CASES, _claims, hostile
+    """The hostile checkpoints of tests/hostile.py, and headers claiming huge models."""
+    from tests.hostile import APP_CASES, hostile
+    from tests.hostile import claims as _claims
 
     folder.mkdir(parents=True, exist_ok=True)
     files = [hostile(folder, case)[0] for case in APP_CASES]

@@ -14,7 +14,7 @@ from rnnviz.app.tabs import forcing, saturation
 from rnnviz.cells import unroll
 from rnnviz.data import binarize_fixed, load_dataset
 from rnnviz.train import TrainConfig, Trainer
-from tests.conftest import FIXTURE
+from tests import FIXTURE
 
 H = 28
 

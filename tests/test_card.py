@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 
 
 def front_matter(path: Path) -> dict:

@@ -1,6 +1,11 @@
+"""Checkpoints (rnnviz.checkpoint): the round trip, interrupted and killed writes, the files of
+``rnnviz.publish``, and hostile files (a pickle payload is never run; malformed files and the
+hostile set of tests/hostile.py get a message naming their problem, from the API and the CLI)."""
+
 import json
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -8,10 +13,13 @@ import time
 
 import pytest
 import torch
+from PIL import Image
 
 import rnnviz
 from rnnviz import CheckpointError, ModelConfig, RowModel, load_checkpoint, save_checkpoint
 from rnnviz.checkpoint import load_optimizer_state, load_state, read_metadata
+from tests import ROOT
+from tests.hostile import CORE_CASES, hostile
 
 
 def test_round_trip(tmp_path):
@@ -232,3 +240,34 @@ def test_a_header_length_past_the_end_of_the_file_is_refused_for_that_reason(tmp
         with pytest.raises(CheckpointError) as e:
             load_state(path, limits=limits)
         assert str(e.value) == f"{path}: not a safetensors file (header claims {n} bytes, file has {size})"
+
+
+# ---- hostile files given to the command line (tests/hostile.py) ----------------------------------
+@pytest.mark.parametrize("case", CORE_CASES)
+def test_cli_names_the_problem_of_each_hostile_file(tmp_path, case):
+    from rnnviz import sample
+
+    path, match = hostile(tmp_path, case)
+    with pytest.raises(SystemExit) as e:
+        sample.main(["--checkpoint", str(path), "--out", str(tmp_path / "grid.png")])
+    assert str(e.value.code).startswith("error: ") and str(path) in str(e.value.code)
+    assert re.search(match, str(e.value.code)), e.value.code
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "grid.png").exists()
+
+
+def test_cli_subprocess_prints_a_message_not_a_traceback(tmp_path):
+    path, match = hostile(tmp_path, "pickle")
+    r = subprocess.run([sys.executable, "-m", "rnnviz.sample", "--checkpoint", str(path), "--out",
+                        str(tmp_path / "g.png")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ") and match.split(".*")[0] in r.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_checkpoint_of_another_size_still_works_from_the_cli(tmp_path):
+    """The CLI draws any size; only the explorer (28 x 28 views) refuses it."""
+    from rnnviz import sample
+
+    path, _ = hostile(tmp_path, "size_32")
+    sample.main(["--checkpoint", str(path), "--out", str(tmp_path / "g.png"), "--n", "1", "--digit", "1"])
+    assert Image.open(tmp_path / "g.png").size[0] > 32

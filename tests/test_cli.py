@@ -3,14 +3,11 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from PIL import Image
 
 from rnnviz.checkpoint import read_metadata
-from tests.conftest import FIXTURE
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests import FIXTURE, ROOT
 
 
 def run(*args, **kw):

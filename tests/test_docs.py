@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl, unquote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 README = ROOT / "README.md"
 README_MAX_LINES = 260
 PAGES = [README, ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]

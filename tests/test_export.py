@@ -3,7 +3,6 @@
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +11,10 @@ from PIL import Image
 
 from rnnviz import ModelConfig, RowModel, load_checkpoint, sample_traces, trace_images
 from rnnviz.cells import STATE_NAMES
-from rnnviz.export import (load_trace_npz, main, sample_grid_png, save_trace_npz, trace_frames, trace_gif)
+from rnnviz.export import load_trace_npz, main, sample_grid_png, save_trace_npz, trace_frames, trace_gif
 from rnnviz.trace import reconstruct_traces
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 H = W = 28
 
 

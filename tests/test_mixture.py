@@ -5,7 +5,6 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +22,8 @@ from rnnviz.mixture import (
     read_mixture_metadata,
     save_mixture,
 )
-from tests.conftest import FIXTURE
+from tests import FIXTURE, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ALL_3X3 = torch.tensor(list(itertools.product([0.0, 1.0], repeat=9))).view(512, 3, 3)
 
 

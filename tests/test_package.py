@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from rnnviz import ModelConfig
-from tests.apps import tiny_checkpoints
+from tests import ROOT
+from tests.app import tiny_checkpoints
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rnnviz"
 
 

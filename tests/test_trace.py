@@ -11,7 +11,6 @@ from rnnviz.render import FUTURE, INK, PAPER, PROB_SCALE, canvas_rgb, colorize
 from rnnviz.units import keep_factors, memory_reach, unit_profile
 
 
-
 def drawn(image: np.ndarray) -> np.ndarray:
     """The canvas colours (``render.canvas_rgb``) of pixels already drawn: ink or paper, (..., 3)."""
     return np.where(image[..., None].astype(bool), np.array(INK, np.uint8), np.array(PAPER, np.uint8))

@@ -1,3 +1,7 @@
+"""Training (rnnviz.train): stop, pause and resume from a checkpoint, divergence, unwritable folders,
+early and final checkpoints (a kill during the final write), the trainer's own thread count, the
+metrics log, bf16 autocast, weight decay, weight averaging and a validation split."""
+
 import threading
 import time
 
@@ -7,8 +11,8 @@ import pytest
 from rnnviz import ModelConfig, load_checkpoint, sample_traces, trace_images
 from rnnviz.checkpoint import read_metadata
 from rnnviz.data import load_dataset
-from rnnviz.train import Trainer, TrainConfig, ema_decay, update_average
-from tests.conftest import FIXTURE
+from rnnviz.train import TrainConfig, Trainer, ema_decay, update_average
+from tests import FIXTURE
 
 MC = ModelConfig(hidden=24, head_hidden=48)
 

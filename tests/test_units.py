@@ -3,7 +3,6 @@ pattern search, memory reach and timescales, checked against the traces, finite 
 independent autograd through cells.unroll, and gates held at known values."""
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +14,8 @@ from rnnviz import ModelConfig, RowModel, load_checkpoint, trace_images, units
 from rnnviz.analysis import model_labels
 from rnnviz.cells import unroll
 from rnnviz.data import binarize_fixed, load_dataset
-from tests.conftest import FIXTURE
+from tests import FIXTURE, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GALLERY = ROOT / "rnnviz" / "assets" / "gallery.npz"
 
 

@@ -2,7 +2,6 @@
 by rnnviz/site/static/trace.js (checked under Node against the Python arrays)."""
 
 import json
-import shutil
 import subprocess
 
 import numpy as np
@@ -45,11 +44,7 @@ def test_trace_bytes_counts_the_floats():
     assert floats < total < floats * 1.4  # base64 and a small header
 
 
-NODE = shutil.which("node")
-
-
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
-def test_trace_js_reads_the_payload_bit_for_bit(tmp_path):
+def test_trace_js_reads_the_payload_bit_for_bit(tmp_path, node):
     tr = traces()[0]
     (tmp_path / "payload.json").write_text(json.dumps(encode_trace(tr)))
     script = tmp_path / "read.mjs"
@@ -63,14 +58,13 @@ const bits = (a) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length)
 console.log(JSON.stringify({{ height: t.height, hidden: t.hidden, names: t.names, nlayers: t.layers.length,
   c1: bits(t.layers[1].c), probs: bits(t.probs) }}));
 """)
-    out = json.loads(subprocess.run([NODE, str(script)], capture_output=True, text=True, check=True).stdout)
+    out = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
     assert out["nlayers"] == 2 and out["names"] == list(tr.names) and out["hidden"] == 24
     assert out["c1"] == tr.layers[1]["c"].astype("<f4").view("<u4").ravel().tolist()
     assert out["probs"] == tr.probs.astype("<f4").view("<u4").ravel().tolist()
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
-def test_trace_js_refuses_a_malformed_payload(tmp_path):
+def test_trace_js_refuses_a_malformed_payload(tmp_path, node):
     payload = encode_trace(traces()[2])
     payload["arrays"][0][2] = 10**9  # an array longer than the data
     (tmp_path / "payload.json").write_text(json.dumps(payload))
@@ -83,5 +77,5 @@ const {{ decodeTrace }} = await import(pathToFileURL({json.dumps(str(STATIC / 't
 try {{ decodeTrace(JSON.parse(readFileSync({json.dumps(str(tmp_path / 'payload.json'))}, 'utf8'))); console.log('read'); }}
 catch (e) {{ console.log('refused: ' + e.message); }}
 """)
-    out = subprocess.run([NODE, str(script)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("refused: array image lies outside the data")

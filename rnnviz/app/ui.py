@@ -3,7 +3,7 @@
 Each tab is a module in ``tabs/`` with ``build`` (its layout) and ``wire`` (its events); this file
 adds them and wires what belongs to the whole page: the model menu's description, uploads, the
 first digit when the page opens, and dropping a visitor's state when the tab closes. Every listener
-has an ``api_name``, so the whole page can be driven with ``gradio_client`` (tests/test_app.py).
+has an ``api_name``, so the whole page can be driven with ``gradio_client`` (tests/app/).
 """
 
 from __future__ import annotations

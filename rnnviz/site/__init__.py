@@ -36,9 +36,9 @@ from .about import about_page
 ROOT = Path(__file__).resolve().parent
 STATIC = ROOT / "static"
 SHIPPED = ROOT.parent.parent / "checkpoints"
-# the shipped LSTM, GRU and RNN, and the exact mixture of scan orders (its parts load when it is picked)
-DEFAULT_CHECKPOINTS = tuple(SHIPPED / f"mnist_{c}.safetensors" for c in CELLS) + (
-    SHIPPED / "mixture" / "mnist_mixture.safetensors",)
+DEFAULT_CHECKPOINTS = tuple(SHIPPED / f"mnist_{c}.safetensors" for c in CELLS)  # the shipped LSTM, GRU, RNN
+# exported too by default when shipped: the exact mixture of scan orders (its parts load when it is picked)
+DEFAULT_MIXTURES = (SHIPPED / "mixture" / "mnist_mixture.safetensors",)
 GALLERY = ROOT.parent / "assets" / "gallery.npz"  # the app's test digits for Complete (MNIST test set)
 IMAGE_SIZE = rules.IMAGE_SIZE  # the page draws MNIST-size models only
 MAX_SITE_BYTES = 64 * 1024 * 1024  # weights of all models together: a page should load in seconds
@@ -177,12 +177,15 @@ def card(title: str, models: list[dict], app_url: str | None) -> str:
 
 def export_site(checkpoints=None, out: str | Path = "site", app_url: str | None = None,
                 title: str = "rnnviz static explorer") -> dict:
-    """Write the static site for ``checkpoints`` (default: the shipped LSTM, GRU and RNN) into
+    """Write the static site for ``checkpoints`` (default: the shipped LSTM, GRU and RNN, and the
+    shipped mixture of scan orders when it is there) into
     ``out``. Returns the manifest. Raises SiteError/CheckpointError naming the reason."""
     paths = [Path(p) for p in (checkpoints or DEFAULT_CHECKPOINTS)]
     if not checkpoints and not all(p.is_file() for p in paths):
         raise SiteError(f"the shipped checkpoints are not in {SHIPPED} (an installed package does not carry "
                         "them): name yours with --checkpoint PATH")
+    if not checkpoints:
+        paths += [p for p in DEFAULT_MIXTURES if p.is_file()]
     if app_url is not None and not re.fullmatch(r"https?://[^\s\"'<>]+", app_url):
         raise SiteError(f"--app-url must be an http(s) address, got {app_url[:80]!r}")
     out = Path(out)

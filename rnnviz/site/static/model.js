@@ -11,7 +11,7 @@
 //                         h' = (1 - z) n + z h
 //   RNN:                  h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
 // Layer k+1 reads layer k's h. Sums run in float64 over the exact float32 weights; every gate and
-// state is stored as float32. tests/test_site_math.py checks all of it against rnnviz.sample_traces.
+// state is stored as float32. tests/site/test_math.py checks all of it against rnnviz.sample_traces.
 //
 // Scan orders (ModelConfig.order, rules.json "orders"): a model of another order writes line t of
 // its order at step t ("row" above means that line), pixel j of a line being its j-th pixel in that

@@ -2,7 +2,7 @@
 // (Matsumoto & Nishimura 1998) seeded with the low 32 bits of the seed. torch.rand (float32) keeps
 // the low 24 bits of one 32-bit draw and scales them by 2^-24; torch.randint(high) (high < 2^32)
 // takes one 32-bit draw modulo high. Elements are filled in order, one draw each.
-// tests/test_site_math.py checks these against torch itself.
+// tests/site/test_math.py checks these against torch itself.
 
 const N = 624, M = 397;
 
