@@ -7,8 +7,11 @@ or the playwright package is missing, unless RNNVIZ_REQUIRE_BROWSER is set: then
 an error (``tests.MissingTool``), never a skip (CI installs both: .ci/run).
 """
 
+import functools
+import http.server
 import os
 import shutil
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +22,9 @@ from tests import app as apps
 from tests import tool_missing
 from tests.app import TINY, serving
 
-__all__ = ["ARGS", "CHROMIUM", "ApiRequests", "browser_page", "canvas_rgba", "canvas_urls", "loaded_id",
+__all__ = ["ARGS", "CHROMIUM", "ApiRequests", "browser_page", "canvas_rgba", "canvas_urls", "chromium", "loaded_id",
            "screenshot_folder", "screenshots", "served_explorer", "serving", "sync_api", "tiny_checkpoints",
-           "view_state", "wait_loaded", "wait_step"]
+           "static_site", "view_state", "wait_loaded", "wait_step"]
 
 CHROMIUM = os.environ.get("RNNVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
@@ -58,6 +61,34 @@ def served_explorer(tmp: Path, names=("mnist_lstm", "mnist_gru"), metrics: dict 
             yield url, ex
     finally:
         service.shutdown()
+
+
+@contextmanager
+def chromium():
+    """Debian's Chromium, headless, closed afterwards (for tests that open several pages)."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def static_site(folder: Path):
+    """Serve ``folder`` (a site ``rnnviz.site`` wrote) on a free loopback port; yields its URL."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}/"
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 @contextmanager

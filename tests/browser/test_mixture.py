@@ -3,10 +3,6 @@ picking the mixture (the static page) draw the part the seed picks and show the 
 Mixture.sample_traces draws, in its part's order; "Which order?" shows Mixture.which_order's numbers
 (the app computes them on the server, the static page in model.js, the same OrderChart draws them)."""
 
-import functools
-import http.server
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -14,15 +10,10 @@ import torch
 from rnnviz import ModelConfig, RowModel, save_checkpoint
 from rnnviz.mixture import Mixture, load_mixture, save_mixture
 from rnnviz.site import export_site
-from tests.browser import ARGS, CHROMIUM, serving, sync_api
+from tests.browser import chromium, serving, static_site
 
 ORDERS = ("rows", "cols", "rows_bu_rl")
 SEED, DIGIT = 5, 3
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +37,10 @@ def hosts(tmp_path_factory):
     mix_path = save_mixture(ckpts / "mixture" / "tiny_mixture.safetensors",
                             Mixture(parts, [f"tiny_{o}" for o in ORDERS]))
     export_site(sorted(ckpts.glob("*.safetensors")) + [mix_path], tmp / "site")
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp / "site")))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
     ex = Explorer(ckpts, tmp / "runs", training=TrainingService(tmp / "runs", enabled=False,
                                                                 disabled_reason="off in this test"))
-    try:
-        with serving(ex) as app_url:
-            yield app_url, f"http://127.0.0.1:{srv.server_port}/", load_mixture(mix_path)
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with static_site(tmp / "site") as site_url, serving(ex) as app_url:
+        yield app_url, site_url, load_mixture(mix_path)
 
 
 def check_orders(shown: dict, mixture: Mixture, image: np.ndarray, drew: int):
@@ -73,43 +58,40 @@ def test_both_hosts_sample_the_mixture_and_say_which_order(hosts):
     app_url, site_url, mixture = hosts
     k, (want,) = mixture.sample_traces(1, y=DIGIT, seed=SEED)
     assert k == mixture.choose_part(SEED)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            errors = []
-            site = browser.new_page(viewport={"width": 1400, "height": 1400})
-            site.on("pageerror", lambda e: errors.append(str(e)))
-            site.goto(f"{site_url}?model=tiny_mixture&seed={SEED}&digit={DIGIT}")
-            site.wait_for_selector("body[data-ready='1']")
-            st = site.evaluate("window.rnnviz.state()")
-            assert st["drew"] == {"mixture": "tiny_mixture", "part": k}
-            np.testing.assert_array_equal(np.array(st["image"], np.uint8), want.image)
-            assert st["order"] == ORDERS[k]
-            assert f"drew part {k + 1} of 3" in site.inner_text("#gen_summary")
-            shown = site.evaluate("window.rnnviz.showOrders()")
-            check_orders(shown, mixture, want.image, k)
-            assert site.is_visible("#orders") and site.locator("#orders canvas.rv-orders-map").count() == 3
+    with chromium() as browser:
+        errors = []
+        site = browser.new_page(viewport={"width": 1400, "height": 1400})
+        site.on("pageerror", lambda e: errors.append(str(e)))
+        site.goto(f"{site_url}?model=tiny_mixture&seed={SEED}&digit={DIGIT}")
+        site.wait_for_selector("body[data-ready='1']")
+        st = site.evaluate("window.rnnviz.state()")
+        assert st["drew"] == {"mixture": "tiny_mixture", "part": k}
+        np.testing.assert_array_equal(np.array(st["image"], np.uint8), want.image)
+        assert st["order"] == ORDERS[k]
+        assert f"drew part {k + 1} of 3" in site.inner_text("#gen_summary")
+        shown = site.evaluate("window.rnnviz.showOrders()")
+        check_orders(shown, mixture, want.image, k)
+        assert site.is_visible("#orders") and site.locator("#orders canvas.rv-orders-map").count() == 3
 
-            app = browser.new_page(viewport={"width": 1400, "height": 1400})
-            app.on("pageerror", lambda e: errors.append(str(e)))
-            app.goto(app_url)
-            app.wait_for_selector("#gen_view [data-loaded]")
-            app.locator("#digit label").filter(has_text=str(DIGIT)).first.click()
-            app.wait_for_timeout(300)
-            before = app.evaluate("window.rnnviz.state('gen').id")
-            app.fill("#seed input", str(SEED))
-            app.dispatch_event("#seed input", "change")
-            app.click("#mixture_sample")
-            app.wait_for_function(f"(window.rnnviz.state('gen') || {{}}).label === {DIGIT} && "
-                                  f"window.rnnviz.state('gen').id !== {before} && "
-                                  f"window.rnnviz.state('gen').order === '{ORDERS[k]}'")
-            st = app.evaluate("window.rnnviz.state('gen')")
-            np.testing.assert_array_equal(np.array(st["image"], np.uint8), want.image)
-            app.wait_for_function(f"document.querySelector('#checkpoint input').value.startsWith('tiny_{ORDERS[k]}')")
-            assert f"part {k + 1} of 3" in app.inner_text("#gen_summary")
-            app.click("#which_order")
-            app.wait_for_function("(window.rnnviz.state('orders') || {}).parts")
-            check_orders(app.evaluate("window.rnnviz.state('orders')"), mixture, want.image, k)
-            assert errors == []
-        finally:
-            browser.close()
+        app = browser.new_page(viewport={"width": 1400, "height": 1400})
+        app.on("pageerror", lambda e: errors.append(str(e)))
+        app.goto(app_url)
+        app.wait_for_selector("#gen_view [data-loaded]")
+        app.locator("#digit label").filter(has_text=str(DIGIT)).first.click()
+        app.wait_for_timeout(300)
+        before = app.evaluate("window.rnnviz.state('gen').id")
+        app.fill("#seed input", str(SEED))
+        app.dispatch_event("#seed input", "change")
+        app.click("#mixture_sample")
+        app.wait_for_function(f"(window.rnnviz.state('gen') || {{}}).label === {DIGIT} && "
+                              f"window.rnnviz.state('gen').id !== {before} && "
+                              f"window.rnnviz.state('gen').order === '{ORDERS[k]}'")
+        st = app.evaluate("window.rnnviz.state('gen')")
+        np.testing.assert_array_equal(np.array(st["image"], np.uint8), want.image)
+        app.wait_for_function(f"document.querySelector('#checkpoint input').value.startsWith('tiny_{ORDERS[k]}')")
+        assert f"part {k + 1} of 3" in app.inner_text("#gen_summary")
+        app.click("#which_order")
+        app.wait_for_function("(window.rnnviz.state('orders') || {}).parts")
+        check_orders(app.evaluate("window.rnnviz.state('orders')"), mixture, want.image, k)
+        assert errors == []
+

@@ -5,9 +5,6 @@ and no request to any other origin.
 The page must draw exactly what Python draws for the same model, digit, seed and temperature.
 """
 
-import functools
-import http.server
-import threading
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -18,15 +15,10 @@ import torch
 from rnnviz import ModelConfig, RowModel, load_checkpoint, sample_traces, save_checkpoint
 from rnnviz.site import DEFAULT_CHECKPOINTS, export_site
 from tests import ROOT
-from tests.browser import ARGS, CHROMIUM, sync_api  # skips without chromium/playwright (unless required)
+from tests.browser import ARGS, CHROMIUM, static_site, sync_api  # skips without chromium/playwright (unless required)
 
 pytestmark = pytest.mark.skipif(not all(p.exists() for p in DEFAULT_CHECKPOINTS),
                                 reason="the shipped checkpoints are not here")
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +38,8 @@ def site(tmp_path_factory, extra):
     """The default site (shipped LSTM, GRU, RNN) plus the two tiny models, served on loopback."""
     out = tmp_path_factory.mktemp("site") / "out"
     export_site([*DEFAULT_CHECKPOINTS, *extra.values()], out, app_url="https://example.org/rnnviz")
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}/"
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with static_site(out) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

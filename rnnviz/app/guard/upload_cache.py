@@ -12,19 +12,23 @@ from .base import (MAX_UPLOAD_CACHE, MAX_UPLOAD_CACHE_PER_CLIENT, MAX_UPLOAD_FIL
                    UPLOAD_GRACE, Refused, busy)
 
 
+def cached_files(blocks) -> list[tuple[str, os.stat_result]]:
+    """(path, stat) of every visitor upload in Gradio's cache; a file gone from the disk leaves the
+    cache's set."""
+    out = []
+    for name in list(getattr(blocks, "upload_file_set", ())):
+        try:
+            out.append((name, os.stat(name)))
+        except OSError:
+            blocks.upload_file_set.discard(name)
+    return out
+
+
 def trim_uploads(blocks, max_bytes: int = MAX_UPLOAD_CACHE, keep=None) -> list[str]:
     """Remove the oldest visitor uploads in Gradio's cache beyond ``max_bytes`` in all (files
     that no handler has taken are otherwise only removed by age, by ``delete_cache``); files for
     which ``keep(path)`` is true stay."""
-    files = []
-    for name in list(getattr(blocks, "upload_file_set", ())):
-        try:
-            st = os.stat(name)
-        except OSError:
-            blocks.upload_file_set.discard(name)
-            continue
-        files.append((st.st_mtime_ns, st.st_size, name))
-    files.sort(reverse=True)  # newest first
+    files = sorted(((st.st_mtime_ns, st.st_size, name) for name, st in cached_files(blocks)), reverse=True)  # newest first
     total, removed = 0, []
     for _, size, name in files:
         total += size
@@ -61,13 +65,7 @@ class UploadCache:
     def _files(self, blocks) -> list[tuple[float, int, str, str]]:
         """(time, size, path, client) of every upload in the cache, oldest first."""
         out = []
-        for path in list(getattr(blocks, "upload_file_set", ())):
-            try:
-                st = os.stat(path)
-            except OSError:
-                blocks.upload_file_set.discard(path)
-                self._owner.pop(path, None)
-                continue
+        for path, st in cached_files(blocks):
             client, t = self._owner.get(path, ("unknown", st.st_mtime))
             out.append((t, st.st_size, path, client))
         for path in [p for p in self._owner if p not in getattr(blocks, "upload_file_set", ())]:
