@@ -28,7 +28,8 @@ from ..site import STATIC
 from ..wire import encode_trace
 from .components import Number, session_id
 from .inputs import InputError
-from .operations import Explorer, ViewState
+from .operations import Explorer
+from .sessions import ViewState
 
 # gr.set_static_paths serves the modules here (ui.build_app); gradio.js imports the rest relative to itself
 MODULES = Path(STATIC).resolve()

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from rnnviz.app import inputs
-from rnnviz.app.operations import Explorer, Sessions
+from rnnviz.app.operations import Explorer
+from rnnviz.app.sessions import Sessions
 from rnnviz.app.training import TrainingService
 from tests import FIXTURE
 

@@ -17,7 +17,7 @@ job names them by ``id``. One ASGI middleware, ``RequestGuard``, sits before all
 - a job request is mapped to its function and to one value per input whatever the route
   (``parse_job``): unknown endpoints, unknown keys, a wrong number of values, a queued function
   called past the queue (``/run/``), functions that have no server side (JavaScript only, unload)
-  are refused; each value is checked against its component (``_check_field``): a Radio or Dropdown
+  are refused; each value is checked against its component (``values.check_field``): a Radio or Dropdown
   string over ``MAX_CHOICE`` characters, any string over ``MAX_TEXT``, an integer of more than
   ``MAX_DIGITS`` digits, a value of a type the component cannot take, a file that is a URL or lies
   outside Gradio's upload folder, or lacks its ``meta``; a select event without its event data;
@@ -48,7 +48,8 @@ into 400, so a 500 always means a fault of the server. ``cache_sweep`` says how 
 cache is swept by age.
 
 The guard is a package: ``base`` (the bounds, ``Settings``, ``Refused``, ``client_key``), ``checks``
-(JSON, routes, jobs and their values, ``FileBudget``), ``fairness`` (pending counts and the queue
+(JSON, routes, jobs), ``values`` (each value against its component, ``FileBudget``), ``slots`` (fair
+slots for the listeners answered outside the queue), ``fairness`` (pending counts and the queue
 picker), ``upload_cache`` (``UploadCache``), ``blobs`` (``BlobStore``) and ``request_guard``
 (``RequestGuard``). Everything is imported from here (``from rnnviz.app.guard import ...``); a bound
 is read where it is used, so a test that changes one patches that module (e.g.
@@ -57,7 +58,7 @@ is read where it is used, so a test that changes one patches that module (e.g.
 
 from __future__ import annotations
 
-from . import base, blobs, checks, fairness, request_guard, upload_cache
+from . import base, blobs, checks, fairness, request_guard, slots, upload_cache, values
 from .base import (API, BLOB_FIELDS, BLOB_GRACE, BUSY_DELAY, CACHE_SWEEP, CALL_KEYS, DRAWING_KEYS, FILE_KEYS, FILE_META,
                    JOB_KEYS, MAX_BLOB_BYTES, MAX_BLOB_MEMORY, MAX_BLOBS, MAX_BLOBS_PER_CLIENT, MAX_BODY, MAX_CHOICE,
                    MAX_DEPTH, MAX_DIGITS, MAX_FILES, MAX_ID, MAX_LAYERS, MAX_PENDING, MAX_PENDING_PER_ENDPOINT,
@@ -66,12 +67,12 @@ from .base import (API, BLOB_FIELDS, BLOB_GRACE, BUSY_DELAY, CACHE_SWEEP, CALL_K
                    UPLOAD_GRACE, URL_PREFIXES, Refused, Settings, busy, cache_sweep, client_key, configure,
                    request_client)
 from .blobs import BlobStore, read_blob_form
-from .checks import (SCALAR, FileBudget, Job, Route, check_job, check_request, image_pixels, json_depth, parse_job,
-                     parse_json, route_of, upload_folder)
+from .checks import Job, Route, check_job, check_request, json_depth, parse_job, parse_json, route_of
 from .fairness import (BACKLOG, NEW_SESSION_BURST, NEW_SESSION_RATE, QUIET, RECENT, Pending, check_fairness,
                        fair_get_events, install_fair_queue, pending_jobs, take_new_session)
 from .request_guard import RequestGuard, middleware
 from .upload_cache import UploadCache, trim_uploads
+from .values import SCALAR, FileBudget, image_pixels, upload_folder
 
 __all__ = ["API", "BACKLOG", "base", "BLOB_FIELDS", "BLOB_GRACE", "blobs", "BlobStore", "busy", "BUSY_DELAY",
            "CACHE_SWEEP", "cache_sweep", "CALL_KEYS", "check_fairness", "check_job", "check_request", "checks",
@@ -83,5 +84,5 @@ __all__ = ["API", "BACKLOG", "base", "BLOB_FIELDS", "BLOB_GRACE", "blobs", "Blob
            "MAX_UPLOAD_FILES_PER_CLIENT", "MAX_UPLOADS_IN_FLIGHT", "middleware", "NEW_SESSION_BURST",
            "NEW_SESSION_RATE", "parse_job", "parse_json", "Pending", "pending_jobs", "QUIET", "read_blob_form",
            "RECENT", "Refused", "request_client", "request_guard", "RequestGuard", "Route", "route_of", "SCALAR",
-           "SETTINGS", "Settings", "take_new_session", "trim_uploads", "upload_cache", "upload_folder",
-           "UPLOAD_GRACE", "UploadCache", "URL_PREFIXES"]
+           "SETTINGS", "Settings", "slots", "take_new_session", "trim_uploads", "upload_cache", "upload_folder",
+           "UPLOAD_GRACE", "UploadCache", "URL_PREFIXES", "values"]

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 from .base import (BLOB_FIELDS, BLOB_GRACE, MAX_BLOB_BYTES, MAX_BLOB_MEMORY, MAX_BLOBS, MAX_BLOBS_PER_CLIENT, Refused,
                    busy)
-from .checks import FileBudget
+from .values import FileBudget
 
 
 class BlobStore:

@@ -13,7 +13,8 @@ import gradio as gr
 from .base import (BLOB_FIELDS, BUSY_DELAY, MAX_BLOB_BYTES, MAX_BODY, MAX_ID, MAX_LAYERS, MAX_REQUEST_PIXELS,
                    Refused, busy, scope_client)
 from .blobs import BlobStore, read_blob_form
-from .checks import Route, check_job, image_pixels, parse_job, parse_json, route_of
+from .checks import Route, check_job, parse_job, parse_json, route_of
+from .values import image_pixels
 from .fairness import NEW_SESSION_RATE, Pending, check_fairness, install_fair_queue, take_new_session
 from .upload_cache import UploadCache
 
