@@ -31,13 +31,14 @@ FOLDER = "mixture"  # beside the shipped checkpoints: the model list (single mod
 
 
 class Mixtures:
-    """The first mixture file in ``folder`` (sorted by name), loaded on first use and kept."""
+    """The first mixture file in ``folder`` (sorted by name), loaded on first use and kept while the
+    file stays the same (a file added, replaced or removed is seen on the next use)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self._lock = threading.Lock()
-        self._loaded: tuple[str, Mixture] | None = None
-        self._problem: str | None = None
+        self._key: tuple | None = None  # (path, mtime, size) of what was read, or ("none",)
+        self._got: tuple[str, Mixture] | str = ""  # (name, mixture), or why there is none
 
     def path(self) -> Path | None:
         files = sorted(self.folder.glob("*.safetensors")) if self.folder.is_dir() else []
@@ -49,21 +50,28 @@ class Mixtures:
 
     def get(self) -> tuple[str, Mixture]:
         """(name, mixture); InputError says why there is none."""
+        path = self.path()
+        try:
+            st = path.stat() if path else None
+        except OSError:
+            path = st = None
+        key = (str(path), st.st_mtime_ns, st.st_size) if st else ("none",)
         with self._lock:
-            if self._loaded is None and self._problem is None:
-                path = self.path()
-                if path is None:
-                    self._problem = (f"no mixture of scan orders in {self.folder}/: build one with python -m "
-                                     "rnnviz.mixture --part A.safetensors --part B.safetensors --out "
-                                     f"{self.folder}/mnist_mixture.safetensors")
-                else:
-                    try:
-                        self._loaded = (path.stem, load_mixture(path, APP_LIMITS))
-                    except CheckpointError as e:
-                        self._problem = f"the mixture file could not be read: {e}"
-            if self._loaded is None:
-                raise InputError(self._problem)
-            return self._loaded
+            if key != self._key:
+                self._got = self._read(path) if st else (
+                    f"no mixture of scan orders in {self.folder}/: build one with python -m rnnviz.mixture "
+                    f"--part A.safetensors --part B.safetensors --out {self.folder}/mnist_mixture.safetensors")
+                self._key = key
+            if isinstance(self._got, str):
+                raise InputError(self._got)
+            return self._got
+
+    @staticmethod
+    def _read(path: Path) -> tuple[str, Mixture] | str:
+        try:
+            return path.stem, load_mixture(path, APP_LIMITS)
+        except CheckpointError as e:
+            return f"the mixture file could not be read: {e}"
 
     def describe(self) -> str:
         """One line: what the mixture is (or why there is none)."""

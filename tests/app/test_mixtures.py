@@ -85,3 +85,17 @@ def test_no_mixture_or_a_malformed_one_says_why(folder, tmp_path):
     for _ in range(2):  # said again, not retried into a crash
         with pytest.raises(InputError, match="the mixture file could not be read"):
             broken.which_order(np.zeros((28, 28), np.uint8))
+
+
+def test_a_mixture_added_later_is_found(folder, tmp_path):
+    """The folder is read again when its file changes: a mixture copied in after the explorer
+    started is used, without a restart."""
+    import shutil
+
+    late = Explorer(tmp_path / "late", runs_dir=tmp_path / "runs3")
+    with pytest.raises(InputError, match="no mixture of scan orders"):
+        late.sample_mixture("any", 1.0, 0)
+    (tmp_path / "late" / "mixture").mkdir(parents=True)
+    shutil.copy(folder / "mixture" / "tiny_mixture.safetensors", tmp_path / "late" / "mixture")
+    summary, k, _, traces, _ = late.sample_mixture("any", 1.0, 0)
+    assert "tiny_mixture" in summary and traces[0].order == ORDERS[k]

@@ -69,8 +69,10 @@ def test_both_hosts_sample_the_mixture_and_say_which_order(hosts):
         np.testing.assert_array_equal(np.array(st["image"], np.uint8), want.image)
         assert st["order"] == ORDERS[k]
         assert f"drew part {k + 1} of 3" in site.inner_text("#gen_summary")
-        shown = site.evaluate("window.rnnviz.showOrders()")
-        check_orders(shown, mixture, want.image, k)
+        site.click("#which_order")  # the button says it is working, then the view shows
+        site.wait_for_function("window.rnnviz.orders() !== null && !document.getElementById('which_order').disabled")
+        assert site.inner_text("#which_order") == "Which order?"
+        check_orders(site.evaluate("window.rnnviz.orders()"), mixture, want.image, k)
         assert site.is_visible("#orders") and site.locator("#orders canvas.rv-orders-map").count() == 3
 
         app = browser.new_page(viewport={"width": 1400, "height": 1400})

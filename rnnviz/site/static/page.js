@@ -148,7 +148,21 @@ const mixtureName = () => [...page.entries.values()].find((e) => e.mixture)?.nam
 async function showOrders() {
   const name = mixtureName();
   if (!name || !page.trace) return;
-  const mix = await model(name), t0 = performance.now();
+  const button = $('which_order'), label = button.textContent;
+  button.disabled = true;  // loading the parts and scoring the digit with each takes a moment
+  button.textContent = page.models.has(name) ? 'Scoring each order\u2026' : 'Loading the orders\u2026';
+  try {
+    await computeOrders(name);
+  } finally {
+    button.disabled = false;
+    button.textContent = label;
+  }
+}
+
+async function computeOrders(name) {
+  const mix = await model(name);
+  await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));  // paint the button first
+  const t0 = performance.now();
   const data = whichOrder(mix.parts, page.trace.image);
   data.height = page.trace.height; data.width = page.trace.width;
   data.drew = page.drew && page.drew.mixture === name ? page.drew.part : null;
