@@ -68,7 +68,7 @@ def test_curve_rows_downsample_train_loss_and_keep_every_test_point():
     assert later == rows  # every expected series has points: nothing added
     assert set(train_tab.expected_series(100)) == set(train_tab.SERIES_COLOURS)
     assert "test NLL" not in train_tab.expected_series(100, final_eval=False)  # no final score: no legend entry
-    frame = train_tab._curve_frame(first)
+    frame = train_tab.curve_frame(first)
     assert frame["nats"].isna().tolist() == [False, True] and frame["series"].tolist() == ["train loss", "test NLL"]
 
 

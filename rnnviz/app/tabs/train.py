@@ -198,7 +198,7 @@ def _notice(ex: Explorer) -> str:
             f"`{tr.runs_folder()}` on the server; the oldest of more than {tr.max_runs} are removed).")
 
 
-def _curve_frame(rows: list[dict]) -> pd.DataFrame:
+def curve_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows as a frame with typed columns (the series column must be text for the legend)."""
     return pd.DataFrame({"step": pd.Series([r["step"] for r in rows], dtype="int64"),
                          "nats": pd.Series([r["nats"] for r in rows], dtype="float64"),  # None: NaN, not drawn
@@ -212,7 +212,7 @@ def _views(ex: Explorer, request) -> tuple:
     tc = ex.training.run.trainer.config
     # the run's metrics log, as TensorBoard and scripts read it
     rows = curve_rows(ex.training.history(), expect=expected_series(tc.val_images, tc.final_eval))
-    frame = _curve_frame(rows) if rows else gr.skip()  # never send an empty frame (see build)
+    frame = curve_frame(rows) if rows else gr.skip()  # never send an empty frame (see build)
     return training_status(snap, info), frame, sample_grid(snap["samples"])
 
 
