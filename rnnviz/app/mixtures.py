@@ -11,14 +11,16 @@ two ways, both in the Generate tab:
 - **Which order?**: for the digit on screen, each part's NLL and its NLL per line of its own order,
   and the posterior over the parts (``Mixture.which_order``).
 
-Nothing here is model math: the mixture's own methods do it. The file is read lazily, once, within
-the explorer's limits; a missing or malformed one makes the buttons say why, and nothing else breaks.
+Nothing here is model math: the mixture's own methods do it. The file is read lazily and again when it
+changes, within the explorer's limits; a missing or malformed one makes the buttons say why, and nothing
+else breaks.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,6 +30,16 @@ from ..rules import ORDER_NAMES
 from .inputs import InputError
 
 FOLDER = "mixture"  # beside the shipped checkpoints: the model list (single models) does not read it
+
+
+class MixtureDraw(NamedTuple):
+    """A digit drawn from the mixture: the summary, the part that wrote it (index, name, config), its traces."""
+
+    summary: str
+    part: int
+    part_name: str
+    config: object
+    traces: list
 
 
 class Mixtures:
@@ -73,24 +85,14 @@ class Mixtures:
         except CheckpointError as e:
             return f"the mixture file could not be read: {e}"
 
-    def describe(self) -> str:
-        """One line: what the mixture is (or why there is none)."""
-        try:
-            name, mix = self.get()
-        except InputError as e:
-            return str(e)
-        orders = sorted(set(mix.orders), key=list(ORDER_NAMES).index)
-        nll = mix.metrics.get("test_nll")
-        return (f"{name}: the exact equal mixture of {len(mix)} models in {len(orders)} scan orders "
-                f"({', '.join(orders)})" + (f", test NLL {float(nll):.2f} nats" if nll is not None else ""))
-
-    def sample(self, y, temperature: float, seed: int) -> tuple[str, int, list]:
-        """(mixture name, the part drawn, its traces): ``Mixture.sample_traces`` of one digit."""
+    def draw(self, y, temperature: float, seed: int) -> MixtureDraw:
+        """One digit of class ``y`` (None: any) from the mixture: ``Mixture.sample_traces``, the part
+        drawn from the seed."""
         name, mix = self.get()
-        if mix.num_classes == 0 and y is not None:
-            raise InputError("the mixture's parts are unconditional: choose digit 'any'")
         k, traces = mix.sample_traces(1, y=y, temperature=temperature, seed=seed)
-        return name, k, traces
+        summary = (f"**{name}** drew part {k + 1} of {len(mix)} from the seed: **{mix.names[k]}**, which writes "
+                   f"{ORDER_NAMES[mix.orders[k]]}.")
+        return MixtureDraw(summary, k, mix.names[k], mix.parts[k].config, traces)
 
     def which_order(self, image: np.ndarray, drew: int | None = None) -> dict:
         """The "which order?" numbers of one binary image, as the page's OrderChart reads them."""
@@ -102,9 +104,3 @@ class Mixtures:
         return {"mixture": name, "nll": got["nll"], "height": H, "width": W, "drew": drew,
                 "parts": [{"name": p["name"], "order": p["order"], "nll": p["nll"], "posterior": p["posterior"],
                            "lineNll": [float(v) for v in p["line_nll"]]} for p in got["parts"]]}
-
-    def part_summary(self, k: int) -> str:
-        name, mix = self.get()
-        order = mix.orders[k]
-        return (f"**{name}** drew part {k + 1} of {len(mix)} from the seed: **{mix.names[k]}**, which writes "
-                f"{ORDER_NAMES[order]}.")

@@ -28,7 +28,7 @@ from ..interventions import VALUE_RANGES, Comparison, RowEdit, intervene, preset
 from ..trace import reconstruct_traces
 from . import inputs
 from .measurements import Analyses, UnitStudies
-from .mixtures import FOLDER as MIXTURE_FOLDER, Mixtures
+from .mixtures import FOLDER as MIXTURE_FOLDER, MixtureDraw, Mixtures
 from .registry import Entry, Registry
 from .sessions import Sessions
 from .training import TrainingService
@@ -118,16 +118,15 @@ class Explorer:
         return entry, sample_traces(model, n=n, y=y, temperature=t, seed=s), notes
 
     # the mixture of scan orders (mixtures.Mixtures)
-    def sample_mixture(self, digit, temperature, seed) -> tuple[str, int, str | None, list[Trace], list[str]]:
-        """One digit from the mixture: (summary, the part drawn, the model list's key of that part when
-        it is listed with the same config, else None, its traces, notes). InputError says why not."""
-        name, mix = self.mixtures.get()
-        y = inputs.digit(digit, mix.num_classes)
+    def sample_mixture(self, digit, temperature, seed) -> tuple[MixtureDraw, str | None, list[str]]:
+        """One digit from the mixture: (the draw, the model list's key of the part that wrote it when
+        that part is listed with the same config, else None, notes). InputError says why not."""
+        y = inputs.digit(digit, self.mixtures.get()[1].num_classes)
         t, s, notes = inputs.sampling(temperature, seed)
-        _, k, traces = self.mixtures.sample(y, t, s)
-        part = mix.parts[k].config
-        key = next((e.key for e in self.registry.entries() if e.name == mix.names[k] and e.config == part), None)
-        return self.mixtures.part_summary(k), k, key, traces, notes
+        draw = self.mixtures.draw(y, t, s)
+        key = next((e.key for e in self.registry.entries() if e.name == draw.part_name and e.config == draw.config),
+                   None)
+        return draw, key, notes
 
     def which_order(self, image: np.ndarray, drew: int | None = None) -> dict:
         """Each part of the mixture on one binary image (H, W): its NLL per line of its own order."""

@@ -40,7 +40,8 @@ def test_sample_is_the_mixtures_draw_and_names_the_listed_part(ex):
     mix = ex.mixtures.get()[1]
     drawn = set()
     for seed in range(12):
-        summary, k, key, traces, notes = ex.sample_mixture("3", 1.0, seed)
+        draw, key, notes = ex.sample_mixture("3", 1.0, seed)
+        summary, k, traces = draw.summary, draw.part, draw.traces
         want_k, want = mix.sample_traces(1, y=3, seed=seed)
         assert k == want_k == mix.choose_part(seed) and notes == []
         np.testing.assert_array_equal(traces[0].image, want[0].image)
@@ -68,7 +69,7 @@ def test_which_order_is_the_mixtures(ex):
 def test_bad_input_is_a_message(ex):
     with pytest.raises(InputError, match="digit"):
         ex.sample_mixture("eleven", 1.0, 0)
-    _, _, _, _, notes = ex.sample_mixture("any", 9.0, 0)  # the temperature is clamped, with a note
+    _, _, notes = ex.sample_mixture("any", 9.0, 0)  # the temperature is clamped, with a note
     assert notes and "temperature" in notes[0]
 
 
@@ -97,5 +98,5 @@ def test_a_mixture_added_later_is_found(folder, tmp_path):
         late.sample_mixture("any", 1.0, 0)
     (tmp_path / "late" / "mixture").mkdir(parents=True)
     shutil.copy(folder / "mixture" / "tiny_mixture.safetensors", tmp_path / "late" / "mixture")
-    summary, k, _, traces, _ = late.sample_mixture("any", 1.0, 0)
-    assert "tiny_mixture" in summary and traces[0].order == ORDERS[k]
+    draw, _, _ = late.sample_mixture("any", 1.0, 0)
+    assert "tiny_mixture" in draw.summary and draw.traces[0].order == ORDERS[draw.part]

@@ -116,13 +116,13 @@ def with_notes(summary: str, notes) -> str:
 def sample_mixture(h: Handle, digit, temperature, seed, request) -> list:
     """One digit from the mixture of scan orders: the seed draws the part that writes it. The page's
     model becomes that part when it is in the model list (every tab then goes on with it)."""
-    summary, k, key, traces, notes = h.ex.sample_mixture(digit, temperature, seed)
+    draw, key, notes = h.ex.sample_mixture(digit, temperature, seed)
     warn(notes)
-    name = h.ex.mixtures.get()[1].names[k]
-    out = h.view.load(request, traces[0], name, key=key)
-    h.view.view(request).mixture_part = k
+    trace = draw.traces[0]
+    out = h.view.load(request, trace, draw.part_name, key=key)
+    h.view.view(request).mixture_part = draw.part
     return [gr.Dropdown(value=key) if key else gr.skip()] + \
-        [with_notes(summary + " " + cards.trace_summary(traces[0], name), notes)] + out
+        [with_notes(draw.summary + " " + cards.trace_summary(trace, draw.part_name), notes)] + out
 
 
 def which_order(h: Handle, request) -> list:
@@ -170,15 +170,22 @@ def link_view(h: Handle, key, digit, temperature, seed, t) -> links.View:
 def wire(h: Handle, tab=None):
     slots = FairSlots(SLOTS)
 
-    def fair(run, *args):
-        """``run(*args)`` in a fair slot; an InputError or a busy refusal becomes the visitor's message."""
+    def answer(run, *args):
+        """``run(*args)``; an InputError or a busy refusal becomes the visitor's message."""
         try:
-            with slots.slot(request_client(args[-1])):
-                return run(*args)
+            return run(*args)
         except InputError as e:
             raise message(str(e)) from None
         except Refused as e:
             raise message(e.message) from None
+
+    def in_slot(run, *args):
+        with slots.slot(request_client(args[-1])):
+            return run(*args)
+
+    def fair(run, *args):
+        """``run(*args)`` in a fair slot (the last argument is the request), answered as ``answer``."""
+        return answer(in_slot, run, *args)
 
     def do_generate(key, d, temp, s, request: gr.Request):
         if not key and h.ex.registry.default_key() is None:  # no checkpoint at all: how to get one, not an error
@@ -220,16 +227,10 @@ def wire(h: Handle, tab=None):
     h.link.wire(lambda *a: link_view(h, *a), ins + [h.view.t], "copy_link", NAME)
 
     def do_mixture(d, temp, s, request: gr.Request):
-        try:
-            return sample_mixture(h, d, temp, s, request)
-        except InputError as e:
-            raise message(str(e)) from None
+        return answer(sample_mixture, h, d, temp, s, request)
 
     def do_which(request: gr.Request):
-        try:
-            return which_order(h, request)
-        except InputError as e:
-            raise message(str(e)) from None
+        return answer(which_order, h, request)
 
     h.mixture.click(do_mixture, [h.digit, h.temperature, h.seed], [h.ckpt] + h.outputs, api_name="sample_mixture",
                     concurrency_limit=2, show_progress="minimal")
