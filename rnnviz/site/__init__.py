@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import rules
 from ..checkpoint import CheckpointError, load_state, parameter_count, read_metadata
+from ..mixture import is_mixture_file, load_mixture, read_mixture_metadata
 from ..model import CELLS
 from .about import about_page
 
@@ -61,10 +62,11 @@ def site_problem(config) -> str | None:
     return None
 
 
-def model_name(path: Path) -> str:
-    """The model's name in the page and the URL: the file stem, letters, digits, '-' and '_' only."""
+def model_name(path: Path, fallback: str = "model") -> str:
+    """The model's name in the page and the URL: the file stem (or a mixture part's name, given as
+    ``Path(name)``), letters, digits, '-' and '_' only, at most 40 characters."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", path.name.removesuffix(".safetensors")).strip("_-")[:40]
-    return name or "model"
+    return name or fallback
 
 
 def _metrics(metrics: dict) -> dict:
@@ -123,8 +125,6 @@ def export_mixture(path: str | Path) -> tuple[dict, list[tuple[str, bytes]]]:
     """(manifest entry, [(file, bytes)] one per part) for the mixture file at ``path``
     (``rnnviz.mixture``): the entry has ``mixture: true`` and ``parts``, each part an entry like a
     model's (``models/<name>.<k>.bin``). Checked from the header first, as a model is."""
-    from ..mixture import load_mixture, read_mixture_metadata  # the mixture module is only needed here
-
     path = Path(path)
     meta = read_mixture_metadata(path)
     for k, config in enumerate(meta.configs):
@@ -136,7 +136,7 @@ def export_mixture(path: str | Path) -> tuple[dict, list[tuple[str, bytes]]]:
     for k, (part, pname, pm) in enumerate(zip(mixture.parts, mixture.names, mixture.part_metrics)):
         tensors, data = _pack(part, f"{path} (part {k})")
         file = f"models/{name}.{k}.bin"
-        parts.append({"name": re.sub(r"[^A-Za-z0-9_.-]", "_", pname)[:64] or f"part{k}", "file": file,
+        parts.append({"name": model_name(Path(pname), f"part{k}"), "file": file,
                       "bytes": len(data), "config": part.config.to_dict(), "metrics": _metrics(pm),
                       "tensors": tensors})
         files.append((file, data))
@@ -146,8 +146,6 @@ def export_mixture(path: str | Path) -> tuple[dict, list[tuple[str, bytes]]]:
 
 
 def _export(path: Path) -> tuple[dict, list[tuple[str, bytes]]]:
-    from ..mixture import is_mixture_file
-
     if is_mixture_file(path):
         return export_mixture(path)
     entry, data = export_model(path)
