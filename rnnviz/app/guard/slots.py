@@ -40,7 +40,6 @@ class FairSlots:
         self._waiting: list[tuple[str, int]] = []  # (client, ticket) in arrival order
         self._served: dict[str, float] = {}  # client -> when its last call started
         self._tickets = itertools.count()
-        self.started: list[str] = []  # the clients in the order their calls started (the last 256; tests)
 
     def _next(self) -> int | None:
         """The ticket that runs next: among the clients under their share, the one served least
@@ -72,7 +71,6 @@ class FairSlots:
             self._running += 1
             self._by_client[client] = self._by_client.get(client, 0) + 1
             self._served[client] = time.monotonic()
-            self.started = (self.started + [client])[-256:]
             if len(self._served) > 4096:  # forget the clients served longest ago
                 for old in sorted(self._served, key=self._served.get)[:2048]:
                     del self._served[old]
