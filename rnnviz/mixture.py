@@ -50,6 +50,9 @@ from . import checkpoint as ckpt
 from . import header as hdr
 from .checkpoint import CLI_LIMITS, CheckpointError, Limits
 from .model import ORDER_NAMES, RowModel, Sample, from_order
+from .analysis import marginal_line_nll
+from .probes import as_images
+from .trace import np_order
 from .rules import MIXTURE_PART_STREAM
 
 MIXTURE_FORMAT, MIXTURE_VERSION = "rnnviz-mixture", "1"
@@ -128,7 +131,7 @@ class Mixture(nn.Module):
     def part_log_probs(self, x: Tensor) -> Tensor:
         """log p_k(x) of every part for binary images (B, H, W): (B, K) nats, each part's exact
         marginal over its classes (or its exact likelihood, unconditional)."""
-        x = _images(x)
+        x = as_images(x)
         return torch.stack([p.log_prob(x) for p in self.parts], dim=1)
 
     @torch.no_grad()
@@ -150,7 +153,7 @@ class Mixture(nn.Module):
         is one event for all parts."""
         if not self.num_classes:
             raise ValueError("the mixture's parts are unconditional: they have no classes to score")
-        x = _images(x)
+        x = as_images(x)
         per_part = torch.stack([p.class_log_likelihoods(x, rows) for p in self.parts], dim=0)  # (K, B, C)
         return torch.logsumexp(per_part, dim=0) - math.log(len(self.parts))
 
@@ -162,10 +165,7 @@ class Mixture(nn.Module):
 
         Returns {"nll": mixture NLL, "parts": [{"name", "order", "nll", "line_nll" (H,) in the
         part's order, "line_pixels" (H, H, W) bool: the pixels of each line, "posterior"}]}."""
-        from .analysis import marginal_line_nll
-        from .trace import _np_order
-
-        x = _images(image)
+        x = as_images(image)
         if x.shape[0] != 1:
             raise ValueError(f"give one image (H, W), got {x.shape[0]}")
         lp = self.part_log_probs(x)[0].double()
@@ -176,7 +176,7 @@ class Mixture(nn.Module):
         for k, (name, part) in enumerate(zip(self.names, self.parts)):
             lines = marginal_line_nll(part, x)[0]
             parts.append({"name": name, "order": part.config.order, "nll": float(-lp[k]), "line_nll": lines,
-                          "line_pixels": _np_order(eye, part.config.order, from_order),
+                          "line_pixels": np_order(eye, part.config.order, from_order),
                           "posterior": float(post[k])})
         return {"nll": float(-combine(lp[None])[0]), "parts": parts}
 
@@ -214,11 +214,6 @@ class Mixture(nn.Module):
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(self.parts):
             raise ValueError(f"part must be an integer in [0, {len(self.parts) - 1}], got {part!r}")
         return k
-
-
-def _images(x) -> Tensor:
-    x = torch.as_tensor(x).float()
-    return x[None] if x.dim() == 2 else x
 
 
 def combine(part_log_probs: Tensor) -> Tensor:

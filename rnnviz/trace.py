@@ -64,11 +64,11 @@ class Trace:
     def lines(self, a: np.ndarray) -> np.ndarray:
         """An image-shaped array (..., H, W) as the model's lines: ``lines(a)[t]`` is line t (step t),
         its pixels in the order they were written. ``lines(self.image)[t]`` is what step t wrote."""
-        return _np_order(a, self.order, to_order)
+        return np_order(a, self.order, to_order)
 
     def from_lines(self, a: np.ndarray) -> np.ndarray:
         """Lines (..., H, W) in the model's order back to an image as seen (undoes ``lines``)."""
-        return _np_order(a, self.order, from_order)
+        return np_order(a, self.order, from_order)
 
     def line_mask(self, step: int) -> np.ndarray:
         """(H, W) bool: the pixels of the image that step ``step`` writes (row ``step`` for "rows",
@@ -79,7 +79,7 @@ class Trace:
         return self.from_lines(mask)
 
 
-def _np_order(a, order: str, fn) -> np.ndarray:
+def np_order(a, order: str, fn) -> np.ndarray:
     """``to_order`` / ``from_order`` on a NumPy array (a copy, contiguous)."""
     a = np.asarray(a)
     if order == "rows":
